@@ -1,0 +1,41 @@
+# dunscan: every entry point a developer or CI needs. `make run` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+export DUNSCAN_DATA_DIR ?= $(abspath ../shared/data)
+
+.PHONY: install run test lint eval train bench clean
+
+# The venv is rebuilt only when the dependency declarations change.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/gunicorn --config service/gunicorn_conf.py --bind $(HOST):$(PORT) 'service:create_app()'
+
+test: $(STAMP)
+	$(BIN)/ruff check service model tests
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check service model tests
+
+train: $(STAMP)
+	$(BIN)/python -m model.train
+
+eval: $(STAMP)
+	$(BIN)/python -m model.evaluate
+
+bench: $(STAMP)
+	$(BIN)/python -m model.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

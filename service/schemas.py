@@ -1,0 +1,98 @@
+"""The contracts of DESIGN.md as typed models: a record goes in, a verdict comes out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter
+
+CATEGORIES: tuple[str, ...] = ("scam", "abusive", "legit", "other")
+Category = Literal["scam", "abusive", "legit", "other"]
+Level = Literal["high", "medium", "low"]
+Lang = Literal["zh", "en"]
+
+
+class _Record(BaseModel):
+    # Unknown fields are ignored (clients send extras); wrong types are rejected.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: StrictStr | StrictInt | None = None
+    sender: StrictStr | None = None
+    received_at: datetime | None = None
+
+
+class SmsRecord(_Record):
+    kind: Literal["sms"] = "sms"
+    text: StrictStr
+
+
+class CallRecord(_Record):
+    kind: Literal["call"]
+    sender: StrictStr
+    duration_s: Annotated[StrictInt, Field(ge=0)] | None = None
+    direction: Literal["incoming", "outgoing", "missed"] | None = None
+    # A call may carry a transcript or a note; the verdict works without it.
+    text: StrictStr | None = None
+
+
+Record = Annotated[SmsRecord | CallRecord, Field(discriminator="kind")]
+_record_adapter: TypeAdapter[SmsRecord | CallRecord] = TypeAdapter(Record)
+
+
+def parse_record(data: Any) -> SmsRecord | CallRecord:
+    """Validate one input record; `kind` defaults to `sms` when absent.
+
+    Raises pydantic.ValidationError on wrong types or missing fields.
+    """
+    if isinstance(data, dict) and "kind" not in data:
+        data = {**data, "kind": "sms"}
+    return _record_adapter.validate_python(data)
+
+
+class SenderInfo(BaseModel):
+    raw: str
+    normalized: str | None
+    type: str
+    brand: str | None = None
+    official: bool = False
+    detail: str | None = None
+    region: str | None = None
+
+
+class ClaimedBrand(BaseModel):
+    brand: str
+    name: str
+    official_numbers: list[str]
+    official_verified: bool = True
+    app: str | None = None
+
+
+class Signal(BaseModel):
+    """One piece of evidence. `span` indexes the ORIGINAL text the person received."""
+
+    id: str
+    source: Literal["rule", "numbers", "model"]
+    category: Category | None = None
+    weight: float | None = None
+    evidence: str | None = None
+    span: tuple[int, int] | None = None
+    explanation: str | None = None
+    explanation_en: str | None = None
+    score: float | None = None
+    fail_closed: bool = False
+    absent: bool | None = None
+
+
+class Verdict(BaseModel):
+    kind: Literal["sms", "call"] = "sms"
+    risk: Annotated[float, Field(ge=0.0, le=1.0)]
+    level: Level
+    category: Category
+    sender: SenderInfo | None = None
+    claimed_brands: list[ClaimedBrand] = []
+    signals: list[Signal] = []
+    advice: list[str] = []
+    model_version: str | None = None
+    rules_version: str
+    id: str | int | None = None
