@@ -1,0 +1,62 @@
+"""A short, human-readable summary of a verdict: what a phone shows in a dialog or notification."""
+
+from __future__ import annotations
+
+from service.schemas import Lang, Verdict
+
+_CATEGORY = {
+    "zh": {
+        "scam": "疑似诈骗",
+        "abusive": "违规催收",
+        "legit": "正常提醒",
+        "other": "未见催收诈骗特征",
+    },
+    "en": {
+        "scam": "likely a scam",
+        "abusive": "abusive collection",
+        "legit": "looks genuine",
+        "other": "no sign of a collection scam",
+    },
+}
+_LEVEL = {
+    "zh": {"high": "高风险", "medium": "中风险", "low": "低风险"},
+    "en": {"high": "HIGH RISK", "medium": "MEDIUM RISK", "low": "LOW RISK"},
+}
+MAX_REASONS = 3
+
+
+def headline(verdict: Verdict, lang: Lang = "zh") -> str:
+    """One line: level, category and risk, e.g. "【高风险·疑似诈骗】风险 97%"."""
+    percent = round(verdict.risk * 100)
+    level = _LEVEL[lang][verdict.level]
+    category = _CATEGORY[lang][verdict.category]
+    if lang == "en":
+        return f"[{level}: {category}] risk {percent}%"
+    return f"【{level}·{category}】风险 {percent}%"
+
+
+def reasons(verdict: Verdict, lang: Lang = "zh", limit: int = MAX_REASONS) -> list[str]:
+    """The strongest evidence as short lines: what was found and why it matters."""
+    lines = []
+    for signal in verdict.signals:
+        explanation = signal.explanation_en if lang == "en" else signal.explanation
+        if signal.source == "model" or not explanation:
+            continue
+        evidence = f"“{signal.evidence}”：" if signal.evidence else ""
+        lines.append(f"{evidence}{explanation}")
+        if len(lines) >= limit:
+            break
+    return lines
+
+
+def summarize(verdict: Verdict, lang: Lang = "zh") -> str:
+    """Headline, up to three reasons, the brand's official contact and the advice."""
+    lines = [headline(verdict, lang)]
+    found = reasons(verdict, lang)
+    if found:
+        lines.append("Why:" if lang == "en" else "依据：")
+        lines.extend(f"- {line}" for line in found)
+    if verdict.advice:
+        lines.append("What to do:" if lang == "en" else "建议：")
+        lines.extend(f"{index}. {line}" for index, line in enumerate(verdict.advice, start=1))
+    return "\n".join(lines)
