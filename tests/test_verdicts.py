@@ -1,0 +1,219 @@
+"""Verdicts per seed platform: genuine reminders pass, impersonations and abuse are caught.
+
+These messages are written by the project for the tests (not taken from any dataset).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from service.pipeline import Analyzer
+from service.schemas import Verdict, parse_record
+
+
+def check(
+    analyzer: Analyzer, text: str | None = None, sender: str | None = None, **extra
+) -> Verdict:
+    data = {"sender": sender, **extra}
+    if text is not None:
+        data["text"] = text
+    return analyzer.check(parse_record(data))
+
+
+def signal_ids(verdict: Verdict) -> set[str]:
+    return {signal.id for signal in verdict.signals}
+
+
+GENUINE = [
+    pytest.param(
+        "95188",
+        "【支付宝】您的花呗11月账单1,286.50元将于11月25日到期，请登录支付宝App按时还款，"
+        "逾期将影响您的信用记录。",
+        "alipay",
+        id="huabei",
+    ),
+    pytest.param(
+        "95118",
+        "【京东金融】尊敬的用户，您的京东白条本期应还款426.30元，还款日为12月1日，"
+        "请打开京东金融App还款。拒收请回复R",
+        "jd",
+        id="jd-baitiao",
+    ),
+    pytest.param(
+        "95730",
+        "【分期乐】您本期账单2,180.00元已到期，请于今日23:59前在分期乐App完成还款，以免产生逾期。",
+        "fenqile",
+        id="fenqile",
+    ),
+    pytest.param(
+        None,
+        "【取呗】您的借款本期应还1,050元，还款日12月5日，请在取呗App内按时还款。退订回T",
+        "qubei",
+        id="qubei-no-sender",
+    ),
+]
+
+
+@pytest.mark.parametrize(("sender", "text", "brand"), GENUINE)
+def test_genuine_reminder_is_not_flagged(analyzer: Analyzer, sender, text, brand) -> None:
+    verdict = check(analyzer, text, sender)
+    assert verdict.category == "legit"
+    assert verdict.level == "low"
+    assert brand in {b.brand for b in verdict.claimed_brands}
+    assert not any(signal.fail_closed for signal in verdict.signals)
+
+
+IMPERSONATIONS = [
+    pytest.param(
+        "+86 171 2345 6789",
+        "【支付宝】您的花呗已严重逾期，账户即将冻结，请立即缴纳解冻费2000元至指定账户，"
+        "详询客服17123456789",
+        "alipay",
+        id="huabei-unfreeze-fee",
+    ),
+    pytest.param(
+        "13912345678",
+        "京东金融客服：您在校期间开通的京东金条属于校园贷，需要注销，否则影响征信，"
+        "请下载腾讯会议共享屏幕配合操作",
+        "jd",
+        id="jd-student-loan-screen-share",
+    ),
+    pytest.param(
+        "0755-95730",
+        "分期乐：您的额度异常，请将资金转入安全账户进行验证，并提供短信验证码给专员。",
+        "fenqile",
+        id="fenqile-safe-account",
+    ),
+    pytest.param(
+        "16512345678",
+        "【取呗】您的借款已逾期，可协商减免，需先支付保证金500元，请加微信 qubei_kf88 办理",
+        "qubei",
+        id="qubei-deposit",
+    ),
+]
+
+
+@pytest.mark.parametrize(("sender", "text", "brand"), IMPERSONATIONS)
+def test_impersonation_is_scam(analyzer: Analyzer, sender, text, brand) -> None:
+    verdict = check(analyzer, text, sender)
+    assert verdict.category == "scam"
+    assert verdict.level == "high"
+    assert brand in {b.brand for b in verdict.claimed_brands}
+    rule_signals = [s for s in verdict.signals if s.source == "rule" and s.category == "scam"]
+    assert rule_signals, "an impersonation must be explained by content rules"
+    for signal in verdict.signals:
+        if signal.span is not None:
+            start, end = signal.span
+            assert text[start:end] == signal.evidence
+
+
+ABUSIVE = [
+    pytest.param(
+        "13800138000",
+        "张三你欠花呗的钱再不还，明天就给你通讯录里所有人打电话，让你爸妈和同事都知道你是老赖！",
+        id="huabei-contact-book",
+    ),
+    pytest.param(
+        "18612345678",
+        "白条逾期三个月了还装死？我们的人下午就去你单位和你家里，当着你领导的面把事情说清楚。",
+        id="baitiao-home-employer",
+    ),
+    pytest.param(
+        "15012345678",
+        "分期乐欠款再拖，就把你的照片和欠款信息发到你家族群里曝光，你这种人真不要脸。",
+        id="fenqile-exposure-insult",
+    ),
+]
+
+
+@pytest.mark.parametrize(("sender", "text"), ABUSIVE)
+def test_abusive_collection_is_abusive(analyzer: Analyzer, sender, text) -> None:
+    verdict = check(analyzer, text, sender)
+    assert verdict.category == "abusive"
+    assert any(s.category == "abusive" for s in verdict.signals if s.source == "rule")
+
+
+OBFUSCATED = [
+    pytest.param(
+        "【支付宝】您的花呗已逾期，请缴纳解冻费2000元，详询客服17123456789",
+        "【支付寶】您的花唄已逾期，請繳納解凍費2000元，詳詢客服17123456789",
+        id="traditional",
+    ),
+    pytest.param(
+        "【支付宝】您的花呗已逾期，请缴纳解冻费2000元，详询客服17123456789",
+        "【支付宝】您的花呗已逾期，请缴纳解 冻 费２０００元，详询客服１７１２３４５６７８９",
+        id="spaced-fullwidth",
+    ),
+    pytest.param(
+        "京东客服：请将短信验证码发给专员，加微信 jd_kf 办理注销",
+        "京东客服：请将短信验\u200b证\u200b码发给专员🙏，加V信 jd_kf 办理注销",
+        id="zero-width-emoji-vxin",
+    ),
+]
+
+
+@pytest.mark.parametrize(("plain", "obfuscated"), OBFUSCATED)
+def test_obfuscation_keeps_the_verdict(analyzer: Analyzer, plain: str, obfuscated: str) -> None:
+    sender = "17123456789"
+    plain_verdict = check(analyzer, plain, sender)
+    hidden_verdict = check(analyzer, obfuscated, sender)
+    assert plain_verdict.category == hidden_verdict.category == "scam"
+    plain_rules = {s.id for s in plain_verdict.signals if s.source == "rule"}
+    hidden_rules = {s.id for s in hidden_verdict.signals if s.source == "rule"}
+    assert plain_rules == hidden_rules
+    for signal in hidden_verdict.signals:
+        if signal.span is not None:
+            start, end = signal.span
+            assert obfuscated[start:end] == signal.evidence
+
+
+def test_otp_notice_is_not_a_credential_request(analyzer: Analyzer) -> None:
+    text = "【支付宝】验证码628401，您正在登录支付宝，切勿将验证码告诉他人，工作人员不会向您索取。"
+    verdict = check(analyzer, text, "95188")
+    assert verdict.category in {"legit", "other"}
+    assert not any(signal.fail_closed for signal in verdict.signals)
+
+
+def test_credential_request_is_never_legit_even_from_official_sender(analyzer: Analyzer) -> None:
+    text = "【支付宝】您的花呗账单异常，请回复收到的短信验证码和支付密码以完成身份核验。"
+    verdict = check(analyzer, text, "95188")
+    assert verdict.category == "scam"
+    assert any(signal.fail_closed for signal in verdict.signals)
+
+
+@pytest.mark.parametrize(
+    ("sender", "category"),
+    [
+        pytest.param("+95188", "scam", id="myanmar-lookalike-of-95188"),
+        pytest.param("0095188", "scam", id="00-prefixed-lookalike"),
+        pytest.param("95188", "legit", id="alipay-hotline"),
+    ],
+)
+def test_call_record_is_judged_by_the_number(analyzer: Analyzer, sender: str, category) -> None:
+    verdict = check(analyzer, sender=sender, kind="call", duration_s=42, direction="incoming")
+    assert verdict.kind == "call"
+    assert verdict.category == category
+    assert verdict.sender is not None and verdict.sender.raw == sender
+
+
+def test_verdict_contract(analyzer: Analyzer) -> None:
+    text = "【支付宝】您的花呗已逾期，请缴纳解冻费，联系客服17123456789"
+    verdict = check(analyzer, text, "+86 171 2345 6789").model_dump(mode="json")
+    assert set(verdict) >= {
+        "risk", "level", "category", "sender", "claimed_brands", "signals", "advice",
+        "model_version", "rules_version",
+    }
+    assert 0.0 <= verdict["risk"] <= 1.0
+    assert verdict["sender"]["type"] == "virtual_mobile"
+    assert verdict["claimed_brands"][0]["official_numbers"][0] == "95188"
+    assert any("95188" in line for line in verdict["advice"])
+    assert any(s["source"] == "model" for s in verdict["signals"])
+
+
+def test_english_advice_on_request(analyzer: Analyzer) -> None:
+    record = parse_record({"text": "【支付宝】请缴纳解冻费", "sender": "17123456789"})
+    english = analyzer.check(record, lang="en")
+    chinese = analyzer.check(record, lang="zh")
+    assert english.category == chinese.category
+    assert english.advice[0].startswith("Do not transfer")
+    assert len(english.advice) == len(chinese.advice)
