@@ -1,0 +1,353 @@
+"""Content rules: YAML data files in rules/patterns/ turned into typed, frozen, checked objects.
+
+Each file holds one topic (fees, credentials, impersonation ...). A rule has a stable id, a
+category, a weight (a hand-set prior that the model engineer may later refit from data), a short
+zh-CN explanation, RE2 patterns over *normalised* text, optional context and exclusion patterns,
+and examples it must and must not match. Everything is validated when the rules load; a bad file
+stops start-up with the file, the rule id and what to fix.
+
+Patterns run on google-re2 (`import re2`): matching is linear in the input whatever the pattern,
+so one rule can never hang a worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal, NoReturn
+
+import opencc
+import re2
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from service.normalize import Normalized, normalize
+from service.paths import PATTERNS_DIR, REPO_ROOT
+from service.schemas import Signal
+
+RuleCategory = Literal["scam", "abusive", "legit"]
+NonEmptyText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{2,63}$")]
+
+# A rule whose pattern hits very often (e.g. "验证码" in a long text) only inspects this many
+# candidate hits for its context window, so the work per rule stays bounded.
+_MAX_CANDIDATES = 64
+# Largest `near` window: context further away than this is "anywhere in the message".
+_MAX_NEAR = 200
+
+# How to fix each kind of validation failure, keyed by field name or pydantic error type.
+_FIELD_HINTS: dict[str, str] = {
+    "id": "use a stable snake_case id: lower-case ASCII letters, digits and '_', 3-64 chars",
+    "category": "use one of: scam, abusive, legit",
+    "weight": "use a number with 0 < weight <= 5 (a hand-set prior)",
+    "explanation": "write a short zh-CN sentence the person will read",
+    "explanation_en": "write the same explanation in English",
+    "patterns": "give a non-empty list of RE2 regexes over normalised text",
+    "must_match": "give a non-empty list of texts this rule must fire on",
+    "must_not_match": "give a non-empty list of texts this rule must not fire on",
+    "fail_closed": "true if the message asks for a code, password, fee or transfer, else false",
+    "near": "use a whole number of characters between 1 and 200, or leave it out",
+}
+
+
+class RuleLoadError(ValueError):
+    """A rule file is invalid. The message names the file, the rule id and what to fix."""
+
+
+class Rule(BaseModel):
+    """One content rule, exactly as written in its file (patterns as source strings)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: RuleId
+    category: RuleCategory
+    weight: Annotated[float, Field(gt=0, le=5)]
+    explanation: NonEmptyText
+    explanation_en: NonEmptyText
+    patterns: Annotated[tuple[NonEmptyText, ...], Field(min_length=1)]
+    # At least one context pattern must also match: within `near` characters of the hit when
+    # `near` is set, anywhere in the message otherwise.
+    context: tuple[NonEmptyText, ...] = ()
+    near: Annotated[int, Field(ge=1, le=_MAX_NEAR)] | None = None
+    # If any `unless` pattern matches anywhere in the message, the rule does not fire.
+    unless: tuple[NonEmptyText, ...] = ()
+    # True: the message asks for a code, password, fee or transfer, so it can never be legit.
+    fail_closed: bool
+    subtype: NonEmptyText | None = None
+    must_match: Annotated[tuple[NonEmptyText, ...], Field(min_length=1)]
+    must_not_match: Annotated[tuple[NonEmptyText, ...], Field(min_length=1)]
+    # Set by the loader, never by the file.
+    source_file: str = ""
+
+
+class _RuleFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    topic: NonEmptyText
+    description: NonEmptyText
+    rules: Annotated[list[Any], Field(min_length=1)]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleHit:
+    """A rule that fired, with the normalised span [start, end) of its first qualifying hit."""
+
+    rule: Rule
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledRule:
+    rule: Rule
+    pattern: Any  # re2._Regexp: all patterns as one alternation
+    context: Any | None
+    unless: Any | None
+
+    def find(self, text: str) -> tuple[int, int] | None:
+        if self.unless is not None and self.unless.search(text) is not None:
+            return None
+        near = self.rule.near
+        if self.context is not None and near is None and self.context.search(text) is None:
+            return None
+        for count, match in enumerate(self.pattern.finditer(text)):
+            if count >= _MAX_CANDIDATES:
+                break
+            start, end = match.span()
+            if self.context is not None and near is not None:
+                window = text[max(0, start - near) : end + near]
+                if self.context.search(window) is None:
+                    continue
+            return start, end
+        return None
+
+
+Fail = Callable[[str], NoReturn]
+
+
+@lru_cache(maxsize=1)
+def _to_simplified() -> opencc.OpenCC:
+    return opencc.OpenCC("t2s")
+
+
+def _re2_options() -> re2.Options:
+    options = re2.Options()
+    options.log_errors = False  # errors are raised and reported with the file and rule id
+    return options
+
+
+_OPTIONS = _re2_options()
+_WORD_BOUNDARY = re.compile(r"(?<!\\)(?:\\\\)*\\[bB]")
+_ESCAPES = re.compile(r"\\(?:[pP]\{[^}]*\}|.)")
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _pattern_problem(pattern: str) -> str | None:
+    """What is wrong with one pattern's source, before RE2 sees it (None when fine)."""
+    if _WORD_BOUNDARY.search(pattern):
+        return (
+            "uses \\b or \\B, which never works on Chinese (every CJK character is a word "
+            "character); anchor on the neighbouring words or punctuation instead"
+        )
+    if unicodedata.normalize("NFKC", pattern) != pattern:
+        folded = unicodedata.normalize("NFKC", pattern)
+        return (
+            "contains full-width or compatibility characters that never occur in normalised "
+            f"text; write {folded!r}"
+        )
+    if re.search(r"[A-Z]", _ESCAPES.sub("", pattern)):
+        return (
+            "contains upper-case letters but normalised text is lower-case; "
+            f"write {pattern.lower()!r}"
+        )
+    simplified = _to_simplified().convert(pattern)
+    if simplified != pattern:
+        return (
+            "contains Traditional characters but normalised text is Simplified; "
+            f"write {simplified!r}"
+        )
+    return None
+
+
+def _compile(source: str, what: str, fail: Fail) -> Any:
+    problem = _pattern_problem(source)
+    if problem:
+        fail(f"{what} {source!r} {problem}")
+    try:
+        compiled = re2.compile(source, _OPTIONS)
+    except re2.error as exc:
+        detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        fail(
+            f"{what} {source!r} is not valid RE2 syntax ({detail}); RE2 has no look-around "
+            "or back-references, see https://github.com/google/re2/wiki/Syntax"
+        )
+    if compiled.search("") is not None:
+        fail(f"{what} {source!r} matches empty text, so it would fire on every message")
+    return compiled
+
+
+def _alternation(sources: tuple[str, ...], what: str, fail: Fail) -> Any | None:
+    if not sources:
+        return None
+    for index, source in enumerate(sources, start=1):
+        _compile(source, f"{what} #{index}", fail)
+    combined = "|".join(f"(?:{source})" for source in sources)
+    try:
+        return re2.compile(combined, _OPTIONS)
+    except re2.error:
+        fail(f"{what} together are too large for RE2; split the rule")
+    return None
+
+
+def _describe_validation(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else ""
+        location = ".".join(str(part) for part in item["loc"]) or "rule"
+        if item["type"] == "extra_forbidden":
+            allowed = ", ".join(name for name in Rule.model_fields if name != "source_file")
+            parts.append(f"unknown key '{location}': remove it or fix its spelling ({allowed})")
+            continue
+        if item["type"] == "missing":
+            hint = _FIELD_HINTS.get(field, "add it")
+            parts.append(f"missing key '{location}': {hint}")
+            continue
+        hint = _FIELD_HINTS.get(field)
+        got = f" (got {item['input']!r})" if not isinstance(item["input"], dict | list) else ""
+        parts.append(f"{location}: {item['msg']}{got}" + (f"; {hint}" if hint else ""))
+    return "; ".join(parts)
+
+
+def _compile_rule(rule: Rule, fail: Fail) -> _CompiledRule:
+    if rule.near is not None and not rule.context:
+        fail("'near' is set but 'context' is empty; add context patterns or remove 'near'")
+    if rule.fail_closed and rule.category == "legit":
+        fail("a legit rule cannot be fail_closed; set fail_closed: false")
+    return _CompiledRule(
+        rule=rule,
+        pattern=_alternation(rule.patterns, "pattern", fail),
+        context=_alternation(rule.context, "context pattern", fail),
+        unless=_alternation(rule.unless, "unless pattern", fail),
+    )
+
+
+def _check_examples(compiled: _CompiledRule, fail: Fail) -> None:
+    """A rule that misses its own must_match examples (or hits a must_not_match) is broken."""
+    for index, example in enumerate(compiled.rule.must_match, start=1):
+        if compiled.find(normalize(example).text) is None:
+            fail(f"must_match example #{index} {example!r} does not fire; fix the patterns")
+    for index, example in enumerate(compiled.rule.must_not_match, start=1):
+        if compiled.find(normalize(example).text) is not None:
+            fail(f"must_not_match example #{index} {example!r} fires; tighten the patterns")
+
+
+def _load_file(path: Path, seen: dict[str, str], check_examples: bool) -> list[_CompiledRule]:
+    shown = _display(path)
+
+    def file_fail(message: str) -> NoReturn:
+        raise RuleLoadError(f"{shown}: {message}")
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        file_fail(f"not valid UTF-8 YAML ({exc}); fix the syntax")
+    if not isinstance(data, dict):
+        file_fail("must be a mapping with keys topic, description and rules")
+    try:
+        parsed = _RuleFile.model_validate(data)
+    except ValidationError as exc:
+        file_fail(_describe_validation(exc) + "; a rule file has keys topic, description, rules")
+
+    compiled_rules = []
+    for position, raw in enumerate(parsed.rules, start=1):
+        rule_id = raw.get("id") if isinstance(raw, dict) else None
+        label = f"rule '{rule_id}'" if isinstance(rule_id, str) else f"rule #{position} (no id)"
+
+        def fail(message: str, label: str = label) -> NoReturn:
+            raise RuleLoadError(f"{shown}: {label}: {message}")
+
+        if not isinstance(raw, dict):
+            fail("must be a mapping of keys (id, category, weight, ...)")
+        if "source_file" in raw:
+            fail("unknown key 'source_file': the loader sets it; remove it")
+        try:
+            rule = Rule.model_validate({**raw, "source_file": shown})
+        except ValidationError as exc:
+            fail(_describe_validation(exc))
+        if rule.id in seen:
+            fail(f"duplicate id, already defined in {seen[rule.id]}; give one of them a new id")
+        seen[rule.id] = shown
+        compiled = _compile_rule(rule, fail)
+        if check_examples:
+            _check_examples(compiled, fail)
+        compiled_rules.append(compiled)
+    return compiled_rules
+
+
+class RuleSet:
+    """All content rules, loaded once at start-up and shared read-only between requests."""
+
+    def __init__(self, compiled: tuple[_CompiledRule, ...], version: str) -> None:
+        self._compiled = compiled
+        self.version = version
+        self.rules: tuple[Rule, ...] = tuple(item.rule for item in compiled)
+        self._by_id = {rule.id: rule for rule in self.rules}
+
+    @classmethod
+    def load(cls, path: Path = PATTERNS_DIR, *, check_examples: bool = True) -> RuleSet:
+        """Load every `*.yaml` file under `path`, validating it all; raises RuleLoadError.
+
+        With `check_examples` (the default) each rule must also fire on its must_match examples
+        and stay silent on its must_not_match ones, so a broken edit cannot reach production.
+        """
+        files = sorted(path.glob("*.yaml")) if path.is_dir() else []
+        if not files:
+            raise RuleLoadError(f"{_display(path)}: no rule files (*.yaml) found; check the path")
+        digest = hashlib.sha256()
+        seen: dict[str, str] = {}
+        compiled: list[_CompiledRule] = []
+        for file in files:
+            digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
+            compiled.extend(_load_file(file, seen, check_examples))
+        return cls(tuple(compiled), digest.hexdigest()[:12])
+
+    def get(self, rule_id: str) -> Rule:
+        return self._by_id[rule_id]
+
+    def hits(self, norm: Normalized) -> list[RuleHit]:
+        """Every rule that fires on the normalised text, in order of position in the text."""
+        found = []
+        for item in self._compiled:
+            span = item.find(norm.text)
+            if span is not None:
+                found.append(RuleHit(item.rule, span[0], span[1]))
+        found.sort(key=lambda hit: (hit.start, -hit.rule.weight))
+        return found
+
+    def signals(self, norm: Normalized) -> list[Signal]:
+        """The hits as contract signals, with evidence and spans in the ORIGINAL text."""
+        return [
+            Signal(
+                id=hit.rule.id,
+                source="rule",
+                category=hit.rule.category,
+                weight=hit.rule.weight,
+                evidence=norm.evidence(hit.start, hit.end),
+                span=norm.span(hit.start, hit.end),
+                explanation=hit.rule.explanation,
+                explanation_en=hit.rule.explanation_en,
+                fail_closed=hit.rule.fail_closed,
+            )
+            for hit in self.hits(norm)
+        ]
