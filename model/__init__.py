@@ -1,0 +1,1 @@
+"""Training, evaluation and benchmarking of the dunscan text model (`make train/eval/bench`)."""

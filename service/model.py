@@ -1,0 +1,336 @@
+"""The trained text model: one canonical text form, the feature builder, and a hash-checked loader.
+
+Training (model/train.py) and inference (service/pipeline.py) both go through this module, so the
+text the model sees at inference is built exactly as it was in training:
+
+    raw text -> service.normalize.normalize -> mask_text -> character n-grams
+    Analysis -> structured_features (rule hits, number types, number signals)
+
+The artifact is a joblib (pickle) file, and unpickling runs code. `load_model` therefore checks the
+manifest beside it (sha256 of the artifact, library versions) BEFORE unpickling anything, and
+refuses with a `ModelError` on any mismatch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy import sparse
+
+from service.normalize import normalize
+from service.schemas import CATEGORIES
+
+if TYPE_CHECKING:
+    from service.pipeline import Analysis
+
+# Bump when the artifact layout or the feature definition changes: old artifacts are refused.
+FORMAT_VERSION = 1
+
+# Masking tokens: one symbol each, so a character n-gram treats a whole URL or number as one unit.
+# The public FBS corpus was anonymised with placeholders (URL, DIGIT, CELLPHONE, ...); masking our
+# own texts the same way keeps the model from learning "has a real number" = "comes from a dataset".
+TOKEN_URL = "Ⓤ"
+TOKEN_MOBILE = "Ⓜ"
+TOKEN_HOTLINE = "Ⓗ"
+TOKEN_PHONE = "Ⓟ"
+TOKEN_ID = "Ⓘ"  # a QQ number or WeChat id
+TOKEN_DIGITS = "Ⓓ"
+TOKENS = frozenset(
+    (TOKEN_URL, TOKEN_MOBILE, TOKEN_HOTLINE, TOKEN_PHONE, TOKEN_ID, TOKEN_DIGITS)
+)
+
+_TLD = (
+    "com|cn|net|org|cc|top|xyz|vip|me|io|info|co|hk|tk|ly|gl|biz|club|site|online|app|link|shop|"
+    "tv|ws|in|la|mobi|asia|wang|ink|pw|icu|fun|ren|store|work|live"
+)
+_URL = re.compile(
+    r"(?:https?://|www\.)[^\s，。！？；、【】\u4e00-\u9fff]+"
+    rf"|(?<![a-z0-9@.])[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:{_TLD})(?![a-z0-9-])"
+    r"(?:[/?#][^\s，。！？；、【】\u4e00-\u9fff]*)?"
+)
+_SEP = r"[- ]?"
+_MOBILE = re.compile(rf"(?<!\d)(?:\+?86{_SEP})?1[3-9]\d(?:{_SEP}\d){{8}}(?!\d)")
+# Service numbers: 95/96 short codes, 400/800, carrier and public 10xxx/12xxx, 106 SMS ports.
+# Not when followed by a unit of money: "12000元" is an amount, not a hotline.
+_HOTLINE = re.compile(
+    r"(?<![\d.])(?:0\d{2,3}[- ]?(?=9[56]))?"  # area code + 95xxx is still the short code
+    r"(?:95\d{3,6}|96\d{3,6}|[48]00(?:[- ]?\d){7}|106\d{5,13}|10\d{3}|12\d{3})"
+    r"(?![\d.,]|\s?[元块万千百])"
+)
+_LANDLINE = re.compile(rf"(?<!\d)(?:0\d{{2,3}}{_SEP})?[2-8]\d{{6,7}}(?![\d.,]|\s?[元块万千百])")
+_QQ_ID = re.compile(r"qq\s*(?:号|群)?\s*[:=]?\s*[1-9]\d{4,11}")
+_WECHAT_ID = re.compile(r"微信\s*(?:号)?\s*[:=]?\s*[a-z][a-z0-9_-]{4,19}(?![a-z0-9])")
+_DIGITS = re.compile(r"\d+(?:[.,:/-]\d+)*")
+_REPEATED = re.compile(r"(微信|qq)(?:\1)+")
+
+
+def _is_kept(ch: str) -> bool:
+    """Letters, digits and our tokens carry content; punctuation and symbols do not.
+
+    Punctuation is dropped because FBS texts arrive with it removed: keeping it in the other
+    sources would let the model tell the datasets apart by their commas.
+    """
+    if ch in TOKENS:
+        return True
+    category = unicodedata.category(ch)
+    return category[0] in {"L", "N"} or ch == " "
+
+
+def mask_text(normalized_text: str) -> str:
+    """The canonical form the text model sees, from already-normalised text.
+
+    URLs, mobile numbers, service numbers, landlines, QQ/WeChat ids and any other digit run become
+    one token each; punctuation goes; whitespace survives only between two Latin words.
+    """
+    text = _URL.sub(TOKEN_URL, normalized_text)
+    text = _QQ_ID.sub("qq" + TOKEN_ID, text)
+    text = _WECHAT_ID.sub("微信" + TOKEN_ID, text)
+    text = _MOBILE.sub(TOKEN_MOBILE, text)
+    text = _HOTLINE.sub(TOKEN_HOTLINE, text)
+    text = _LANDLINE.sub(TOKEN_PHONE, text)
+    text = _DIGITS.sub(TOKEN_DIGITS, text)
+    kept = "".join(ch if _is_kept(ch) else " " for ch in text)
+    words = kept.split()
+    out: list[str] = []
+    for word in words:
+        if out and out[-1][-1].isascii() and out[-1][-1].isalnum() and word[0].isascii() and (
+            word[0].isalnum()
+        ):
+            out.append(" ")
+        out.append(word)
+    return _REPEATED.sub(r"\1", "".join(out))
+
+
+def canonical_text(raw_text: str) -> str:
+    """Raw message text -> the canonical form (normalise, then mask)."""
+    return mask_text(normalize(raw_text).text) if raw_text else ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Structured features: rule hits and number facts, one named feature each, so that the weight the
+# model learns for every rule is visible in the evaluation report.
+
+
+def _kind(obj: Any, *names: str) -> str | None:
+    for name in names:
+        value = getattr(obj, name, None)
+        if value is not None:
+            return str(getattr(value, "value", value))
+    return None
+
+
+def _duration_bucket(seconds: int | None) -> str:
+    if seconds is None:
+        return "unknown"
+    if seconds == 0:
+        return "0"
+    if seconds < 30:
+        return "lt30"
+    if seconds < 180:
+        return "lt180"
+    return "ge180"
+
+
+def structured_features(analysis: Analysis) -> dict[str, float]:
+    """Binary features from everything the pipeline found except the raw words."""
+    record = analysis.record
+    features: dict[str, float] = {f"kind:{record.kind}": 1.0}
+    if not (record.text or "").strip():
+        features["text:empty"] = 1.0
+    if record.kind == "call":
+        features[f"call:duration:{_duration_bucket(getattr(record, 'duration_s', None))}"] = 1.0
+    sender = analysis.sender
+    if sender is not None:
+        features[f"sender:{_kind(sender, 'type') or 'unknown'}"] = 1.0
+        if getattr(sender, "official", False):
+            features["sender:official"] = 1.0
+        if getattr(sender, "brand", None):
+            features["sender:has_brand"] = 1.0
+    if analysis.brands:
+        features["brand:claimed"] = 1.0
+    for contact in analysis.contacts:
+        features[f"contact:{_kind(contact, 'kind', 'type') or 'unknown'}"] = 1.0
+        info = getattr(contact, "info", None)
+        if info is not None:
+            features[f"contact_number:{_kind(info, 'type') or 'unknown'}"] = 1.0
+    for signal in analysis.signals:
+        if signal.source in {"rule", "numbers"}:
+            features[f"{signal.source}:{signal.id}"] = 1.0
+    return features
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """What the model sees for one record: canonical text and named binary features."""
+
+    text: str
+    features: dict[str, float] = field(default_factory=dict)
+
+
+def model_input(analysis: Analysis) -> ModelInput:
+    """Build the model's input from a pipeline Analysis (same code in training and inference)."""
+    text = mask_text(analysis.norm.text) if analysis.norm is not None else ""
+    return ModelInput(text=text, features=structured_features(analysis))
+
+
+class ModelError(RuntimeError):
+    """The model artifact is missing, tampered with, or was built by other library versions."""
+
+
+class TextModel:
+    """Character n-grams of the canonical text + structured features -> calibrated probabilities.
+
+    Picklable; `version` is set by `load_model` from the manifest (it contains the artifact's own
+    hash, so it cannot live inside the artifact).
+    """
+
+    def __init__(
+        self,
+        vectorizer: Any,
+        feature_names: Sequence[str],
+        classifier: Any,
+        structured_scale: float = 1.0,
+    ) -> None:
+        self.vectorizer = vectorizer
+        self.feature_names = tuple(feature_names)
+        self.feature_index = {name: i for i, name in enumerate(self.feature_names)}
+        self.classifier = classifier
+        self.structured_scale = structured_scale
+        self.categories = tuple(str(c) for c in classifier.classes_)
+        self.version: str | None = None
+
+    def matrix(self, inputs: Sequence[ModelInput]) -> sparse.csr_matrix:
+        text_part = self.vectorizer.transform([item.text for item in inputs])
+        return sparse.hstack(
+            [text_part, structured_matrix(inputs, self.feature_index, self.structured_scale)],
+            format="csr",
+        )
+
+    def predict_inputs(self, inputs: Sequence[ModelInput]) -> np.ndarray:
+        """Probabilities, one row per input, columns in CATEGORIES order."""
+        proba = self.classifier.predict_proba(self.matrix(inputs))
+        order = [self.categories.index(c) for c in CATEGORIES]
+        return proba[:, order]
+
+    def predict(self, analysis: Analysis) -> dict[str, float]:
+        row = self.predict_inputs([model_input(analysis)])[0]
+        return {category: float(p) for category, p in zip(CATEGORIES, row, strict=True)}
+
+
+def structured_matrix(
+    inputs: Iterable[ModelInput], feature_index: dict[str, int], scale: float = 1.0
+) -> sparse.csr_matrix:
+    """Named features -> a sparse matrix in the trained order; unknown names are ignored."""
+    rows: list[int] = []
+    cols: list[int] = []
+    count = 0
+    for row, item in enumerate(inputs):
+        count = row + 1
+        for name in item.features:
+            column = feature_index.get(name)
+            if column is not None:
+                rows.append(row)
+                cols.append(column)
+    data = np.full(len(rows), scale, dtype=np.float64)
+    return sparse.csr_matrix((data, (rows, cols)), shape=(count, len(feature_index)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Artifact integrity
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that must match between the run that wrote an artifact and the one loading it."""
+    import joblib
+    import scipy
+    import sklearn
+
+    return {
+        "python": ".".join(platform.python_version_tuple()[:2]),
+        "scikit-learn": sklearn.__version__,
+        "joblib": joblib.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+    }
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def manifest_path(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest beside an artifact; ModelError when it is missing or unreadable."""
+    manifest_file = manifest_path(path)
+    if not manifest_file.is_file():
+        raise ModelError(f"{manifest_file.name}: manifest missing; refusing to load {path.name}")
+    try:
+        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelError(f"{manifest_file.name}: unreadable manifest ({error})") from error
+    if not isinstance(manifest, dict):
+        raise ModelError(f"{manifest_file.name}: manifest is not a JSON object")
+    return manifest
+
+
+def verify_artifact(path: Path) -> dict[str, Any]:
+    """Check format, hash and library versions without unpickling; return the manifest."""
+    if not path.is_file():
+        raise ModelError(f"{path.name}: model artifact missing")
+    manifest = read_manifest(path)
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ModelError(
+            f"{path.name}: format version {manifest.get('format_version')!r}, this code reads "
+            f"{FORMAT_VERSION}; retrain with `make train`"
+        )
+    expected = manifest.get("sha256")
+    actual = sha256_file(path)
+    if expected != actual:
+        raise ModelError(
+            f"{path.name}: sha256 {actual[:12]}… does not match the manifest "
+            f"({str(expected)[:12]}…); the file was altered or replaced"
+        )
+    built_with = manifest.get("versions") or {}
+    running = library_versions()
+    drift = [
+        f"{name} {built_with.get(name)!s} (built) vs {version} (running)"
+        for name, version in running.items()
+        if built_with.get(name) != version
+    ]
+    if drift:
+        raise ModelError(
+            f"{path.name}: library versions differ from the training run: {'; '.join(drift)}; "
+            "install constraints.txt or retrain with `make train`"
+        )
+    return manifest
+
+
+def load_model(path: Path) -> TextModel:
+    """Load the shipped model after verifying it; ModelError on any problem."""
+    import joblib
+
+    manifest = verify_artifact(path)
+    try:
+        model = joblib.load(path)
+    except Exception as error:  # a verified file that still fails to unpickle is still refused
+        raise ModelError(f"{path.name}: cannot unpickle ({type(error).__name__})") from error
+    if not isinstance(model, TextModel):
+        raise ModelError(f"{path.name}: holds {type(model).__name__}, not a TextModel")
+    model.version = str(manifest.get("version") or f"unversioned-{manifest['sha256'][:6]}")
+    return model
