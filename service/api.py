@@ -1,0 +1,381 @@
+"""The JSON API (`/v1/*`) every surface calls, plus the health probes.
+
+Input arrives in the shapes phones send: a JSON record, a form (`text`, `sender`) from HTTP
+Shortcuts or Tasker, or the bare text as `text/plain`. All of them become the same validated record
+(service.schemas) and the same verdict. Limits (body, text, batch) answer 413, wrong shapes 422,
+and a client asking for `text/plain` gets the short summary a phone can show as is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import json
+import logging
+import time
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from pydantic import BaseModel, Field, ValidationError
+
+from service.errors import ApiError, ErrorDetail, field_path, validation_error
+from service.metrics import count_verdict
+from service.pipeline import Analyzer
+from service.schemas import CallRecord, Lang, SmsRecord, Verdict, parse_record
+from service.summary import summarize
+
+log = logging.getLogger(__name__)
+
+API_KEY_HEADER = "X-API-Key"
+LANGS: tuple[Lang, ...] = ("zh", "en")
+MAX_SENDER_CHARS = 64
+# Form fields a shortcut app may send; anything else in a form is ignored, like unknown JSON fields.
+FORM_FIELDS = ("text", "sender", "kind", "id", "received_at", "direction", "duration_s")
+JSON_TYPES = ("application/json",)
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+api = Blueprint("api", __name__, url_prefix="/v1")
+health = Blueprint("health", __name__)
+
+
+# --- request and response models (the OpenAPI document is generated from these) ------------------
+
+
+class BatchRequest(BaseModel):
+    records: list[Any] = Field(
+        min_length=1, description="Records as for /v1/check; at most MAX_BATCH (default 100)."
+    )
+
+
+class BatchItem(BaseModel):
+    """One input record's outcome: its verdict, or the error that record alone caused."""
+
+    index: int
+    verdict: Verdict | None = None
+    error: ErrorDetail | None = None
+
+
+class BatchResponse(BaseModel):
+    results: list[BatchItem]
+    count: int
+    errors: int
+
+
+class NumberResponse(BaseModel):
+    """What one number is: its type, the brand it belongs to and whether it is an official one."""
+
+    raw: str
+    normalized: str | None
+    type: str
+    brand: str | None = None
+    brand_name: str | None = None
+    official: bool = False
+    detail: str | None = None
+    region: str | None = None
+
+
+class BrandContacts(BaseModel):
+    id: str
+    name: str
+    aliases: list[str] = []
+    voice: list[str] = []
+    sms_ports: list[str] = []
+    domains: list[str] = []
+    app: str | None = None
+    verified: bool = Field(description="False when no official number could be verified.")
+
+
+class BrandsResponse(BaseModel):
+    brands: list[BrandContacts]
+
+
+class HealthResponse(BaseModel):
+    status: str
+
+
+class ReadyResponse(BaseModel):
+    status: str
+    checks: dict[str, bool]
+    versions: dict[str, str | None]
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def analyzer() -> Analyzer:
+    return current_app.extensions["dunscan"]
+
+
+def _matching_key(offered: str) -> str | None:
+    """The configured key equal to `offered`, compared in constant time against every key."""
+    found = None
+    for key in current_app.config["API_KEYS"]:
+        if hmac.compare_digest(key.encode(), offered.encode()):
+            found = key
+    return found
+
+
+def rate_limit_key() -> str:
+    """Limits count per API key when a valid one is sent, else per client address."""
+    offered = request.headers.get(API_KEY_HEADER, "")
+    if offered and current_app.config["API_KEYS"] and _matching_key(offered):
+        # Only a digest reaches the limiter's storage (which may be a shared Redis).
+        return "key:" + hashlib.sha256(offered.encode()).hexdigest()[:16]
+    return "ip:" + (request.remote_addr or "unknown")
+
+
+@api.before_request
+def _require_api_key() -> None:
+    if not current_app.config["API_KEYS"]:
+        return
+    offered = request.headers.get(API_KEY_HEADER, "")
+    if not offered or _matching_key(offered) is None:
+        raise ApiError(
+            401,
+            "unauthorized",
+            f"A valid API key is required in the {API_KEY_HEADER} header.",
+            headers={"WWW-Authenticate": f'ApiKey header="{API_KEY_HEADER}"'},
+        )
+
+
+def _lang() -> Lang:
+    """?lang=en|zh wins; otherwise the Accept-Language header; Chinese by default."""
+    asked = request.args.get("lang")
+    if asked is not None:
+        primary = asked.strip().lower().split("-")[0]
+        if primary not in LANGS:
+            raise ApiError(422, "validation_error", "lang must be 'zh' or 'en'", "lang")
+        return primary  # type: ignore[return-value]
+    return request.accept_languages.best_match(LANGS, default="zh")  # type: ignore[return-value]
+
+
+def _wants_text() -> bool:
+    return request.accept_mimetypes.best_match(["application/json", "text/plain"]) == "text/plain"
+
+
+def _json_body() -> Any:
+    data = request.get_data(cache=True)  # over MAX_BODY_BYTES: werkzeug raises 413 here
+    if not data.strip():
+        raise ApiError(400, "malformed_json", 'The request body is empty; send {"text": "..."}.')
+    try:
+        return json.loads(data)
+    except UnicodeDecodeError:
+        raise ApiError(400, "malformed_json", "The request body is not valid UTF-8.") from None
+    except json.JSONDecodeError as error:
+        raise ApiError(
+            400,
+            "malformed_json",
+            f"The request body is not valid JSON: {error.msg} (line {error.lineno}, column "
+            f"{error.colno}).",
+        ) from None
+    except RecursionError:
+        raise ApiError(400, "malformed_json", "The JSON is nested too deeply.") from None
+
+
+def _form_body() -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        name: value for name, value in request.form.items() if name in FORM_FIELDS
+    }
+    # A form carries only strings; a duration written as digits is the number it means.
+    duration = fields.get("duration_s")
+    if isinstance(duration, str) and duration.strip().isdigit():
+        fields["duration_s"] = int(duration)
+    return fields
+
+
+def _text_body() -> dict[str, Any]:
+    charset = request.mimetype_params.get("charset", "utf-8")
+    try:
+        text = request.get_data(cache=True).decode(charset)
+    except (LookupError, UnicodeDecodeError):
+        raise ApiError(400, "malformed_body", f"The body is not valid {charset} text.") from None
+    fields: dict[str, Any] = {"text": text}
+    if request.args.get("sender"):
+        fields["sender"] = request.args["sender"]
+    return fields
+
+
+def _unsupported(accepted: str) -> ApiError:
+    got = request.mimetype or "no Content-Type"
+    return ApiError(415, "unsupported_media_type", f"Send {accepted} (got {got}).")
+
+
+def _record_input() -> Any:
+    """The body of /v1/check in whichever shape it came, as JSON-like data."""
+    mimetype = request.mimetype
+    if mimetype in JSON_TYPES or mimetype.endswith("+json"):
+        return _json_body()
+    if mimetype in FORM_TYPES:
+        return _form_body()
+    if mimetype == "text/plain":
+        return _text_body()
+    raise _unsupported("application/json, a form (text, sender) or text/plain")
+
+
+def _record(data: Any, prefix: tuple[str | int, ...] = ()) -> SmsRecord | CallRecord:
+    """Validate one record and apply the service's limits; raises ApiError."""
+
+    def field(name: str) -> str | None:
+        return field_path((*prefix, name))
+
+    if not isinstance(data, dict):
+        message = "A record must be a JSON object."
+        raise ApiError(422, "validation_error", message, field_path(prefix))
+    sender = data.get("sender")
+    if isinstance(sender, str):
+        sender = sender.strip()
+        # An empty sender (a shortcut's unset variable) means "no sender", not a number to check.
+        data = {**data, "sender": sender or None}
+        if len(sender) > MAX_SENDER_CHARS:
+            raise ApiError(
+                422,
+                "validation_error",
+                f"sender is longer than {MAX_SENDER_CHARS} characters.",
+                field("sender"),
+            )
+    try:
+        record = parse_record(data)
+    except ValidationError as error:
+        raise validation_error(error, prefix) from None
+    max_chars = current_app.config["MAX_TEXT_CHARS"]
+    if record.text is not None and len(record.text) > max_chars:
+        raise ApiError(
+            413, "text_too_long", f"text is longer than {max_chars} characters.", field("text")
+        )
+    if record.kind == "sms" and not (record.text or "").strip():
+        raise ApiError(422, "validation_error", "text is empty.", field("text"))
+    return record
+
+
+def _check(record: SmsRecord | CallRecord, lang: Lang) -> Verdict:
+    started = time.perf_counter()
+    verdict = analyzer().check(record, lang=lang)
+    count_verdict(verdict)
+    # Ids, counts and timings only: the text and the numbers are personal data.
+    log.info(
+        "check",
+        extra={
+            "kind": record.kind,
+            "has_sender": record.sender is not None,
+            "text_chars": len(record.text or ""),
+            "category": verdict.category,
+            "level": verdict.level,
+            "risk": verdict.risk,
+            "signals": [signal.id for signal in verdict.signals],
+            "lang": lang,
+            "ms": round((time.perf_counter() - started) * 1000, 2),
+        },
+    )
+    return verdict
+
+
+# --- endpoints ------------------------------------------------------------------------------------
+
+
+@api.post("/check")
+def check() -> Response:
+    lang = _lang()
+    record = _record(_record_input())
+    verdict = _check(record, lang)
+    if _wants_text():
+        return Response(summarize(verdict, lang=lang), content_type="text/plain; charset=utf-8")
+    return jsonify(verdict.model_dump(mode="json"))
+
+
+@api.post("/check/batch")
+def check_batch() -> Response:
+    lang = _lang()
+    if not (request.mimetype in JSON_TYPES or request.mimetype.endswith("+json")):
+        raise _unsupported("application/json")
+    body = _json_body()
+    if not isinstance(body, dict):
+        raise ApiError(422, "validation_error", 'Send an object: {"records": [...]}.', None)
+    try:
+        batch = BatchRequest.model_validate(body)
+    except ValidationError as error:
+        raise validation_error(error) from None
+    max_batch = current_app.config["MAX_BATCH"]
+    if len(batch.records) > max_batch:
+        raise ApiError(
+            413, "batch_too_large", f"At most {max_batch} records per request.", "records"
+        )
+    results: list[dict[str, Any]] = []
+    for index, data in enumerate(batch.records):
+        try:
+            record = _record(data, ("records", index))
+        except ApiError as error:
+            results.append({"index": index, "error": error.detail()})
+            continue
+        results.append({"index": index, "verdict": _check(record, lang).model_dump(mode="json")})
+    failed = sum("error" in item for item in results)
+    return jsonify({"results": results, "count": len(results), "errors": failed})
+
+
+@api.get("/numbers/<number>")
+def number(number: str) -> Response:
+    raw = number.strip()
+    if not raw or len(raw) > MAX_SENDER_CHARS:
+        raise ApiError(
+            422,
+            "validation_error",
+            f"number must be 1 to {MAX_SENDER_CHARS} characters.",
+            "number",
+        )
+    directory = analyzer().directory
+    info = directory.classify(raw)
+    brand = directory.brands.get(info.brand) if info.brand else None
+    body = NumberResponse(
+        **{**dataclasses.asdict(info), "type": str(info.type)},
+        brand_name=brand.name if brand else None,
+    )
+    return jsonify(body.model_dump(mode="json"))
+
+
+@api.get("/brands")
+def brands() -> Response:
+    directory = analyzer().directory
+    listed = [_brand_contacts(brand) for brand in directory.brands.values()]
+    return jsonify(BrandsResponse(brands=listed).model_dump(mode="json"))
+
+
+def _brand_contacts(brand: Any) -> BrandContacts:
+    voice = list(getattr(brand, "voice", ()) or ())
+    sms_ports = list(getattr(brand, "sms_ports", ()) or ())
+    return BrandContacts(
+        id=brand.id,
+        name=brand.name,
+        aliases=list(getattr(brand, "aliases", ()) or ()),
+        voice=[str(item) for item in voice],
+        sms_ports=[str(item) for item in sms_ports],
+        domains=list(getattr(brand, "domains", ()) or ()),
+        app=getattr(brand, "app", None),
+        verified=bool(voice or sms_ports),
+    )
+
+
+@health.get("/healthz")
+def healthz() -> Response:
+    return jsonify({"status": "ok"})
+
+
+@health.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    loaded = current_app.extensions.get("dunscan")
+    versions: dict[str, str | None] = dict(loaded.versions) if loaded else {}
+    checks = {
+        "rules": bool(versions.get("rules")),
+        "numbers": bool(versions.get("numbers")),
+        "model": bool(versions.get("model")),
+    }
+    ready = checks["rules"] and checks["numbers"]
+    if current_app.config["REQUIRE_MODEL"]:
+        ready = ready and checks["model"]
+    body = {"status": "ready" if ready else "not_ready", "checks": checks, "versions": versions}
+    return jsonify(body), 200 if ready else 503
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(api)
+    app.register_blueprint(health)
+

@@ -1,0 +1,102 @@
+"""gunicorn settings: `gunicorn --config service/gunicorn_conf.py 'service:create_app()'`.
+
+Used by `make run` and the Dockerfile. Command-line flags override what is set here
+(`--workers 3`, `--bind 0.0.0.0:8000`), and so does GUNICORN_CMD_ARGS.
+
+- Workers: scoring is CPU-bound (regular expressions, a linear model), so one worker per core uses
+  the machine; a few threads per worker absorb slow clients and keep-alive connections without
+  adding memory (each worker holds its own analyzer). WEB_CONCURRENCY overrides the count.
+- Shutdown: SIGTERM stops accepting connections and gives requests in flight `graceful_timeout`
+  seconds to finish; a worker silent for `timeout` seconds is killed and replaced.
+- Logs: JSON lines (access log on stdout, the rest on stderr). The access log holds method,
+  path (phone numbers masked), status, bytes, duration and request id: never a body, a query
+  string, a client address or a user agent.
+- Metrics: prometheus_client's multiprocess mode, so /metrics sums every worker (see
+  service/metrics.py). The directory must be known before any worker imports prometheus_client,
+  hence it is set here.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import tempfile
+from typing import Any
+
+_OWN_METRICS_DIR: str | None = None
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _OWN_METRICS_DIR = tempfile.mkdtemp(prefix="dunscan-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _OWN_METRICS_DIR
+
+from gunicorn.glogging import Logger  # noqa: E402
+from prometheus_client import multiprocess  # noqa: E402  (after the directory is set)
+
+from service.logs import JsonFormatter  # noqa: E402
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the CPUs this process may use (containers, taskset)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+bind = ["127.0.0.1:8000"]
+workers = int(os.environ.get("WEB_CONCURRENCY", "0")) or max(2, _cores())
+worker_class = "gthread"
+threads = 4
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+# The heartbeat file lives in memory: a container's disk-backed /tmp can stall it.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+proc_name = "dunscan"
+loglevel = "info"
+errorlog = "-"
+accesslog = "-"
+
+
+class JsonLogger(Logger):
+    """gunicorn's logger, writing JSON lines and an access log without personal data."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for handler in self.error_log.handlers + self.access_log.handlers:
+            handler.setFormatter(JsonFormatter())
+
+    def access(self, resp: Any, req: Any, environ: dict, request_time: Any) -> None:
+        if not self.access_log_enabled:
+            return
+        headers = dict((name.lower(), value) for name, value in resp.headers)
+        status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+        self.access_log.info(
+            "request",
+            extra={
+                "method": environ.get("REQUEST_METHOD"),
+                # The path only (a number in /v1/numbers/... is masked by the formatter).
+                "path": environ.get("PATH_INFO"),
+                "status": int(status),
+                "bytes": getattr(resp, "sent", None),
+                "ms": round(request_time.total_seconds() * 1000, 2),
+                "request_id": headers.get("x-request-id"),
+            },
+        )
+
+
+logger_class = JsonLogger
+
+
+def on_starting(server: Any) -> None:
+    # Files left by an earlier run in an operator-chosen directory would be summed into ours.
+    for stale in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
+        os.remove(stale)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(_OWN_METRICS_DIR, ignore_errors=True)

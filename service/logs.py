@@ -1,0 +1,129 @@
+"""Structured JSON logs with a request id, and no personal data.
+
+One JSON object per line on stderr. Message texts never reach a log call (callers log ids, rule ids,
+counts and timings); as a second line of defence every string that is logged passes through
+`mask_numbers`, so a phone number that slips into a message or a path shows as 171****6789.
+
+A small formatter is written here rather than pulled in as a dependency: it is the masking and the
+request id that matter, and both are ours.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import traceback
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, Response, g, has_request_context, request
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A client's request id is echoed into logs and headers, so only a plain token is accepted.
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+# Seven or more digits, optionally with spaces or dashes between them and a leading +: long enough
+# for any phone number, short enough to spare counts and durations. ISO dates (versions) are spared.
+_PHONE_LIKE = re.compile(r"(?<![A-Za-z0-9_-])(?!\d{4}-\d{2}-\d{2})\+?\d(?:[ -]?\d){6,}")
+_HANDLER_MARK = "_dunscan_json_handler"
+
+# LogRecord attributes that are not "extra" fields passed by the caller.
+_RECORD_FIELDS = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime", "taskName"}
+)
+
+
+def mask_numbers(value: str) -> str:
+    """Hide the middle of anything that looks like a phone number: 17123456789 -> 171****6789."""
+
+    def mask(match: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", match.group())
+        prefix = "+" if match.group().startswith("+") else ""
+        if len(digits) >= 11:  # keep country code and carrier prefix, hide the subscriber part
+            return f"{prefix}{digits[:-8]}****{digits[-4:]}"
+        return f"{prefix}{digits[:3]}****"
+
+    return _PHONE_LIKE.sub(mask, value)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_numbers(value)
+    if isinstance(value, dict):
+        return {key: _scrub(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(item) for item in value]
+    return value
+
+
+def current_request_id() -> str | None:
+    if has_request_context():
+        return g.get("request_id")
+    return None
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, request id and the caller's extras.
+
+    Exceptions are logged as their type and stack frames only: an exception's message can quote the
+    input that caused it, and the input is personal data.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": mask_numbers(record.getMessage()),
+        }
+        request_id = getattr(record, "request_id", None) or current_request_id()
+        if request_id:
+            entry["request_id"] = request_id
+        for key, value in vars(record).items():
+            if key not in _RECORD_FIELDS and key != "request_id" and not key.startswith("_"):
+                entry[key] = _scrub(value)
+        if record.exc_info and record.exc_info[0] is not None:
+            exc_type, _, tb = record.exc_info
+            entry["exc_type"] = f"{exc_type.__module__}.{exc_type.__qualname__}"
+            entry["stack"] = [
+                f"{frame.filename}:{frame.lineno} in {frame.name}"
+                for frame in traceback.extract_tb(tb)
+            ]
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def json_handler(stream: Any = None) -> logging.Handler:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    setattr(handler, _HANDLER_MARK, True)
+    return handler
+
+
+def configure(level: str | int = "INFO") -> None:
+    """Send the `service` loggers (app, api, pipeline, ...) to stderr as JSON; idempotent."""
+    logger = logging.getLogger("service")
+    logger.setLevel(level)
+    if not any(getattr(handler, _HANDLER_MARK, False) for handler in logger.handlers):
+        logger.addHandler(json_handler())
+    # Records also propagate to the root logger, where a host (pytest, an embedding app) may
+    # collect them; gunicorn leaves the root logger without handlers, so nothing prints twice.
+
+
+def _assign_request_id() -> None:
+    offered = request.headers.get(REQUEST_ID_HEADER, "")
+    g.request_id = offered if _CLIENT_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+
+
+def _echo_request_id(response: Response) -> Response:
+    request_id = g.get("request_id")
+    if request_id:
+        response.headers[REQUEST_ID_HEADER] = request_id
+    return response
+
+
+def init_app(app: Flask) -> None:
+    configure(app.config["LOG_LEVEL"])
+    app.before_request(_assign_request_id)
+    app.after_request(_echo_request_id)

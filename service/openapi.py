@@ -1,0 +1,305 @@
+"""The OpenAPI 3.1 document (`/openapi.json`) and Swagger UI (`/docs`), both served offline.
+
+Schemas come from the pydantic models themselves (records, verdict, batch, errors), so the document
+cannot drift from what the API validates and returns; OpenAPI 3.1 speaks the same JSON Schema
+dialect pydantic writes. Swagger UI's files come from the installed flask-swagger-ui package, so
+/docs needs no CDN.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import flask_swagger_ui
+from flask import Blueprint, Flask, Response, current_app, jsonify, send_from_directory, url_for
+from pydantic import TypeAdapter
+
+from service import api
+from service.errors import ErrorBody
+from service.schemas import Record, Verdict
+
+SWAGGER_UI_DIR = Path(flask_swagger_ui.__file__).parent / "dist"
+REF_TEMPLATE = "#/components/schemas/{model}"
+EXTENSION = "dunscan_openapi"
+
+blueprint = Blueprint("docs", __name__)
+
+# (component name, JSON Schema mode, type): request bodies validate, responses serialize.
+_SCHEMAS: list[tuple[str, Any, Any]] = [
+    ("Record", "validation", Record),
+    ("BatchRequest", "validation", api.BatchRequest),
+    ("Verdict", "serialization", Verdict),
+    ("BatchResponse", "serialization", api.BatchResponse),
+    ("NumberResponse", "serialization", api.NumberResponse),
+    ("BrandsResponse", "serialization", api.BrandsResponse),
+    ("HealthResponse", "serialization", api.HealthResponse),
+    ("ReadyResponse", "serialization", api.ReadyResponse),
+    ("Error", "serialization", ErrorBody),
+]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": REF_TEMPLATE.format(model=name)}
+
+
+def _components() -> dict[str, Any]:
+    adapters = [(name, mode, TypeAdapter(kind)) for name, mode, kind in _SCHEMAS]
+    top, defs = TypeAdapter.json_schemas(adapters, ref_template=REF_TEMPLATE)
+    schemas = dict(defs.get("$defs", {}))
+    for (name, _mode), schema in top.items():
+        if schema != _ref(name):  # a union (Record) is inlined, not a $ref to itself
+            schemas[name] = schema
+    return schemas
+
+
+def _json(schema_name: str, description: str) -> dict[str, Any]:
+    content = {"application/json": {"schema": _ref(schema_name)}}
+    return {"description": description, "content": content}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    meaning = {
+        400: "Malformed JSON or body",
+        401: "Missing or wrong API key (only when keys are configured)",
+        413: "Body, text or batch over its limit",
+        415: "Unsupported Content-Type",
+        422: "Missing or mistyped field; `field` names it",
+        429: "Rate limited; see Retry-After",
+        503: "Not ready",
+    }
+    return {str(status): _json("Error", meaning[status]) for status in statuses}
+
+
+def build_document(config: Any) -> dict[str, Any]:
+    try:
+        package_version = version("dunscan")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        package_version = "0.0.0"
+    lang = {
+        "name": "lang",
+        "in": "query",
+        "required": False,
+        "description": "Language of the advice (default: Accept-Language, else zh).",
+        "schema": {"type": "string", "enum": ["zh", "en"]},
+    }
+    secured = [{}, {"ApiKey": []}]  # open unless the operator configured DUNSCAN_API_KEYS
+    v1_errors = (401, 429)
+    form_schema = {
+        "type": "object",
+        "required": ["text"],
+        "properties": {
+            "text": {"type": "string", "description": "The message as received."},
+            "sender": {"type": "string", "description": "The number it came from, if known."},
+        },
+    }
+    paths: dict[str, Any] = {
+        "/v1/check": {
+            "post": {
+                "summary": "One record in, one explained verdict out",
+                "description": (
+                    "Send a record as JSON, a form (`text`, `sender`) or the bare text as "
+                    "text/plain. `Accept: text/plain` answers a short summary a phone can show. "
+                    f"Text is limited to {config['MAX_TEXT_CHARS']} characters, the body to "
+                    f"{config['MAX_CONTENT_LENGTH']} bytes."
+                ),
+                "operationId": "check",
+                "security": secured,
+                "parameters": [lang],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": _ref("Record")},
+                        "application/x-www-form-urlencoded": {"schema": form_schema},
+                        "text/plain": {"schema": {"type": "string"}},
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "The verdict",
+                        "content": {
+                            "application/json": {"schema": _ref("Verdict")},
+                            "text/plain": {"schema": {"type": "string"}},
+                        },
+                    },
+                    **_errors(400, 413, 415, 422, *v1_errors),
+                },
+            }
+        },
+        "/v1/check/batch": {
+            "post": {
+                "summary": "Several records, verdicts in order",
+                "description": (
+                    f"At most {config['MAX_BATCH']} records. A bad record gets its own error entry "
+                    "(`index`, `error`) and does not fail the others."
+                ),
+                "operationId": "checkBatch",
+                "security": secured,
+                "parameters": [lang],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("BatchRequest")}},
+                },
+                "responses": {
+                    "200": _json("BatchResponse", "One result per record, in input order"),
+                    **_errors(400, 413, 415, 422, *v1_errors),
+                },
+            }
+        },
+        "/v1/numbers/{number}": {
+            "get": {
+                "summary": "Classify one number: type, brand, official or not",
+                "operationId": "number",
+                "security": secured,
+                "parameters": [
+                    {
+                        "name": "number",
+                        "in": "path",
+                        "required": True,
+                        "description": "Any way a phone shows it, URL-encoded (+86%20171...).",
+                        "schema": {"type": "string", "maxLength": api.MAX_SENDER_CHARS},
+                    }
+                ],
+                "responses": {
+                    "200": _json("NumberResponse", "The classification"),
+                    **_errors(422, *v1_errors),
+                },
+            }
+        },
+        "/v1/brands": {
+            "get": {
+                "summary": "Official contacts of every known brand",
+                "operationId": "brands",
+                "security": secured,
+                "responses": {
+                    "200": _json("BrandsResponse", "Brands with their official contacts"),
+                    **_errors(*v1_errors),
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "summary": "Liveness",
+                "operationId": "healthz",
+                "responses": {"200": _json("HealthResponse", "The process answers")},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: rules, number lists and model loaded, with versions",
+                "operationId": "readyz",
+                "responses": {
+                    "200": _json("ReadyResponse", "Ready"),
+                    "503": _json("ReadyResponse", "Not ready"),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics (no personal data)",
+                "operationId": "metrics",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "operationId": "openapi",
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3.1",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+        "/docs": {
+            "get": {
+                "summary": "Swagger UI for this document",
+                "operationId": "docs",
+                "responses": {
+                    "200": {
+                        "description": "HTML page",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "dunscan",
+            "version": package_version,
+            "summary": "Is this debt-collection SMS or call a scam?",
+            "description": (
+                "Every error is JSON: `{\"error\": {\"code\", \"message\", \"field\"}}`. "
+                "Send `X-Request-ID` to correlate logs; it is echoed in the response."
+            ),
+            "license": {"name": "MIT", "identifier": "MIT"},
+        },
+        "paths": paths,
+        "components": {
+            "schemas": _components(),
+            "securitySchemes": {
+                "ApiKey": {"type": "apiKey", "in": "header", "name": api.API_KEY_HEADER}
+            },
+        },
+    }
+
+
+@blueprint.get("/openapi.json")
+def openapi_json() -> Response:
+    document = current_app.extensions.get(EXTENSION)
+    if document is None:
+        document = current_app.extensions[EXTENSION] = build_document(current_app.config)
+    return jsonify(document)
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>dunscan API</title>
+  <link rel="stylesheet" href="{css}">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="{bundle}"></script>
+  <script>
+    window.onload = function () {{
+      window.ui = SwaggerUIBundle({config});
+    }};
+  </script>
+</body>
+</html>
+"""
+
+
+@blueprint.get("/docs")
+@blueprint.get("/docs/")
+def docs() -> Response:
+    config = {"url": url_for("docs.openapi_json"), "dom_id": "#swagger-ui", "deepLinking": True}
+    page = _PAGE.format(
+        css=url_for("docs.asset", filename="swagger-ui.css"),
+        bundle=url_for("docs.asset", filename="swagger-ui-bundle.js"),
+        # "</" cannot close the script element from inside the JSON.
+        config=json.dumps(config).replace("</", "<\\/"),
+    )
+    return Response(page, content_type="text/html; charset=utf-8")
+
+
+@blueprint.get("/docs/<path:filename>")
+def asset(filename: str) -> Response:
+    return send_from_directory(SWAGGER_UI_DIR, filename)
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(blueprint)
