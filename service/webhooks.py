@@ -1,0 +1,250 @@
+"""The `webhooks` blueprint: SmsForwarder posts every SMS and call record here.
+
+    POST|PUT|PATCH|GET /hooks/sf/<token>
+
+The token in the path picks the hook (unknown: 404). With a secret, `timestamp` and `sign` must
+be present, fresh and right (otherwise 401, nothing scored). A record is accepted in one database
+transaction that also records its signature and fingerprint (to refuse replays and answer resends
+as duplicates) and, when the verdict is high risk, adds the push to the outbox; the answer (2xx)
+goes out only after that commit, so nothing accepted is lost, and the push itself is delivered by
+the worker in service.notify, never on the request.
+
+Logs carry the hook id, the outcome and timings; never the token, the text or a full number.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import parse_qsl
+
+from flask import Blueprint, Flask, current_app, jsonify, request
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+
+from service import notify
+from service.errors import ApiError, validation_error
+from service.schemas import CallRecord, SmsRecord
+from service.smsforwarder import (
+    ForwarderRequestError,
+    parse_timestamp_ms,
+    record_fingerprint,
+    timestamp_is_fresh,
+    to_record,
+    verify_sign,
+)
+from service.store import Hook, SeenKey, find_hook, store_for
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("webhooks", __name__)
+
+SETTINGS: dict[str, float] = {
+    "HOOK_MAX_SKEW_S": 3600.0,  # accepted distance between the phone's timestamp and our clock
+    "HOOK_DEDUP_S": 3600.0,  # identical records (hook, sender, body) within this are duplicates
+}
+_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def _setting(name: str) -> float:
+    value = current_app.config.get(name)
+    return float(SETTINGS[name] if value is None else value)
+
+
+def _refuse(outcome: str, hook_id: int | None, started: float, error: ApiError) -> ApiError:
+    _log(outcome, hook_id, started)
+    return error
+
+
+def _log(outcome: str, hook_id: int | None, started: float, **extra: Any) -> None:
+    log.info(
+        "smsforwarder hook",
+        extra={
+            "hook_id": hook_id,
+            "outcome": outcome,
+            "ms": round((time.perf_counter() - started) * 1000, 1),
+            **extra,
+        },
+    )
+
+
+def _fields(path_rest: str | None) -> dict[str, Any]:
+    """Every field the request carries: query string, form body or JSON body, merged."""
+    fields: dict[str, Any] = {}
+    if path_rest is not None:
+        # SmsForwarder's GET mode without a template appends "&content=…" to the path itself.
+        fields.update(parse_qsl(path_rest, keep_blank_values=True))
+    fields.update(request.args.to_dict())
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise ApiError(400, "bad_request", "the body is not a JSON object", "body")
+        fields.update(body)
+    elif request.mimetype == "application/x-www-form-urlencoded":
+        fields.update(request.form.to_dict())
+    elif request.mimetype.startswith("text/") and request.content_length:
+        # A text/* Content-Type header sends the template as a string; a JSON one is usual.
+        try:
+            body = json.loads(request.get_data(as_text=True))
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            fields.update(body)
+        else:
+            fields.setdefault("org_content", request.get_data(as_text=True))
+    return fields
+
+
+def _raw_path_rest(token_and_rest: str) -> str | None:
+    """The still-encoded part after '&' in the request path (werkzeug has decoded request.path)."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or ""
+    raw_path = raw.split("?", 1)[0]
+    if "&" in raw_path:
+        return raw_path.split("&", 1)[1]
+    return token_and_rest.split("&", 1)[1] if "&" in token_and_rest else None
+
+
+def _check_signature(hook: Hook, fields: dict[str, Any], started: float) -> str:
+    """The signature key to remember (timestamp + sign), or raise 401."""
+    assert hook.secret is not None
+    received = fields.get("sign")
+    if not isinstance(received, str) or not received:
+        raise _refuse(
+            "unsigned", hook.id, started,
+            ApiError(401, "unauthorized", "this hook needs a signed request (sign)", "sign"),
+        )
+    try:
+        timestamp_ms = parse_timestamp_ms(str(fields.get("timestamp") or ""))
+    except ForwarderRequestError as error:
+        raise _refuse(
+            "unsigned", hook.id, started, ApiError(401, "unauthorized", str(error), error.field)
+        ) from error
+    if not timestamp_is_fresh(timestamp_ms, _setting("HOOK_MAX_SKEW_S")):
+        raise _refuse(
+            "stale", hook.id, started,
+            ApiError(
+                401, "unauthorized",
+                "timestamp is too far from the server's clock; check the phone's time",
+                "timestamp",
+            ),
+        )
+    if not verify_sign(hook.secret, str(timestamp_ms), received):
+        raise _refuse(
+            "bad_sign", hook.id, started,
+            ApiError(401, "unauthorized", "sign does not match this hook's secret", "sign"),
+        )
+    return f"sig:{timestamp_ms}"
+
+
+def _remember(
+    session: Any, hook_id: int, key: str, fingerprint: str | None, ttl_s: float, now: float
+) -> bool:
+    """Record a key for this hook; False when it is already there and still current."""
+    existing = session.query(SeenKey).filter_by(hook_id=hook_id, key=key).one_or_none()
+    if existing is not None:
+        if existing.expires_at >= now:
+            return False
+        session.delete(existing)
+        session.flush()
+    session.add(
+        SeenKey(hook_id=hook_id, key=key, fingerprint=fingerprint, expires_at=now + ttl_s)
+    )
+    session.flush()
+    return True
+
+
+def _accept(
+    hook: Hook, record: SmsRecord | CallRecord, signature_key: str | None, started: float
+) -> tuple[dict[str, Any], int]:
+    store = store_for(current_app)
+    analyzer = current_app.extensions["dunscan"]
+    fingerprint = record_fingerprint(hook.id, record)
+    now = time.time()
+    try:
+        with store.session() as session:
+            if signature_key is not None:
+                seen = session.query(SeenKey).filter_by(hook_id=hook.id, key=signature_key)
+                previous = seen.one_or_none()
+                if previous is not None and previous.expires_at >= now:
+                    if previous.fingerprint != fingerprint:
+                        # Same timestamp and sign, other content: the signature was lifted.
+                        raise _refuse(
+                            "replay", hook.id, started,
+                            ApiError(401, "unauthorized", "this signature was already used",
+                                     "sign"),
+                        )
+                    _log("duplicate", hook.id, started, reason="resend")
+                    return {"accepted": True, "duplicate": True}, 200
+                _remember(
+                    session, hook.id, signature_key, fingerprint,
+                    2 * _setting("HOOK_MAX_SKEW_S"), now,
+                )
+            if not _remember(
+                session, hook.id, f"rec:{fingerprint}", None, _setting("HOOK_DEDUP_S"), now
+            ):
+                _log("duplicate", hook.id, started, reason="same_record")
+                return {"accepted": True, "duplicate": True}, 200
+            scoring = time.perf_counter()
+            verdict = analyzer.check(record, lang="zh")
+            score_ms = round((time.perf_counter() - scoring) * 1000, 1)
+            notified = bool(hook.notify_url) and notify.should_notify(verdict)
+            if notified:
+                title, body, payload = notify.compose(record, verdict)
+                notify.enqueue(
+                    session, hook_id=hook.id, url=hook.notify_url or "",
+                    kind=hook.notify_kind or "json", title=title, body=body, payload=payload,
+                )
+    except IntegrityError:
+        # A concurrent request with the same record or signature committed first.
+        _log("duplicate", hook.id, started, reason="race")
+        return {"accepted": True, "duplicate": True}, 200
+    if notified:
+        notify.wake(current_app)
+    _log(
+        "accepted", hook.id, started, kind=record.kind, verdict_level=verdict.level,
+        category=verdict.category, notified=notified, score_ms=score_ms,
+    )
+    from service.summary import summarize
+
+    return {
+        "accepted": True,
+        "duplicate": False,
+        "kind": record.kind,
+        "risk": verdict.risk,
+        "level": verdict.level,
+        "category": verdict.category,
+        "notified": notified,
+        "summary": summarize(verdict, "zh"),
+    }, 200
+
+
+@blueprint.route("/hooks/sf/<path:token>", methods=["GET", "POST", "PUT", "PATCH"])
+def smsforwarder(token: str) -> Any:
+    started = time.perf_counter()
+    token_part, _, rest = token.partition("&")
+    if not token_part or not set(token_part) <= _TOKEN_CHARS:
+        raise _refuse("unknown_hook", None, started,
+                      ApiError(404, "not_found", "no such hook; check the URL"))
+    hook = find_hook(token_part, store=store_for(current_app))
+    if hook is None:
+        raise _refuse("unknown_hook", None, started,
+                      ApiError(404, "not_found", "no such hook; check the URL"))
+    fields = _fields(_raw_path_rest(token) if rest else None)
+    signature_key = _check_signature(hook, fields, started) if hook.secret else None
+    try:
+        record = to_record(fields)
+    except ForwarderRequestError as error:
+        refusal = ApiError(422, "validation_error", str(error), error.field)
+        raise _refuse("bad_request", hook.id, started, refusal) from error
+    except ValidationError as error:
+        raise _refuse("bad_request", hook.id, started, validation_error(error)) from error
+    body, status = _accept(hook, record, signature_key, started)
+    return jsonify(body), status
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(blueprint)
+    store_for(app)  # create the tables at start, not on the first phone's request
+    notify.init_app(app)
