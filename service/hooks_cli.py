@@ -46,8 +46,18 @@ def _cmd_add(args: argparse.Namespace) -> int:
     url = hook.url(base)
     settings = setup_settings(url, hook.has_secret)
     if args.format == "json":
-        print(json.dumps({"hook": hook.public(), "url": url, "secret": hook.secret,
-                          "smsforwarder": settings}, ensure_ascii=False, indent=2))
+        print(
+            json.dumps(
+                {
+                    "hook": hook.public(),
+                    "url": url,
+                    "secret": hook.secret,
+                    "smsforwarder": settings,
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return 0
     lines = [
         f"Hook {hook.name!r} created (id {hook.id}). Its URL is shown only now; keep it private.",
@@ -80,8 +90,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for hook in hooks:
         created = datetime.fromtimestamp(hook["created_at"], UTC).strftime("%Y-%m-%d %H:%M")
         notify = f"{hook['notify_kind']} {hook['notify']}" if hook["notify"] else "-"
-        print(f"{hook['id']:>4}  {hook['name']:<20} token {hook['token']:<8} "
-              f"secret {hook['secret']:<4}  notify {notify}  created {created}Z")
+        print(
+            f"{hook['id']:>4}  {hook['name']:<20} token {hook['token']:<8} "
+            f"secret {hook['secret']:<4}  notify {notify}  created {created}Z"
+        )
     return 0
 
 
@@ -116,9 +128,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--name", required=True, help="whose phone this is, e.g. 'mum'")
     add.add_argument("--secret", help="SmsForwarder's Secret: requests must then be signed")
     add.add_argument("--random-secret", action="store_true", help="generate the secret")
-    add.add_argument("--notify", metavar="URL",
-                     help="push high-risk verdicts here: ntfy topic URL, Bark URL or any URL "
-                          "taking JSON (prefix ntfy+ / bark+ / json+ to force the kind)")
+    add.add_argument(
+        "--notify",
+        metavar="URL",
+        help="push high-risk verdicts here: ntfy topic URL, Bark URL or any URL "
+        "taking JSON (prefix ntfy+ / bark+ / json+ to force the kind)",
+    )
     add.add_argument("--base-url", help="public URL of this service (default DUNSCAN_PUBLIC_URL)")
     add.add_argument("--format", choices=["text", "json"], default="text")
     add.set_defaults(func=_cmd_add)
@@ -133,6 +148,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     notify = subparsers.add_parser("notify", help="deliver pending push notifications")
     notify_commands = notify.add_subparsers(dest="notify_command", required=True)
-    run_once = notify_commands.add_parser("run-once", aliases=["flush"],
-                                          help="deliver every due notification once, then exit")
+    run_once = notify_commands.add_parser(
+        "run-once", aliases=["flush"], help="deliver every due notification once, then exit"
+    )
     run_once.set_defaults(func=_cmd_notify_run_once)

@@ -186,8 +186,12 @@ def build_request(row: Outbox) -> dict[str, Any]:
         return {
             "method": "POST",
             "url": row.url.rstrip("/"),
-            "json": {"title": row.title, "body": row.body, "group": "dunscan",
-                     "level": "timeSensitive"},
+            "json": {
+                "title": row.title,
+                "body": row.body,
+                "group": "dunscan",
+                "level": "timeSensitive",
+            },
         }
     return {
         "method": "POST",

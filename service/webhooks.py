@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl
 from flask import Blueprint, Flask, current_app, jsonify, request
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
+from werkzeug.routing import PathConverter
 
 from service import notify
 from service.errors import ApiError, validation_error
@@ -40,6 +41,14 @@ from service.store import Hook, SeenKey, find_hook, store_for
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("webhooks", __name__)
+
+
+class _TokenAndRestConverter(PathConverter):
+    """The token, and whatever SmsForwarder's template-less GET glues on with '&' (may hold
+    decoded newlines, which the stock path converter does not match)."""
+
+    regex = "(?s:[^/].*?)"
+
 
 SETTINGS: dict[str, float] = {
     "HOOK_MAX_SKEW_S": 3600.0,  # accepted distance between the phone's timestamp and our clock
@@ -112,7 +121,9 @@ def _check_signature(hook: Hook, fields: dict[str, Any], started: float) -> str:
     received = fields.get("sign")
     if not isinstance(received, str) or not received:
         raise _refuse(
-            "unsigned", hook.id, started,
+            "unsigned",
+            hook.id,
+            started,
             ApiError(401, "unauthorized", "this hook needs a signed request (sign)", "sign"),
         )
     try:
@@ -123,16 +134,21 @@ def _check_signature(hook: Hook, fields: dict[str, Any], started: float) -> str:
         ) from error
     if not timestamp_is_fresh(timestamp_ms, _setting("HOOK_MAX_SKEW_S")):
         raise _refuse(
-            "stale", hook.id, started,
+            "stale",
+            hook.id,
+            started,
             ApiError(
-                401, "unauthorized",
+                401,
+                "unauthorized",
                 "timestamp is too far from the server's clock; check the phone's time",
                 "timestamp",
             ),
         )
     if not verify_sign(hook.secret, str(timestamp_ms), received):
         raise _refuse(
-            "bad_sign", hook.id, started,
+            "bad_sign",
+            hook.id,
+            started,
             ApiError(401, "unauthorized", "sign does not match this hook's secret", "sign"),
         )
     return f"sig:{timestamp_ms}"
@@ -148,9 +164,7 @@ def _remember(
             return False
         session.delete(existing)
         session.flush()
-    session.add(
-        SeenKey(hook_id=hook_id, key=key, fingerprint=fingerprint, expires_at=now + ttl_s)
-    )
+    session.add(SeenKey(hook_id=hook_id, key=key, fingerprint=fingerprint, expires_at=now + ttl_s))
     session.flush()
     return True
 
@@ -171,15 +185,22 @@ def _accept(
                     if previous.fingerprint != fingerprint:
                         # Same timestamp and sign, other content: the signature was lifted.
                         raise _refuse(
-                            "replay", hook.id, started,
-                            ApiError(401, "unauthorized", "this signature was already used",
-                                     "sign"),
+                            "replay",
+                            hook.id,
+                            started,
+                            ApiError(
+                                401, "unauthorized", "this signature was already used", "sign"
+                            ),
                         )
                     _log("duplicate", hook.id, started, reason="resend")
                     return {"accepted": True, "duplicate": True}, 200
                 _remember(
-                    session, hook.id, signature_key, fingerprint,
-                    2 * _setting("HOOK_MAX_SKEW_S"), now,
+                    session,
+                    hook.id,
+                    signature_key,
+                    fingerprint,
+                    2 * _setting("HOOK_MAX_SKEW_S"),
+                    now,
                 )
             if not _remember(
                 session, hook.id, f"rec:{fingerprint}", None, _setting("HOOK_DEDUP_S"), now
@@ -193,8 +214,13 @@ def _accept(
             if notified:
                 title, body, payload = notify.compose(record, verdict)
                 notify.enqueue(
-                    session, hook_id=hook.id, url=hook.notify_url or "",
-                    kind=hook.notify_kind or "json", title=title, body=body, payload=payload,
+                    session,
+                    hook_id=hook.id,
+                    url=hook.notify_url or "",
+                    kind=hook.notify_kind or "json",
+                    title=title,
+                    body=body,
+                    payload=payload,
                 )
     except IntegrityError:
         # A concurrent request with the same record or signature committed first.
@@ -203,8 +229,14 @@ def _accept(
     if notified:
         notify.wake(current_app)
     _log(
-        "accepted", hook.id, started, kind=record.kind, verdict_level=verdict.level,
-        category=verdict.category, notified=notified, score_ms=score_ms,
+        "accepted",
+        hook.id,
+        started,
+        kind=record.kind,
+        verdict_level=verdict.level,
+        category=verdict.category,
+        notified=notified,
+        score_ms=score_ms,
     )
     from service.summary import summarize
 
@@ -220,17 +252,19 @@ def _accept(
     }, 200
 
 
-@blueprint.route("/hooks/sf/<path:token>", methods=["GET", "POST", "PUT", "PATCH"])
+@blueprint.route("/hooks/sf/<sf_token:token>", methods=["GET", "POST", "PUT", "PATCH"])
 def smsforwarder(token: str) -> Any:
     started = time.perf_counter()
     token_part, _, rest = token.partition("&")
     if not token_part or not set(token_part) <= _TOKEN_CHARS:
-        raise _refuse("unknown_hook", None, started,
-                      ApiError(404, "not_found", "no such hook; check the URL"))
+        raise _refuse(
+            "unknown_hook", None, started, ApiError(404, "not_found", "no such hook; check the URL")
+        )
     hook = find_hook(token_part, store=store_for(current_app))
     if hook is None:
-        raise _refuse("unknown_hook", None, started,
-                      ApiError(404, "not_found", "no such hook; check the URL"))
+        raise _refuse(
+            "unknown_hook", None, started, ApiError(404, "not_found", "no such hook; check the URL")
+        )
     fields = _fields(_raw_path_rest(token) if rest else None)
     signature_key = _check_signature(hook, fields, started) if hook.secret else None
     try:
@@ -245,6 +279,7 @@ def smsforwarder(token: str) -> Any:
 
 
 def init_app(app: Flask) -> None:
+    app.url_map.converters["sf_token"] = _TokenAndRestConverter
     app.register_blueprint(blueprint)
     store_for(app)  # create the tables at start, not on the first phone's request
     notify.init_app(app)
