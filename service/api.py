@@ -14,6 +14,7 @@ import hmac
 import json
 import logging
 import time
+from datetime import date
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
@@ -21,6 +22,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from service.errors import ApiError, ErrorDetail, field_path, validation_error
 from service.metrics import count_verdict
+from service.numbers import Brand, NumberEntry
 from service.pipeline import Analyzer
 from service.schemas import CallRecord, Lang, SmsRecord, Verdict, parse_record
 from service.summary import summarize
@@ -75,15 +77,32 @@ class NumberResponse(BaseModel):
     region: str | None = None
 
 
+class OfficialNumber(BaseModel):
+    number: str
+    verified: bool = Field(description="False: recalled, but no public page states it.")
+    source: str
+    checked: date
+
+
+class OfficialDomain(BaseModel):
+    domain: str
+    verified: bool
+    source: str
+    checked: date
+
+
 class BrandContacts(BaseModel):
+    """How a brand really contacts people, each entry with its public source."""
+
     id: str
     name: str
-    aliases: list[str] = []
-    voice: list[str] = []
-    sms_ports: list[str] = []
-    domains: list[str] = []
+    category: str
+    aliases: list[str]
     app: str | None = None
-    verified: bool = Field(description="False when no official number could be verified.")
+    voice: list[OfficialNumber]
+    sms_ports: list[OfficialNumber]
+    domains: list[OfficialDomain]
+    verified: bool = Field(description="False when none of its numbers could be verified.")
 
 
 class BrandsResponse(BaseModel):
@@ -260,7 +279,7 @@ def _check(record: SmsRecord | CallRecord, lang: Lang) -> Verdict:
             "has_sender": record.sender is not None,
             "text_chars": len(record.text or ""),
             "category": verdict.category,
-            "level": verdict.level,
+            "verdict_level": verdict.level,
             "risk": verdict.risk,
             "signals": [signal.id for signal in verdict.signals],
             "lang": lang,
@@ -339,18 +358,30 @@ def brands() -> Response:
     return jsonify(BrandsResponse(brands=listed).model_dump(mode="json"))
 
 
-def _brand_contacts(brand: Any) -> BrandContacts:
-    voice = list(getattr(brand, "voice", ()) or ())
-    sms_ports = list(getattr(brand, "sms_ports", ()) or ())
+def _brand_contacts(brand: Brand) -> BrandContacts:
+    def number_entry(entry: NumberEntry) -> OfficialNumber:
+        return OfficialNumber(
+            number=entry.number, verified=entry.verified, source=entry.source, checked=entry.checked
+        )
+
     return BrandContacts(
         id=brand.id,
         name=brand.name,
-        aliases=list(getattr(brand, "aliases", ()) or ()),
-        voice=[str(item) for item in voice],
-        sms_ports=[str(item) for item in sms_ports],
-        domains=list(getattr(brand, "domains", ()) or ()),
-        app=getattr(brand, "app", None),
-        verified=bool(voice or sms_ports),
+        category=brand.category,
+        aliases=list(brand.aliases),
+        app=brand.app,
+        voice=[number_entry(entry) for entry in brand.voice],
+        sms_ports=[number_entry(entry) for entry in brand.sms_ports],
+        domains=[
+            OfficialDomain(
+                domain=entry.domain,
+                verified=entry.verified,
+                source=entry.source,
+                checked=entry.checked,
+            )
+            for entry in brand.domains
+        ],
+        verified=brand.verified,
     )
 
 

@@ -12,7 +12,7 @@ import importlib
 from typing import Any, Literal
 
 import limits
-from flask import Flask
+from flask import Blueprint, Flask
 from flask_limiter import Limiter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -26,7 +26,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_TEXT_CHARS": 5000,  # one message's text; real SMS are far shorter
     "MAX_BATCH": 100,  # records in one /v1/check/batch request
     "API_KEYS": "",  # comma-separated; when set, /v1/* requires one in X-API-Key
-    "RATELIMIT_DEFAULT": "120/minute",  # per API key, or per client IP without one
+    # One budget per API key (or per client IP without one), shared by every rate-limited route:
+    # "120/minute;2000/hour". Health, readiness, metrics and docs are exempt.
+    "RATELIMIT": "120/minute",
     "RATELIMIT_STORAGE_URI": "memory://",  # redis://host:6379 when several instances share limits
     "RATELIMIT_HEADERS_ENABLED": True,  # X-RateLimit-* and Retry-After on responses
     "RATELIMIT_ENABLED": True,
@@ -35,7 +37,8 @@ DEFAULTS: dict[str, Any] = {
     "LOG_LEVEL": "INFO",
 }
 
-# Other surfaces register themselves when their module exists: each exposes init_app(app).
+# Other surfaces, registered when their module exists. Each exposes `init_app(app)` (to register
+# its blueprint and hooks), or just a Blueprint named `bp`.
 SURFACES = ("service.webhooks", "service.web")
 
 
@@ -48,7 +51,7 @@ class Settings(BaseModel):
     MAX_TEXT_CHARS: int = Field(gt=0)
     MAX_BATCH: int = Field(gt=0)
     API_KEYS: tuple[str, ...]
-    RATELIMIT_DEFAULT: str
+    RATELIMIT: str
     PROXY_FIX_X_FOR: int = Field(ge=0)
     REQUIRE_MODEL: bool
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -62,7 +65,7 @@ class Settings(BaseModel):
             return tuple(str(key).strip() for key in value if str(key).strip())
         return value
 
-    @field_validator("RATELIMIT_DEFAULT")
+    @field_validator("RATELIMIT")
     @classmethod
     def _parse_limits(cls, value: str) -> str:
         limits.parse_many(value)  # "120/minute;2000/hour"; raises ValueError on a typo
@@ -92,7 +95,12 @@ def _register_surfaces(app: Flask) -> None:
             if error.name == name:  # that surface is not part of this build
                 continue
             raise
-        module.init_app(app)
+        if hasattr(module, "init_app"):
+            module.init_app(app)
+        elif isinstance(getattr(module, "bp", None), Blueprint):
+            app.register_blueprint(module.bp)
+        else:
+            raise RuntimeError(f"{name} has neither init_app(app) nor a Blueprint named bp")
 
 
 def create_app(
@@ -108,6 +116,7 @@ def create_app(
     settings = _validated_settings(app)
     app.config["API_KEYS"] = settings.API_KEYS
     app.config["LOG_LEVEL"] = settings.LOG_LEVEL
+    app.config["RATELIMIT_APPLICATION"] = settings.RATELIMIT
     app.config["MAX_CONTENT_LENGTH"] = settings.MAX_BODY_BYTES
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.MAX_BODY_BYTES
     # Chinese stays readable in responses, and fields keep the contract's order.

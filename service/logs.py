@@ -83,7 +83,8 @@ class JsonFormatter(logging.Formatter):
             entry["request_id"] = request_id
         for key, value in vars(record).items():
             if key not in _RECORD_FIELDS and key != "request_id" and not key.startswith("_"):
-                entry[key] = _scrub(value)
+                # An extra never overwrites the fixed fields ("level" of a verdict, say).
+                entry[f"{key}_" if key in entry else key] = _scrub(value)
         if record.exc_info and record.exc_info[0] is not None:
             exc_type, _, tb = record.exc_info
             entry["exc_type"] = f"{exc_type.__module__}.{exc_type.__qualname__}"

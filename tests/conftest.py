@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Callable
+from typing import Any
 
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from service import create_app
 from service.pipeline import Analyzer
 
 
@@ -17,3 +23,30 @@ def analyzer() -> Analyzer:
 def rules_only_analyzer() -> Analyzer:
     """The analyzer without the model: what numbers and rules alone conclude."""
     return Analyzer.load(use_model=False)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A throw-away SQLite file for the store, so tests never touch the developer's database."""
+    return f"sqlite:///{tmp_path_factory.mktemp('store') / 'dunscan.sqlite3'}"
+
+
+@pytest.fixture
+def make_app(analyzer: Analyzer, database_url: str) -> Callable[..., Flask]:
+    """Build an app on the shared analyzer, with extra config for one test (MAX_BATCH=2, ...)."""
+
+    def build(**config: Any) -> Flask:
+        base = {"TESTING": True, "DATABASE_URL": database_url}
+        return create_app({**base, **config}, analyzer=analyzer)
+
+    return build
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
