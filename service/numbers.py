@@ -318,8 +318,13 @@ def _parse(raw: str) -> _Parsed:
                 tag = "secondary_12583" if prefix == "12583" else "ip_prefix"
                 return _Parsed(inner.normalized, inner.type, tag, inner.region, inner.short,
                                inner.anomalous)
-    if len(digits) == 13 and digits.startswith("86") and _MOBILE.fullmatch(digits[2:]):
-        return _mobile(digits[2:])
+    if digits.startswith("86") and 11 <= len(digits) <= 13:
+        # "86 138...", "86-21-6888..." : the country code written without + or 00
+        if _MOBILE.fullmatch(digits[2:]):
+            return _mobile(digits[2:])
+        landline = _landline("0" + digits[2:])
+        if landline.type is NumberType.LANDLINE:
+            return landline
     return _domestic(digits, plus86=False)
 
 
@@ -749,17 +754,23 @@ class Directory:
 
     def _phones_in_run(self, text: str, match: re.Match[str]) -> list[Contact]:
         groups = [(g.group(), match.start() + g.start(), match.start() + g.end())
-                  for g in _GROUP.finditer(match.group())][:_MAX_GROUPS]
+                  for g in _GROUP.finditer(match.group())]
         plus = match.group().startswith("+")
         found: list[Contact] = []
         index = 0
         while index < len(groups):
-            for stop in range(len(groups), index, -1):
+            # Longest plausible number first, over a bounded window: linear in the run length.
+            for stop in range(min(len(groups), index + _MAX_GROUPS), index, -1):
                 digits = "".join(g[0] for g in groups[index:stop])
                 start = groups[index][1] - (1 if plus and index == 0 else 0)
                 end = groups[stop - 1][2]
                 info = self._phone_in_text(text, ("+" if plus and index == 0 else "") + digits,
                                            start, end)
+                if info is not None and stop - index > 1 and not info.normalized.startswith("+"):
+                    # Short codes are written in one piece; joined pieces must be spaced-out
+                    # single digits ("9 5 1 8 8"), or "12 400-123-4567" would yield 12400.
+                    if any(len(g[0]) > 1 for g in groups[index:stop]):
+                        info = None
                 if info is not None:
                     found.append(Contact("phone", text[start:end], start, end, info=info,
                                          brand=info.brand, official=info.official))

@@ -104,6 +104,7 @@ CLASSIFY_TABLE = [
     ("0571-88888888", T.LANDLINE, "+8657188888888", "fixed_line", "CN", None, False),
     ("(021) 6888 8888", T.LANDLINE, "+862168888888", "fixed_line", "CN", None, False),
     ("+86 (0)21 68888888", T.LANDLINE, "+862168888888", "fixed_line", "CN", None, False),
+    ("86-21-68888888", T.LANDLINE, "+862168888888", "fixed_line", "CN", None, False),
     ("0755-83765566", T.OFFICIAL_HOTLINE, "+8675583765566", "fixed_line", "CN", "wechatpay",
      True),
     ("+86 10 6608 5566", T.OFFICIAL_HOTLINE, "+861066085566", "fixed_line", "CN", "boc", True),
@@ -417,6 +418,12 @@ def test_contact_spans_map_to_the_original(directory: Directory) -> None:
     (contact,) = directory.find_contacts(norm)
     start, end = norm.span(contact.start, contact.end)
     assert text[start:end] == "４００－１２３－４５６７"
+
+
+def test_numbers_late_in_a_long_digit_run_are_found(directory: Directory) -> None:
+    text = "请拨打 " + " ".join(["12"] * 30) + " 400-123-4567"  # one run of 33 digit groups
+    contacts = directory.find_contacts(normalize(text))
+    assert [c.info.normalized for c in contacts if c.info] == ["+864001234567"]
 
 
 def test_official_contacts_are_marked(directory: Directory) -> None:
