@@ -122,7 +122,7 @@ def _cmd_notify_run_once(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     hooks = subparsers.add_parser("hooks", help="SmsForwarder webhooks: add, list, remove")
-    hook_commands = hooks.add_subparsers(dest="hooks_command", required=True)
+    hook_commands = hooks.add_subparsers(dest="hooks_command", required=True, metavar="COMMAND")
 
     add = hook_commands.add_parser("add", help="create a webhook and print the app settings")
     add.add_argument("--name", required=True, help="whose phone this is, e.g. 'mum'")
@@ -147,7 +147,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     remove.set_defaults(func=_cmd_remove)
 
     notify = subparsers.add_parser("notify", help="deliver pending push notifications")
-    notify_commands = notify.add_subparsers(dest="notify_command", required=True)
+    notify_commands = notify.add_subparsers(dest="notify_command", required=True, metavar="COMMAND")
     run_once = notify_commands.add_parser(
         "run-once", aliases=["flush"], help="deliver every due notification once, then exit"
     )
