@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from service.schemas import Verdict, parse_record
+from service.schemas import Verdict, error_field, parse_record
 
 # Other surfaces add subcommands by exposing `register(subparsers)` in these modules.
 _EXTENSIONS = ("service.hooks_cli",)
@@ -48,8 +48,7 @@ def _load_analyzer(use_model: bool = True) -> Any:
 
 def _validation_message(error: ValidationError) -> str:
     first = error.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "record"
-    return f"{field}: {first['msg']}"
+    return f"{error_field(first['loc'])}: {first['msg']}"
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

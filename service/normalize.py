@@ -29,10 +29,10 @@ _HOMOGLYPHS = str.maketrans(
 # covers the whole matched original text.
 _FOLDS: tuple[tuple[re.Pattern[str], str], ...] = (
     (
-        re.compile(r"(?:[vw]\s*[信❤♥💚]|[薇威徽嶶]\s*[信❤♥]|微\s*[❤♥💚]|wei\s*信|weixin|wechat)"),
+        re.compile(r"(?:[vw]\s*[信❤♥💚]|[薇威徽嶶]\s*[信❤♥]|微\s*[❤♥💚]|wei\s*信|(?<![a-z0-9./_-])(?:weixin|wechat)(?![a-z0-9./_-]))"),
         "微信",
     ),
-    (re.compile(r"(?<![a-z])(?:vx|wx|v\.x|w\.x)(?![a-z])"), "微信"),
+    (re.compile(r"(?<![a-z0-9./_-])(?:vx|wx|v\.x|w\.x)(?![a-z./_-])"), "微信"),
     (re.compile(r"加\s*[vw](?![a-z])"), "加微信"),
     (re.compile(r"(?:扣扣|叩叩|抠抠|企鹅号|qq号)"), "qq"),
     # Letters standing in for digits inside a number ("138OO138OOO"): only in digit-heavy runs.
@@ -41,8 +41,8 @@ _FOLDS: tuple[tuple[re.Pattern[str], str], ...] = (
 _LETTER_DIGITS = str.maketrans({"o": "0", "l": "1", "i": "1"})
 
 # Separators that obfuscators put between CJK characters ("解*冻*费", "解 冻 费"). Chinese sentence
-# punctuation (，。！？；：、) is kept: it marks real clause boundaries.
-_FILLERS = frozenset(" \t\r\n\u3000*·•._~|/\\-+#^`'\"=<>[]{}()")
+# punctuation (，。！？；：、) and brackets are kept: they mark clauses and 【signatures】.
+_FILLERS = frozenset(" \t\r\n\u3000*·•._~|/\\-+#^`'\"=")
 
 
 def _is_cjk(ch: str) -> bool:

@@ -96,3 +96,11 @@ class Verdict(BaseModel):
     model_version: str | None = None
     rules_version: str
     id: str | int | None = None
+
+
+def error_field(loc: tuple[Any, ...]) -> str:
+    """The field path of a validation error, without pydantic's union tag ("sms"/"call")."""
+    parts = list(loc)
+    if parts and parts[0] in {"sms", "call"}:
+        parts = parts[1:]
+    return ".".join(str(part) for part in parts) or "record"
