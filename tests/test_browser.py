@@ -1,0 +1,260 @@
+"""The web page in a real browser: Debian's headless Chromium, driven by Playwright, against the
+real app served over HTTP on a loopback port. Screenshots go to test-output/ (gitignored)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
+
+from service import create_app
+from service.pipeline import Analyzer
+from service.schemas import parse_record
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip(
+        "Debian's chromium is not installed (/usr/bin/chromium); .ci/run installs it "
+        "(apt-get install chromium)",
+        allow_module_level=True,
+    )
+
+from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE = {"width": 390, "height": 844}
+OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
+SCAM = "【支付宝】您的借呗已逾期，请立即缴纳解冻费2000元到个人账户，并把验证码发给客服。"
+HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)>请缴纳解冻费"
+
+
+@pytest.fixture(scope="module")
+def server_url(analyzer: Analyzer, database_url: str) -> Iterator[str]:
+    app = create_app(
+        {"TESTING": True, "DATABASE_URL": database_url, "RATELIMIT_ENABLED": False},
+        analyzer=analyzer,
+    )
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+class Watched:
+    """A phone-sized page that records dialogs and CSP violations reported on the console."""
+
+    def __init__(self, browser: Browser, javascript: bool = True) -> None:
+        self.context = browser.new_context(
+            viewport=PHONE,
+            device_scale_factor=2,
+            is_mobile=True,
+            has_touch=True,
+            locale="zh-CN",
+            java_script_enabled=javascript,
+        )
+        self.page: Page = self.context.new_page()
+        self.dialogs: list[str] = []
+        self.csp_violations: list[str] = []
+        self.page.on("dialog", self._on_dialog)
+        self.page.on("console", self._on_console)
+
+    def _on_dialog(self, dialog: Any) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def _on_console(self, message: Any) -> None:
+        if "Content Security Policy" in message.text:
+            self.csp_violations.append(message.text)
+
+
+@pytest.fixture
+def phone(browser: Browser) -> Iterator[Watched]:
+    watched = Watched(browser)
+    yield watched
+    watched.context.close()
+
+
+def _check_message(page: Page, base: str, text: str, sender: str = "") -> None:
+    page.goto(f"{base}/")
+    page.fill("textarea[name=text]", text)
+    if sender:
+        page.fill("input[name=sender]", sender)
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+
+
+def _expected_marks(analyzer: Analyzer, text: str) -> list[str]:
+    verdict = analyzer.check(parse_record({"text": text}), "zh")
+    return [text[s.span[0] : s.span[1]] for s in verdict.signals if s.span]
+
+
+def test_submit_a_scam_and_see_the_evidence(
+    phone: Watched, server_url: str, analyzer: Analyzer
+) -> None:
+    page = phone.page
+    _check_message(page, server_url, SCAM, "17123456789")
+    headline = page.text_content("#verdict-title") or ""
+    assert "高风险" in headline and "疑似诈骗" in headline
+
+    marks = page.locator("#message mark").all_text_contents()
+    assert marks
+    for piece in _expected_marks(analyzer, SCAM):
+        assert any(piece in mark for mark in marks), piece
+    assert page.inner_text("#message") == SCAM
+    assert page.get_attribute("#message mark >> nth=0", "title")
+    assert page.get_attribute("#official a.call >> nth=0", "href") == "tel:95188"
+
+    # On a phone the page fits the screen: no sideways scrolling, a big enough button.
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    box = page.locator("button[type=submit]").bounding_box()
+    assert box and box["height"] >= 48
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "result-page.png"), full_page=True)
+    assert phone.csp_violations == []
+
+
+def test_the_check_works_without_javascript(browser: Browser, server_url: str) -> None:
+    no_js = Watched(browser, javascript=False)
+    try:
+        _check_message(no_js.page, server_url, SCAM)
+        assert "疑似诈骗" in (no_js.page.text_content("#verdict-title") or "")
+        assert no_js.page.locator("#message mark").count() > 0
+    finally:
+        no_js.context.close()
+
+
+def test_hostile_message_stays_text(phone: Watched, server_url: str) -> None:
+    page = phone.page
+    _check_message(page, server_url, HOSTILE, sender='"><script>alert(3)</script>')
+    page.wait_for_load_state("load")
+    assert phone.dialogs == []
+    assert page.inner_text("#message") == HOSTILE
+    assert page.input_value("textarea[name=text]") == HOSTILE
+    assert page.input_value("input[name=sender]") == '"><script>alert(3)</script>'
+    assert page.locator("#message script, #message img, img[src=x]").count() == 0
+
+
+def test_manifest_share_target_and_an_android_style_share(
+    phone: Watched, server_url: str
+) -> None:
+    page = phone.page
+    page.goto(f"{server_url}/")
+    manifest = page.evaluate(
+        """async () => {
+            const href = document.querySelector('link[rel=manifest]').href;
+            return await (await fetch(href)).json();
+        }"""
+    )
+    share = manifest["share_target"]
+    assert share["method"] == "POST"
+    assert share["params"] == {"title": "title", "text": "text", "url": "url"}
+
+    # What Chrome on Android does when a person shares an SMS to the installed app: a POST
+    # navigation to the action with the form fields; the body in `text`, `url` empty.
+    with page.expect_navigation():
+        page.evaluate(
+            """([share, body]) => {
+                const form = document.createElement('form');
+                form.method = share.method;
+                form.enctype = share.enctype;
+                form.action = share.action;
+                const fields = {title: '', text: body, url: ''};
+                for (const [param, name] of Object.entries(share.params)) {
+                    const input = document.createElement('input');
+                    input.type = 'hidden';
+                    input.name = name;
+                    input.value = fields[param];
+                    form.appendChild(input);
+                }
+                document.body.appendChild(form);
+                form.submit();
+            }""",
+            [share, SCAM],
+        )
+    assert page.url == f"{server_url}{share['action']}"
+    assert "疑似诈骗" in (page.text_content("#verdict-title") or "")
+    assert page.locator("#message mark").count() > 0
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "shared-result-page.png"), full_page=True)
+
+
+def test_service_worker_serves_the_shell_offline_and_never_caches_a_verdict(
+    phone: Watched, server_url: str
+) -> None:
+    page = phone.page
+    page.goto(f"{server_url}/")
+    scope = page.evaluate("async () => (await navigator.serviceWorker.ready).scope")
+    assert scope == f"{server_url}/"
+    # The worker controls the page once it has claimed its clients.
+    page.reload()
+    page.wait_for_function("navigator.serviceWorker.controller !== null")
+
+    _check_message(page, server_url, SCAM)
+    cached = page.evaluate(
+        """async () => {
+            const found = {};
+            for (const name of await caches.keys()) {
+                const cache = await caches.open(name);
+                for (const request of await cache.keys()) {
+                    found[request.url] = await (await cache.match(request)).text();
+                }
+            }
+            return found;
+        }"""
+    )
+    assert f"{server_url}/" in cached and f"{server_url}/offline" in cached
+    assert not any("/share" in url for url in cached)
+    assert not any("解冻费2000元" in body for body in cached.values()), "a message was cached"
+
+    phone.context.set_offline(True)
+    try:
+        page.goto(f"{server_url}/")
+        assert page.locator("textarea[name=text]").count() == 1
+        page.fill("textarea[name=text]", SCAM)
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+        assert "没有网络" in page.inner_text("h1")
+    finally:
+        phone.context.set_offline(False)
+
+
+def test_setup_page_renders_its_qr_codes(phone: Watched, server_url: str) -> None:
+    page = phone.page
+    page.goto(f"{server_url}/setup")
+    widths = page.evaluate(
+        "Array.from(document.querySelectorAll('img.qr')).map(img => img.naturalWidth)"
+    )
+    assert len(widths) == 2 and all(width > 0 for width in widths)
+    link = page.get_attribute("a[href^='http-shortcuts://import']", "href") or ""
+    assert link.startswith("http-shortcuts://import?url=http%3A%2F%2F127.0.0.1")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert phone.csp_violations == []
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "setup-page.png"), full_page=True)
