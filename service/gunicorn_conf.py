@@ -52,6 +52,9 @@ keepalive = 5
 # The heartbeat file lives in memory: a container's disk-backed /tmp can stall it.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 proc_name = "dunscan"
+# gunicorn's runtime control socket is unused here, and its default path (~/.gunicorn) would be
+# shared by every instance on the machine (tests, make run).
+control_socket_disable = True
 loglevel = "info"
 errorlog = "-"
 accesslog = "-"
