@@ -37,10 +37,13 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus, unquote
 
 from service.schemas import CallRecord, SmsRecord
+
+if TYPE_CHECKING:
+    from service.store import HookInfo
 
 HOOK_PATH_PREFIX = "/hooks/sf/"
 
@@ -288,3 +291,30 @@ def setup_settings(url: str, has_secret: bool) -> dict[str, Any]:
         "response": "(leave empty: any 2xx answer counts as delivered)",
     }
     return settings
+
+
+SETUP_STEPS_ZH: tuple[str, ...] = (
+    "安装“短信转发器”(SmsForwarder)，在【通用设置】中开启【转发短信广播】"
+    "（需要检查来电时再开启【转发通话记录】并选择通话类型），按提示授予短信、通话记录、通讯录权限，"
+    "并允许自启动、后台运行。",
+    "【发送通道】→ ＋ → Webhook：按下方设置填写 Webhook Server、请求方式、消息模板、"
+    "Headers 和 Secret，点【测试】应收到 200 应答。",
+    "【转发规则】→ ＋ → 短信 → 全部转发 → 选择刚才的发送通道并保存；"
+    "需要检查来电时再添加一条“来电”规则。",
+    "在手机上安装 ntfy（安卓）或 Bark（iPhone）并订阅同一个主题，高风险短信会推送提醒。",
+)
+
+
+def hook_setup(hook: HookInfo, base_url: str | None = None) -> dict[str, Any]:
+    """Everything a setup page shows for a hook just created with store.create_hook().
+
+    {"url", "secret", "settings" (setup_settings), "steps" (zh-CN)}; the token is only known at
+    creation, so call this right after create_hook and show the result once.
+    """
+    url = hook.url(base_url)
+    return {
+        "url": url,
+        "secret": hook.secret,
+        "settings": setup_settings(url, hook.has_secret),
+        "steps": list(SETUP_STEPS_ZH),
+    }

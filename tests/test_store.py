@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from service.cli import main as cli_main
+from service.smsforwarder import hook_setup
 from service.store import (
     Hook,
     HookError,
@@ -212,3 +213,11 @@ def test_the_hook_table_holds_a_hash_not_the_token(store: Store) -> None:
     with store.session() as session:
         row = session.get(Hook, hook.id)
         assert row is not None and row.token_hash != hook.token and len(row.token_hash) == 64
+
+
+def test_hook_setup_gives_the_setup_page_what_to_show(store: Store) -> None:
+    hook = create_hook("mum", secret="abc", store=store)
+    setup = hook_setup(hook, "https://dunscan.example.org")
+    assert setup["url"] == f"https://dunscan.example.org/hooks/sf/{hook.token}"
+    assert setup["secret"] == "abc" and setup["settings"]["method"] == "POST"
+    assert "[org_content]" in setup["settings"]["webParams"] and setup["steps"]
