@@ -11,6 +11,7 @@ import pytest
 
 from model.corpus.rows import (
     BANK_BRANDS,
+    CORPUS_DIR,
     LABELS,
     LENDER_BRANDS,
     SHORT_MAX_CHARS,
@@ -18,6 +19,7 @@ from model.corpus.rows import (
     load_rows,
     row_problems,
 )
+from model.corpus.stats import report
 from model.corpus.variants import VARIANTS_FILE, build_variants
 
 ROWS: list[dict[str, Any]] = load_rows()
@@ -265,3 +267,9 @@ def test_traditional_rows_really_are_traditional() -> None:
     unchanged = [row["id"] for row in SMS if row["variant"] == "traditional"
                  and to_simplified.convert(row["text"]) == row["text"]]
     assert unchanged == []
+
+
+def test_readme_counts_are_current() -> None:
+    readme = (CORPUS_DIR / "README.md").read_text(encoding="utf-8")
+    stale = "README counts are stale: rerun python -m model.corpus.stats into the Counts section"
+    assert readme.endswith(report(ROWS)), stale

@@ -10,6 +10,7 @@ batch of its source row (so a held-out batch holds out its variants too) and nam
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 from typing import Any
@@ -21,9 +22,10 @@ from model.corpus.rows import CORPUS_DIR, load_rows, write_rows
 VARIANTS_FILE = CORPUS_DIR / "variants.jsonl"
 SEED = 20241122
 
-# How many rows of each label get a derived variant.
-TRADITIONAL_PER_LABEL = {"scam": 38, "legit": 18, "abusive": 12, "other": 8}
-OBFUSCATED_PER_LABEL = {"scam": 50, "abusive": 14, "other": 4}
+# Share of each label's hand-written rows that get a derived variant. Selection hashes the source
+# id, so adding rows never changes which existing rows are derived, nor how.
+TRADITIONAL_SHARE = {"scam": 0.13, "legit": 0.09, "abusive": 0.10, "other": 0.05}
+OBFUSCATED_SHARE = {"scam": 0.18, "abusive": 0.12, "other": 0.12}
 
 # Words senders split up to slip past filters: the strongest signals first.
 KEY_TERMS = (
@@ -120,56 +122,47 @@ def obfuscate(text: str, rng: random.Random) -> str:
     return out
 
 
-def _pick(rows: list[dict[str, Any]], label: str, count: int, rng: random.Random) -> list[dict]:
-    pool = [r for r in rows if r["label"] == label]
-    return rng.sample(pool, k=min(count, len(pool)))
+def _chosen(row_id: str, purpose: str, share: float) -> bool:
+    digest = hashlib.sha256(f"{SEED}:{purpose}:{row_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+def _derived_row(source: dict[str, Any], text: str, variant: str, prefix: str) -> dict[str, Any]:
+    row = {**source, "text": text, "variant": variant}
+    row["id"] = source["id"].replace("dc-", f"dc-{prefix}-", 1)
+    row["derived_from"] = source["id"]
+    row["provenance"] = PROVENANCE.format(source=source["id"])
+    return row
 
 
 def build_variants(base_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    rng = random.Random(SEED)
-    sources = [
-        r for r in base_rows
-        if r["kind"] == "sms" and r["variant"] in ("plain", "short") and "derived_from" not in r
-    ]
+    """Derived rows for the hand-written SMS rows in base_rows, in base order."""
     # Compared without whitespace: a variant must differ by more than spacing.
     seen = {_squeezed(r["text"]) for r in base_rows if r["kind"] == "sms"}
     # Mostly generic Traditional; some Taiwan and Hong Kong forms, as phones there show them.
     converters = [opencc.OpenCC(name) for name in ("s2t", "s2t", "s2tw", "s2hk")]
     derived: list[dict[str, Any]] = []
 
-    def add(source: dict[str, Any], text: str, variant: str, prefix: str) -> None:
-        if _squeezed(text) in seen:
-            return
-        seen.add(_squeezed(text))
-        number = sum(1 for r in derived if r["variant"] == variant) + 1
-        derived.append(
-            {
-                **{k: source[k] for k in ("kind", "sender")},
-                "id": f"dc-{prefix}-{number:04d}",
-                "text": text,
-                **{k: source[k] for k in ("label", "brand", "scenario")},
-                "variant": variant,
-                "batch": source["batch"],
-                "derived_from": source["id"],
-                "provenance": PROVENANCE.format(source=source["id"]),
-            }
-        )
+    def add(row: dict[str, Any]) -> None:
+        if _squeezed(row["text"]) not in seen:
+            seen.add(_squeezed(row["text"]))
+            derived.append(row)
 
-    for label, count in TRADITIONAL_PER_LABEL.items():
-        for source in _pick(sources, label, count, rng):
-            converter = rng.choice(converters)
-            add(source, converter.convert(source["text"]), "traditional", "trad")
-    for label, count in OBFUSCATED_PER_LABEL.items():
+    for source in base_rows:
+        if source["kind"] != "sms" or source["variant"] not in ("plain", "short"):
+            continue
+        label, rng = source["label"], random.Random(f"{SEED}:{source['id']}")
+        if _chosen(source["id"], "traditional", TRADITIONAL_SHARE.get(label, 0.0)):
+            text = rng.choice(converters).convert(source["text"])
+            add(_derived_row(source, text, "traditional", "trad"))
         # Obfuscation only means something where there are words to hide, and among unrelated
         # messages only advertisers do it.
-        candidates = [
-            r for r in sources
-            if _key_spans(r["text"]) and (label != "other" or r["scenario"] in ("ad", "loan_ad"))
-        ]
-        for source in _pick(candidates, label, count, rng):
-            add(source, obfuscate(source["text"], rng), "obfuscated", "obf")
-    order = ("kind", "id", "sender", "text", "label", "brand", "scenario", "variant", "batch")
-    return [{**{k: row[k] for k in order}, **row} for row in derived]
+        hideable = _key_spans(source["text"]) and (
+            label != "other" or source["scenario"] in ("ad", "loan_ad")
+        )
+        if hideable and _chosen(source["id"], "obfuscated", OBFUSCATED_SHARE.get(label, 0.0)):
+            add(_derived_row(source, obfuscate(source["text"], rng), "obfuscated", "obf"))
+    return derived
 
 
 def main() -> None:
