@@ -21,6 +21,7 @@ carries a strict Content-Security-Policy (no inline script or style anywhere).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -313,8 +314,10 @@ def share() -> Response:
 # --- installable app --------------------------------------------------------------------------
 
 
+@functools.cache
 def _shell_version() -> str:
-    """Changes whenever a shell asset or template changes, so phones fetch the new shell."""
+    """Changes whenever a shell asset or template changes, so phones fetch the new shell.
+    Computed once per process: browsers fetch /sw.js on nearly every navigation."""
     digest = hashlib.sha256()
     folders = (Path(assets.static_folder or ""), Path(bp.root_path) / (bp.template_folder or ""))
     for folder in folders:

@@ -216,7 +216,9 @@ def test_service_worker_serves_the_shell_offline_and_never_caches_a_verdict(
     page.reload()
     page.wait_for_function("navigator.serviceWorker.controller !== null")
 
+    # A check made through the worker still reaches the server.
     _check_message(page, server_url, SCAM)
+    assert "疑似诈骗" in (page.text_content("#verdict-title") or "")
     cached = page.evaluate(
         """async () => {
             const found = {};
