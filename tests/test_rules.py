@@ -1,0 +1,280 @@
+"""Content rules: their own examples, load-time validation, fail-closed rules, linear time."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from service.normalize import normalize
+from service.paths import PATTERNS_DIR
+from service.rules import Rule, RuleLoadError, RuleSet
+
+# Loaded once at collection so each example becomes its own test case. Examples are checked here
+# one by one, so the load-time example check is switched off to get per-example reports.
+RULES = RuleSet.load(check_examples=False)
+MUST_MATCH = [
+    pytest.param(rule, index, text, id=f"{rule.id}-{index}")
+    for rule in RULES.rules
+    for index, text in enumerate(rule.must_match)
+]
+MUST_NOT_MATCH = [
+    pytest.param(rule, index, text, id=f"{rule.id}-{index}")
+    for rule in RULES.rules
+    for index, text in enumerate(rule.must_not_match)
+]
+OTP_NOTICES = [
+    "验证码123456，请勿泄露给他人【招商银行】",
+    "【支付宝】验证码834201，切勿告诉任何人，工作人员不会索取",
+    "您的验證碼為 ６６８８２１，請勿洩露給他人，客服不會索取",
+    "付款验证码431309，任何人索取验证码均为诈骗，切勿泄露！【中国银联】",
+]
+
+
+@pytest.mark.parametrize(("rule", "index", "text"), MUST_MATCH)
+def test_rule_fires_on_its_must_match_examples(rule: Rule, index: int, text: str) -> None:
+    norm = normalize(text)
+    signals = {signal.id: signal for signal in RULES.signals(norm)}
+    assert rule.id in signals, f"{rule.source_file}: {rule.id} must match example #{index}"
+    signal = signals[rule.id]
+    start, end = signal.span
+    # The evidence shown to the person is the exact text they received at that span.
+    assert signal.evidence
+    assert text[start:end] == signal.evidence
+
+
+@pytest.mark.parametrize(("rule", "index", "text"), MUST_NOT_MATCH)
+def test_rule_stays_silent_on_its_must_not_match_examples(
+    rule: Rule, index: int, text: str
+) -> None:
+    fired = {hit.rule.id for hit in RULES.hits(normalize(text))}
+    assert rule.id not in fired, f"{rule.source_file}: {rule.id} fired on example #{index}"
+
+
+def test_every_rule_has_enough_examples_of_both_kinds() -> None:
+    thin = [
+        rule.id
+        for rule in RULES.rules
+        if len(rule.must_match) < 3 or len(rule.must_not_match) < 3
+    ]
+    assert thin == []
+
+
+def test_rule_set_covers_every_topic_with_unique_ids() -> None:
+    files = {rule.source_file for rule in RULES.rules}
+    assert len(files) == len(list(PATTERNS_DIR.glob("*.yaml")))
+    assert len({rule.id for rule in RULES.rules}) == len(RULES.rules)
+    assert {rule.category for rule in RULES.rules} == {"scam", "abusive", "legit"}
+
+
+def test_default_load_checks_examples_and_gives_a_short_content_version() -> None:
+    checked = RuleSet.load()
+    assert checked.version == RULES.version
+    assert len(checked.version) == 12
+    int(checked.version, 16)
+
+
+def test_version_changes_when_a_rule_file_changes(tmp_path: Path) -> None:
+    shutil.copytree(PATTERNS_DIR, tmp_path, dirs_exist_ok=True)
+    target = tmp_path / "fees.yaml"
+    target.write_text(target.read_text(encoding="utf-8").replace("weight: 3.0", "weight: 2.9", 1))
+    assert RuleSet.load(tmp_path).version != RULES.version
+
+
+# --- fail-closed ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "rule_id",
+    [
+        "credential_verification_code",
+        "credential_password",
+        "credential_card_security",
+        "fee_unfreeze",
+        "fee_deposit_proof",
+        "fee_advance_loan",
+        "fee_negotiation_first",
+        "transfer_safe_account",
+        "transfer_personal_account",
+    ],
+)
+def test_credential_fee_and_transfer_rules_are_fail_closed(rule_id: str) -> None:
+    assert RULES.get(rule_id).fail_closed
+
+
+def test_only_scam_rules_are_fail_closed() -> None:
+    assert {rule.category for rule in RULES.rules if rule.fail_closed} == {"scam"}
+
+
+@pytest.mark.parametrize("text", OTP_NOTICES)
+def test_code_notice_that_warns_not_to_share_is_not_a_credential_request(text: str) -> None:
+    signals = RULES.signals(normalize(text))
+    assert [signal.id for signal in signals if signal.fail_closed] == []
+    assert "legit_code_warning" in {signal.id for signal in signals}
+
+
+@pytest.mark.parametrize(
+    ("text", "rule_id"),
+    [
+        ("请把手机收到的验 证 码告诉我，帮您注销校园贷", "credential_verification_code"),
+        ("請繳納解凍費５００元", "fee_unfreeze"),
+        ("还款请转到专员的個人账户", "transfer_personal_account"),
+    ],
+)
+def test_obfuscated_requests_still_fail_closed(text: str, rule_id: str) -> None:
+    signals = {signal.id: signal for signal in RULES.signals(normalize(text))}
+    assert signals[rule_id].fail_closed
+    assert signals[rule_id].source == "rule"
+    assert signals[rule_id].category == "scam"
+    assert signals[rule_id].explanation == RULES.get(rule_id).explanation
+
+
+def test_hits_come_in_text_order() -> None:
+    text = "你这个老赖，不还钱就联系你单位领导，再爆你通讯录"
+    starts = [hit.start for hit in RULES.hits(normalize(text))]
+    assert len(starts) >= 3
+    assert starts == sorted(starts)
+
+
+# --- linear time ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "解" * 100_000 + "a" * 100_000,
+        "验证码告诉" * 20_000,
+        ("请缴纳" + "x" * 11) * 10_000,
+        "http://" + "1." * 50_000,
+    ],
+    ids=["repeated-cjk", "repeated-trigger", "near-miss-windows", "dotted-digits"],
+)
+def test_pathological_inputs_complete(text: str) -> None:
+    norm = normalize(text)
+    hits = RULES.hits(norm)
+    assert all(0 <= hit.start < hit.end <= len(norm.text) for hit in hits)
+
+
+def test_long_input_without_signals_has_no_hits() -> None:
+    assert RULES.hits(normalize("解" * 100_000 + "a" * 100_000)) == []
+
+
+# --- load failures ----------------------------------------------------------------------------
+
+
+def _rule(**changes: Any) -> dict[str, Any]:
+    rule: dict[str, Any] = {
+        "id": "test_unfreeze_fee",
+        "category": "scam",
+        "weight": 2.0,
+        "fail_closed": True,
+        "explanation": "正规平台不会收取解冻费",
+        "explanation_en": "Real lenders never charge an unfreezing fee.",
+        "patterns": ["解冻费"],
+        "must_match": ["请缴纳解冻费"],
+        "must_not_match": ["账户已解冻"],
+    }
+    rule.update(changes)
+    return {key: value for key, value in rule.items() if value is not None}
+
+
+def _write(directory: Path, name: str, *rules: dict[str, Any], **file_keys: Any) -> Path:
+    data: dict[str, Any] = {"topic": "test", "description": "test rules", "rules": list(rules)}
+    data.update(file_keys)
+    path = directory / name
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_valid_minimal_file_loads(tmp_path: Path) -> None:
+    _write(tmp_path, "one.yaml", _rule())
+    rules = RuleSet.load(tmp_path)
+    assert [rule.id for rule in rules.rules] == ["test_unfreeze_fee"]
+    assert rules.rules[0].source_file.endswith("one.yaml")
+
+
+@pytest.mark.parametrize(
+    ("changes", "fix"),
+    [
+        ({"patterns": ["解冻(费"]}, "not valid RE2"),
+        ({"patterns": ["(?<=缴纳)解冻费"]}, "not valid RE2"),
+        ({"patterns": [r"\b解冻费"]}, "\\b"),
+        ({"weight": 7}, "0 < weight <= 5"),
+        ({"weight": 0}, "0 < weight <= 5"),
+        ({"category": "spam"}, "scam, abusive, legit"),
+        ({"must_match": None}, "missing key 'must_match'"),
+        ({"must_not_match": []}, "must_not_match"),
+        ({"patterns": []}, "patterns"),
+        ({"severity": "high"}, "unknown key 'severity'"),
+        ({"patterns": ["解凍費"]}, "Traditional"),
+        ({"patterns": ["APP"]}, "lower-case"),
+        ({"patterns": ["解冻费，"]}, "full-width"),
+        ({"patterns": ["(?:解冻费)?"]}, "empty text"),
+        ({"must_match": ["你好"]}, "does not fire"),
+        ({"must_not_match": ["请缴纳解冻费"]}, "fires"),
+        ({"near": 20}, "'near' is set but 'context' is empty"),
+        ({"category": "legit"}, "cannot be fail_closed"),
+        ({"context": ["贷款("]}, "context pattern #1"),
+        ({"unless": ["[a-"]}, "unless pattern #1"),
+    ],
+)
+def test_bad_rule_stops_loading_with_file_rule_and_fix(
+    tmp_path: Path, changes: dict[str, Any], fix: str
+) -> None:
+    _write(tmp_path, "broken.yaml", _rule(**changes))
+    with pytest.raises(RuleLoadError) as failure:
+        RuleSet.load(tmp_path)
+    message = str(failure.value)
+    assert "broken.yaml" in message
+    assert "rule 'test_unfreeze_fee'" in message
+    assert fix in message
+
+
+def test_duplicate_id_across_files_names_both_files(tmp_path: Path) -> None:
+    _write(tmp_path, "a_first.yaml", _rule())
+    _write(tmp_path, "b_second.yaml", _rule())
+    with pytest.raises(RuleLoadError) as failure:
+        RuleSet.load(tmp_path)
+    message = str(failure.value)
+    assert message.startswith(str(tmp_path / "b_second.yaml"))
+    assert "rule 'test_unfreeze_fee'" in message
+    assert "a_first.yaml" in message
+    assert "duplicate id" in message
+
+
+@pytest.mark.parametrize(
+    ("content", "fix"),
+    [
+        ("topic: [unclosed\n", "YAML"),
+        ("- just a list\n", "mapping"),
+        ("topic: t\ndescription: d\n", "missing key 'rules'"),
+        ("topic: t\ndescription: d\nrules: []\n", "rules"),
+        ("topic: t\ndescription: d\nowner: me\nrules: [{id: x}]\n", "unknown key 'owner'"),
+    ],
+)
+def test_bad_file_structure_names_the_file(tmp_path: Path, content: str, fix: str) -> None:
+    (tmp_path / "shape.yaml").write_text(content, encoding="utf-8")
+    with pytest.raises(RuleLoadError) as failure:
+        RuleSet.load(tmp_path)
+    assert str(failure.value).startswith(str(tmp_path / "shape.yaml"))
+    assert fix in str(failure.value)
+
+
+def test_rule_without_id_is_named_by_position(tmp_path: Path) -> None:
+    _write(tmp_path, "noid.yaml", _rule(), _rule(id=None))
+    with pytest.raises(RuleLoadError, match=r"noid\.yaml: rule #2 \(no id\): missing key 'id'"):
+        RuleSet.load(tmp_path)
+
+
+def test_bad_id_format_is_explained(tmp_path: Path) -> None:
+    _write(tmp_path, "ids.yaml", _rule(id="Fee-Unfreeze"))
+    with pytest.raises(RuleLoadError, match="snake_case"):
+        RuleSet.load(tmp_path)
+
+
+def test_empty_directory_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(RuleLoadError, match="no rule files"):
+        RuleSet.load(tmp_path)
