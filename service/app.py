@@ -12,7 +12,7 @@ import importlib
 from typing import Any, Literal
 
 import limits
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, Response
 from flask_limiter import Limiter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -30,8 +30,10 @@ DEFAULTS: dict[str, Any] = {
     # "120/minute;2000/hour". Health, readiness, metrics and docs are exempt.
     "RATELIMIT": "120/minute",
     "RATELIMIT_STORAGE_URI": "memory://",  # redis://host:6379 when several instances share limits
-    "RATELIMIT_HEADERS_ENABLED": True,  # X-RateLimit-* and Retry-After on responses
+    "RATELIMIT_HEADERS_ENABLED": True,  # X-RateLimit-* on responses, Retry-After on a 429
     "RATELIMIT_ENABLED": True,
+    # A shared store (Redis) that goes away must not take the API down with it: count in memory.
+    "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
     "PROXY_FIX_X_FOR": 0,  # number of trusted reverse proxies in front (for the client IP)
     "REQUIRE_MODEL": False,  # /readyz answers 503 while no trained model is loaded
     "LOG_LEVEL": "INFO",
@@ -87,6 +89,14 @@ def _validated_settings(app: Flask) -> Settings:
         raise ValueError(f"invalid configuration: {problems}") from None
 
 
+def _retry_after_only_when_limited(response: Response) -> Response:
+    # flask-limiter puts Retry-After on every response; on a 200 or a 422 it would tell a client
+    # to back off for no reason.
+    if response.status_code not in (429, 503):
+        response.headers.pop("Retry-After", None)
+    return response
+
+
 def _register_surfaces(app: Flask) -> None:
     for name in SURFACES:
         try:
@@ -131,6 +141,7 @@ def create_app(
     logs.init_app(app)
     errors.init_app(app)
     metrics.init_app(app)
+    app.after_request(_retry_after_only_when_limited)  # runs after the limiter's own hook
     limiter = Limiter(api.rate_limit_key, app=app)
 
     app.extensions["dunscan"] = analyzer if analyzer is not None else Analyzer.load()

@@ -273,27 +273,37 @@ _PAGE = """<!DOCTYPE html>
 <body>
   <div id="swagger-ui"></div>
   <script src="{bundle}"></script>
-  <script>
-    window.onload = function () {{
-      window.ui = SwaggerUIBundle({config});
-    }};
-  </script>
+  <script src="{init}"></script>
 </body>
 </html>
 """
 
 
+# No inline script, so the page can run under a strict policy (Swagger UI styles inline).
+_DOCS_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
 @blueprint.get("/docs")
 @blueprint.get("/docs/")
 def docs() -> Response:
-    config = {"url": url_for("docs.openapi_json"), "dom_id": "#swagger-ui", "deepLinking": True}
     page = _PAGE.format(
         css=url_for("docs.asset", filename="swagger-ui.css"),
         bundle=url_for("docs.asset", filename="swagger-ui-bundle.js"),
-        # "</" cannot close the script element from inside the JSON.
-        config=json.dumps(config).replace("</", "<\\/"),
+        init=url_for("docs.init_script"),
     )
-    return Response(page, content_type="text/html; charset=utf-8")
+    response = Response(page, content_type="text/html; charset=utf-8")
+    response.headers["Content-Security-Policy"] = _DOCS_POLICY
+    return response
+
+
+@blueprint.get("/docs/dunscan-init.js")
+def init_script() -> Response:
+    config = {"url": url_for("docs.openapi_json"), "dom_id": "#swagger-ui", "deepLinking": True}
+    script = f"window.onload = () => {{ window.ui = SwaggerUIBundle({json.dumps(config)}); }};\n"
+    return Response(script, content_type="text/javascript; charset=utf-8")
 
 
 @blueprint.get("/docs/<path:filename>")
