@@ -4,7 +4,9 @@ The phone that forwarded the SMS shows no answer, so the verdict has to reach it
 way. The notification is written to the outbox in the same transaction that accepts the record;
 delivery happens later, off the request:
 
-- one worker thread per process (started by the app, restarted after a fork) delivers due rows;
+- one worker thread per process delivers due rows: started by the app when the outbox has
+  work (at start-up, on an enqueue, or found by a check at most once a minute), and again after
+  a fork;
 - rows are claimed with a single conditional UPDATE (a lease with an owner and an expiry), so
   several gunicorn workers or instances never send the same row twice at once, and a row whose
   claimer died is picked up again when its lease runs out;
@@ -28,7 +30,7 @@ from email.header import Header
 from typing import Any
 
 import requests
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.schemas import CallRecord, SmsRecord, Verdict
@@ -334,7 +336,8 @@ class Deliverer:
 
     def pending(self) -> int:
         with self.store.session() as session:
-            return len(session.scalars(select(Outbox.id).where(Outbox.status == "pending")).all())
+            count = select(func.count()).select_from(Outbox).where(Outbox.status == "pending")
+            return int(session.scalar(count) or 0)
 
 
 class Worker:
@@ -402,8 +405,32 @@ def stop_worker(app: Any) -> None:
 
 
 _start_lock = threading.Lock()
+# How often a process without a worker looks for pending rows another process left behind.
+PENDING_CHECK_S = 60.0
+
+
+def start_if_needed(app: Any) -> None:
+    """Start the worker when there is work: at start-up, then at most every PENDING_CHECK_S.
+
+    A process that never has a push to send (most test apps, a CLI) runs no thread; one that had
+    a worker before a fork (gunicorn --preload) gets a new one; an enqueue wakes one at once.
+    """
+    if not setting(app, "NOTIFY_WORKER"):
+        return
+    worker: Worker | None = app.extensions.get("dunscan_notify_worker")
+    if worker is not None:
+        if not worker.alive():
+            ensure_worker(app)
+        return
+    now = time.monotonic()
+    last = app.extensions.get("dunscan_notify_checked")
+    if last is not None and now - last < PENDING_CHECK_S:
+        return
+    app.extensions["dunscan_notify_checked"] = now
+    if Deliverer(store_for(app), app).pending():
+        ensure_worker(app)
 
 
 def init_app(app: Any) -> None:
-    ensure_worker(app)
-    app.before_request(lambda: ensure_worker(app) and None)
+    start_if_needed(app)
+    app.before_request(lambda: start_if_needed(app))

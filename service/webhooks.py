@@ -20,7 +20,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qsl
 
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from werkzeug.routing import PathConverter
@@ -29,6 +29,7 @@ from service import notify
 from service.errors import ApiError, validation_error
 from service.schemas import CallRecord, SmsRecord
 from service.smsforwarder import (
+    HOOK_PATH_PREFIX,
     ForwarderRequestError,
     parse_timestamp_ms,
     record_fingerprint,
@@ -276,6 +277,19 @@ def smsforwarder(token: str) -> Any:
         raise _refuse("bad_request", hook.id, started, validation_error(error)) from error
     body, status = _accept(hook, record, signature_key, started)
     return jsonify(body), status
+
+
+@blueprint.after_request
+def _redact_path_for_access_logs(response: Response) -> Response:
+    """The path holds the hook token (and, in the app's template-less GET mode, the message):
+    the server's access log reads PATH_INFO from this same environ after the response, so it is
+    shortened here to the first characters of the token."""
+    for key in ("PATH_INFO", "RAW_URI", "REQUEST_URI"):
+        value = request.environ.get(key)
+        if isinstance(value, str) and value.startswith(HOOK_PATH_PREFIX):
+            token = value[len(HOOK_PATH_PREFIX) :]
+            request.environ[key] = f"{HOOK_PATH_PREFIX}{token[:4]}…"
+    return response
 
 
 def init_app(app: Flask) -> None:

@@ -301,3 +301,14 @@ def test_the_warning_is_short_chinese_with_evidence_and_official_number(
     assert "风险" in body and "解冻费" in body and "95188" in body
     assert len(body) < 300
     assert payload["category"] == "scam"
+
+
+def test_no_worker_thread_until_there_is_something_to_send(
+    make_app: Callable[..., Flask], receiver: Receiver
+) -> None:
+    app = make_app()
+    assert "dunscan_notify_worker" not in app.extensions
+    hook = create_hook("mum", notify_url=receiver.url(), store=store_for(app))
+    forward_scam(app, hook)  # the enqueue starts and wakes it
+    assert app.extensions["dunscan_notify_worker"].alive()
+    wait_for(lambda: len(receiver.received) == 1, "the push")

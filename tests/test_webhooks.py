@@ -20,6 +20,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
+from werkzeug.test import EnvironBuilder
 
 from service.app import create_app
 from service.pipeline import Analyzer
@@ -409,6 +410,22 @@ def test_logs_name_the_hook_id_but_never_the_token_text_or_number(
     dumped = " ".join(json.dumps(vars(r), ensure_ascii=False, default=str) for r in records)
     assert signed_hook.token and signed_hook.token not in dumped
     assert "解冻费" not in dumped and "17123456789" not in dumped.replace(" ", "")
+
+
+def test_the_path_the_access_log_reads_no_longer_holds_the_token(
+    app: Flask, signed_hook: HookInfo
+) -> None:
+    # gunicorn's access log reads PATH_INFO from the request's environ after the response.
+    environ = EnvironBuilder(
+        path=signed_hook.path, method="POST", data={"from": "1", "org_content": "x"}
+    ).get_environ()
+    response_status: list[str] = []
+    app.wsgi_app(environ, lambda status, headers: response_status.append(status))
+    assert response_status and response_status[0].startswith("401")
+    assert signed_hook.token
+    for key in ("PATH_INFO", "RAW_URI", "REQUEST_URI"):
+        assert signed_hook.token not in environ[key]
+        assert environ[key].startswith("/hooks/sf/")
 
 
 # --- calls --------------------------------------------------------------------------------------
