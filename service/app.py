@@ -12,7 +12,7 @@ import importlib
 from typing import Any, Literal
 
 import limits
-from flask import Blueprint, Flask, Response
+from flask import Flask, Response
 from flask_limiter import Limiter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -39,8 +39,8 @@ DEFAULTS: dict[str, Any] = {
     "LOG_LEVEL": "INFO",
 }
 
-# Other surfaces, registered when their module exists. Each exposes `init_app(app)` (to register
-# its blueprint and hooks), or just a Blueprint named `bp`.
+# Other surfaces, registered when their module exists, after the API, the limiter and the analyzer:
+# each exposes `init_app(app)`, which registers its blueprints and hooks.
 SURFACES = ("service.webhooks", "service.web")
 
 
@@ -105,12 +105,7 @@ def _register_surfaces(app: Flask) -> None:
             if error.name == name:  # that surface is not part of this build
                 continue
             raise
-        if hasattr(module, "init_app"):
-            module.init_app(app)
-        elif isinstance(getattr(module, "bp", None), Blueprint):
-            app.register_blueprint(module.bp)
-        else:
-            raise RuntimeError(f"{name} has neither init_app(app) nor a Blueprint named bp")
+        module.init_app(app)
 
 
 def create_app(
