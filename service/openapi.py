@@ -107,7 +107,16 @@ def build_document(config: Any) -> dict[str, Any]:
                 ),
                 "operationId": "check",
                 "security": secured,
-                "parameters": [lang],
+                "parameters": [
+                    lang,
+                    {
+                        "name": "sender",
+                        "in": "query",
+                        "required": False,
+                        "description": "The sender, with a text/plain body (it carries only text).",
+                        "schema": {"type": "string", "maxLength": api.MAX_SENDER_CHARS},
+                    },
+                ],
                 "requestBody": {
                     "required": True,
                     "content": {

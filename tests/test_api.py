@@ -89,6 +89,7 @@ def test_a_call_record(client: FlaskClient) -> None:
             ),
             id="text-plain-gbk",
         ),
+
         pytest.param(
             lambda c: c.post(
                 "/v1/check",
@@ -107,6 +108,18 @@ def test_shortcut_shapes_give_the_same_verdict(
     response = send(client)
     assert response.status_code == 200
     assert response.get_json() == expected
+
+
+def test_text_plain_body_with_sender_in_the_query(client: FlaskClient) -> None:
+    sender = "+86 171 2345 6789"
+    expected = client.post("/v1/check", json={"text": SCAM_TEXT, "sender": sender}).get_json()
+    response = client.post(
+        "/v1/check?sender=%2B86%20171%202345%206789",
+        data=SCAM_TEXT.encode(),
+        content_type="text/plain",
+    )
+    assert response.get_json() == expected
+    assert expected["sender"]["raw"] == sender
 
 
 def test_accept_text_plain_gives_the_summary(client: FlaskClient) -> None:
