@@ -67,7 +67,11 @@ class Analysis:
 
     @property
     def finance_related(self) -> bool:
-        if self.brands or any(s.category in {"scam", "abusive", "legit"} for s in self.signals):
+        # Legit-leaning signals (an unsubscribe footer, an official sender) appear on ads too, so
+        # they alone do not make a message about borrowing.
+        if self.brands or (self.sender is not None and self.sender.brand):
+            return True
+        if any(s.category in {"scam", "abusive"} for s in self.signals):
             return True
         return bool(self.norm and _FINANCE_WORDS.search(self.norm.text))
 
