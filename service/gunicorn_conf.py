@@ -18,6 +18,7 @@ Used by `make run` and the Dockerfile. Command-line flags override what is set h
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
 import shutil
@@ -100,6 +101,19 @@ def child_exit(server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
-def on_exit(server: Any) -> None:
-    if _OWN_METRICS_DIR:
+_MASTER_PID = os.getpid()
+
+
+def _remove_own_metrics_dir() -> None:
+    # Workers are forks of the master and inherit this hook: only the master may remove the dir.
+    if _OWN_METRICS_DIR and os.getpid() == _MASTER_PID:
         shutil.rmtree(_OWN_METRICS_DIR, ignore_errors=True)
+
+
+def on_exit(server: Any) -> None:
+    _remove_own_metrics_dir()
+
+
+# Also at interpreter exit: when every worker fails to boot, gunicorn can leave halt() by an
+# exception before it calls on_exit.
+atexit.register(_remove_own_metrics_dir)
