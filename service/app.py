@@ -112,7 +112,8 @@ def create_app(
     test_config: dict[str, Any] | None = None, *, analyzer: Analyzer | None = None
 ) -> Flask:
     """Build the app. `analyzer` lets tests share one loaded analyzer across many apps."""
-    app = Flask("service")
+    # The web blueprint serves its assets with security headers; no bare /static route beside it.
+    app = Flask("service", static_folder=None)
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("DUNSCAN")
     if test_config:

@@ -67,11 +67,11 @@ class Analysis:
 
     @property
     def finance_related(self) -> bool:
-        # Legit-leaning signals (an unsubscribe footer, an official sender) appear on ads too, so
-        # they alone do not make a message about borrowing.
+        # Legit-leaning signals (an unsubscribe footer) appear on ads too, and an unknown caller's
+        # number says nothing about a loan: neither alone makes a record about borrowing.
         if self.brands or (self.sender is not None and self.sender.brand):
             return True
-        if any(s.category in {"scam", "abusive"} for s in self.signals):
+        if any(s.source == "rule" and s.category in {"scam", "abusive"} for s in self.signals):
             return True
         return bool(self.norm and _FINANCE_WORDS.search(self.norm.text))
 
