@@ -39,6 +39,66 @@ RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{2,63}$")]
 _MAX_CANDIDATES = 64
 # Largest `near` window: context further away than this is "anywhere in the message".
 _MAX_NEAR = 200
+# A negation cue governs a hit only if it starts at most this many characters before the hit.
+_NEGATION_REACH = 30
+# A "以…为由/名义" frame around a hit spans at most this many characters.
+_FRAME_REACH = 40
+
+# Clause breaks in normalised text (NFKC has already turned "，！？；" into ",!?;"). A cue never
+# governs across one: in "请勿挂断电话,把验证码报给我" the request after the comma stands.
+_CLAUSE_BREAK = re2.compile(r"[,。!?;\n【】]")
+# Group 1: phrases that start like a negation but do not negate what follows, so a real request
+# after them still counts: reassurance ("别担心", "不要怕"), "stay on the line", and a scammer's
+# demand for secrecy ("不要告诉家人"). Group 2: the cues that negate or warn.
+_NEGATION_CUES = re2.compile(
+    "((?:不要|不用|别|千万别|千万不要|请勿|切勿|勿)(?:担心|害怕|怕|慌|着急|急|紧张|犹豫|错过|耽误|"
+    "拖延|再拖|多想|多问|挂断|挂机|挂电话|关机|离开|走开|声张|乱说|外传)"
+    "|(?:不要|不能|切勿|请勿|不得|不许|千万别|千万不要)(?:告诉|告知|透露给?|让|跟|和|对)[^,。!?;]{0,4}?"
+    "(?:家人|家里人?|亲友|亲人|朋友|父母|爸妈|老公|老婆|丈夫|妻子|同事|银行|柜员|柜台|警察|民警|"
+    "派出所|公安))"
+    "|(不会|绝不会|从不|从未|不要|请勿|切勿|勿|千万别|谨防|警惕|提防|防范|严禁|禁止|不得|冒充|假冒|"
+    "仿冒|诱导|骗取|套取|凡是|要求(?:客户|用户|受害人|事主|群众|市民|消费者))"
+)
+# "以“注销学生账户”“清空额度”等名义/为由": the script being warned about, named inside a frame.
+# The characters after 以 rule out 以免, 以便, 以上, 以下, 以及, 以后, 以内, 以往, 以至.
+_WARNING_FRAME = re2.compile(
+    r"以[^免便上下及后内往至致,。!?;\n][^,。!?;\n]{0,38}?(?:为由|为名|名义|理由|借口|幌子)"
+)
+# "…的都是诈骗" right after the hit, in the same clause.
+_CALLED_A_SCAM = re2.compile(
+    r"^[^,。!?;\n]{0,12}?(?:的|者|”|\")(?:都|均|全|一律|皆|一定|统统)?(?:是|为|属于?|系)"
+    r"(?:电信|网络)*(?:诈骗|骗子|骗局)"
+)
+
+
+def _negated(text: str, start: int, end: int) -> bool:
+    """Is the hit text[start:end] negated or named as a warning rather than asked for?
+
+    It is when any of these holds:
+    - a negation/warning cue (不会, 请勿, 切勿, 谨防, 冒充, 诱导, 凡是 ...) starts within
+      `_NEGATION_REACH` characters before the hit (not counting a "以…名义" frame in between),
+      or inside it after its first character, and no clause break (, 。 ! ? ; 【 】) lies
+      between the cue and the end of the hit;
+    - the hit starts inside a "以 … 为由/名义/借口" frame of the same clause;
+    - the hit is followed in its clause by "的都是诈骗" (or 均为诈骗, 是骗子 ...).
+    Reassurance and secrecy phrases ("别担心", "请勿挂断", "不要告诉家人") are not cues. The work is
+    bounded by the reach constants, whatever the length of the text.
+    """
+    low = max(0, start - _NEGATION_REACH)
+    frames_from = max(0, start - _FRAME_REACH - _NEGATION_REACH)
+    for frame in _WARNING_FRAME.finditer(text, frames_from, end + _FRAME_REACH):
+        if frame.start() < start < frame.end():
+            return True
+        if low <= frame.end() <= start:
+            # "不会以“A”“B”等名义要求您…": the cue's reach starts before the frame it governs.
+            low = max(0, min(low, frame.start() - _NEGATION_REACH))
+    for cue in _NEGATION_CUES.finditer(text, low, end):
+        if cue.group(2) is None or cue.start() == start:
+            continue
+        if _CLAUSE_BREAK.search(text, cue.end(), end) is None:
+            return True
+    return _CALLED_A_SCAM.search(text[end : end + 24]) is not None
+
 
 # How to fix each kind of validation failure, keyed by field name or pydantic error type.
 _FIELD_HINTS: dict[str, str] = {
@@ -52,6 +112,7 @@ _FIELD_HINTS: dict[str, str] = {
     "must_not_match": "give a non-empty list of texts this rule must not fire on",
     "fail_closed": "true if the message asks for a code, password, fee or transfer, else false",
     "near": "use a whole number of characters between 1 and 200, or leave it out",
+    "negatable": "true or false; leave it out for the default (true for scam rules only)",
 }
 
 
@@ -78,6 +139,10 @@ class Rule(BaseModel):
     unless: tuple[NonEmptyText, ...] = ()
     # True: the message asks for a code, password, fee or transfer, so it can never be legit.
     fail_closed: bool
+    # True: a hit governed by a negation or warning cue ("平台不会要求您…", "请勿…", "谨防…") does
+    # not count. Unset means true for scam rules (genuine notices name what they never ask for)
+    # and false for abusive and legit rules (threats say "别逼我们…", code notices say "请勿泄露").
+    negatable: bool | None = None
     subtype: NonEmptyText | None = None
     must_match: Annotated[tuple[NonEmptyText, ...], Field(min_length=1)]
     must_not_match: Annotated[tuple[NonEmptyText, ...], Field(min_length=1)]
@@ -108,6 +173,7 @@ class _CompiledRule:
     pattern: Any  # re2._Regexp: all patterns as one alternation
     context: Any | None
     unless: Any | None
+    negatable: bool
 
     def find(self, text: str) -> tuple[int, int] | None:
         if self.unless is not None and self.unless.search(text) is not None:
@@ -123,6 +189,8 @@ class _CompiledRule:
                 window = text[max(0, start - near) : end + near]
                 if self.context.search(window) is None:
                     continue
+            if self.negatable and _negated(text, start, end):
+                continue
             return start, end
         return None
 
@@ -239,6 +307,7 @@ def _compile_rule(rule: Rule, fail: Fail) -> _CompiledRule:
         pattern=_alternation(rule.patterns, "pattern", fail),
         context=_alternation(rule.context, "context pattern", fail),
         unless=_alternation(rule.unless, "unless pattern", fail),
+        negatable=rule.category == "scam" if rule.negatable is None else rule.negatable,
     )
 
 

@@ -139,6 +139,76 @@ def test_hits_come_in_text_order() -> None:
     assert starts == sorted(starts)
 
 
+# --- negation: a notice that says what it will NOT ask for -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "rule_id"),
+    [
+        ("本行工作人员绝不会让您把钱转入私人账户【某银行】", "transfer_personal_account"),
+        ("提醒：切勿向陌生的个人账户汇款", "transfer_personal_account"),
+        ("我们从不以任何名义收取贷款保证金或解冻费", "fee_unfreeze"),
+        ("客服不会以“撤销学生账户”“额度清零”为由联系您", "cancel_student_loan"),
+        ("客服不会以“撤销学生账户”“额度清零”为由联系您", "clear_credit_line"),
+        ("谨防有人以“百万保障到期”等借口诱导您开启屏幕共享", "remote_screen_share"),
+        ("骗子常冒充客服说要注销校园贷账户", "cancel_student_loan"),
+        ("“征信修复”都是骗局，别信", "credit_repair"),
+        ("凡是让您把额度借出来转到别处的，都是诈骗", "transfer_borrow_and_move"),
+    ],
+)
+def test_negated_or_warned_request_does_not_fire(text: str, rule_id: str) -> None:
+    assert rule_id not in {hit.rule.id for hit in RULES.hits(normalize(text))}
+
+
+@pytest.mark.parametrize(
+    ("text", "rule_id"),
+    [
+        # The cue governs a different action, in an earlier clause: the request stands.
+        ("请勿挂断电话，把手机收到的验证码念给我听", "credential_verification_code"),
+        ("这事别跟家里人说，先把2000元解冻费转过来", "fee_unfreeze"),
+        ("不要告诉银行柜员，直接把钱汇到我给的个人账户", "transfer_personal_account"),
+        # Reassurance is not negation.
+        ("别担心，只要注销学生账户就不影响征信", "cancel_student_loan"),
+        ("不要慌，把短信验证码发给我就能退款", "credential_verification_code"),
+        # A negation that ends its clause does not reach the next one.
+        ("我们不收手续费。请先缴纳500元解冻金", "fee_unfreeze"),
+    ],
+)
+def test_request_next_to_an_unrelated_negation_still_fires(text: str, rule_id: str) -> None:
+    assert rule_id in {hit.rule.id for hit in RULES.hits(normalize(text))}
+
+
+@pytest.mark.parametrize(
+    ("category", "negatable", "fires"),
+    [
+        ("scam", None, False),  # scam rules are negatable unless they opt out
+        ("scam", False, True),
+        ("abusive", None, True),  # "别逼我们…" is still a threat: abusive rules opt in
+        ("abusive", True, False),
+    ],
+)
+def test_negatable_defaults_by_category_and_can_be_set(
+    tmp_path: Path, category: str, negatable: bool | None, fires: bool
+) -> None:
+    rule = _rule(
+        category=category,
+        fail_closed=category == "scam",
+        negatable=negatable,
+        must_match=["请缴纳解冻费"],
+        must_not_match=["账户已解冻"],
+    )
+    _write(tmp_path, "negation.yaml", rule)
+    rules = RuleSet.load(tmp_path)
+    assert bool(rules.hits(normalize("平台不会要求您缴纳解冻费"))) is fires
+
+
+def test_negation_check_stays_bounded_on_a_long_run_of_cues() -> None:
+    text = "不会" * 50_000 + "请缴纳解冻费" + "请勿" * 50_000 + "，请缴纳解冻费"
+    hits = {hit.rule.id: hit for hit in RULES.hits(normalize(text))}
+    # The first request is governed by the cue right before it, the second (after a comma) is not.
+    assert hits["fee_unfreeze"].start > 200_000
+
+
 # --- linear time ------------------------------------------------------------------------------
 
 
