@@ -78,7 +78,7 @@ def _negated(text: str, start: int, end: int) -> bool:
     - a negation/warning cue (不会, 请勿, 切勿, 谨防, 冒充, 诱导, 凡是 ...) starts within
       `_NEGATION_REACH` characters before the hit (not counting a "以…名义" frame in between),
       or inside it after its first character, and no clause break (, 。 ! ? ; 【 】) lies
-      between the cue and the end of the hit;
+      between the cue and the hit (the end of the hit, for a cue inside it);
     - the hit starts inside a "以 … 为由/名义/借口" frame of the same clause;
     - the hit is followed in its clause by "的都是诈骗" (or 均为诈骗, 是骗子 ...).
     Reassurance and secrecy phrases ("别担心", "请勿挂断", "不要告诉家人") are not cues. The work is
@@ -95,7 +95,9 @@ def _negated(text: str, start: int, end: int) -> bool:
     for cue in _NEGATION_CUES.finditer(text, low, end):
         if cue.group(2) is None or cue.start() == start:
             continue
-        if _CLAUSE_BREAK.search(text, cue.end(), end) is None:
+        # A cue before the hit must reach its start; a cue inside the hit must reach its end.
+        reach_to = start if cue.end() <= start else end
+        if _CLAUSE_BREAK.search(text, cue.end(), reach_to) is None:
             return True
     return _CALLED_A_SCAM.search(text[end : end + 24]) is not None
 
