@@ -209,6 +209,20 @@ def test_negation_check_stays_bounded_on_a_long_run_of_cues() -> None:
     assert hits["fee_unfreeze"].start > 200_000
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "【某某钱包】新用户专享最高5万额度，打开App立即领取，回T退订",
+        "【某某商城】双十一全场五折，今晚八点开抢，拒收请回复R",
+    ],
+)
+def test_an_ad_with_an_unsubscribe_footer_gets_only_the_weakest_legit_hint(text: str) -> None:
+    hits = RULES.hits(normalize(text))
+    assert [hit.rule.id for hit in hits] == ["legit_unsubscribe_footer"]
+    legit_weights = [rule.weight for rule in RULES.rules if rule.category == "legit"]
+    assert hits[0].rule.weight == min(legit_weights)
+
+
 # --- linear time ------------------------------------------------------------------------------
 
 
