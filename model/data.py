@@ -8,9 +8,11 @@ Sources and how their labels map to our four categories (see MODEL_CARD.md, "Dat
   a link, "CELLPHONE" -> a mobile number), so that FBS then goes through exactly the normalise +
   mask path that raw SMS and live traffic go through. NAME and PLACE are dropped: our raw texts keep
   names as ordinary characters, which carry no category.
-- mudou_sms (real SMS, 2013-15): label 0 (genuine) -> `legit` when it is a financial notice (bank,
-  card, payment, loan, bill: the hard negatives a scam detector must not flag), otherwise `other`;
-  label 1 (mostly ads, carrier promotions) -> other.
+- mudou_sms (real SMS, 2013-15): label 0 (genuine) -> `legit` when the pipeline finds it
+  finance-related (a brand, a notice signal, or a money/loan word: `Analysis.finance_related`, the
+  same test the verdict uses to keep `legit` for finance notices), otherwise `other`; these are
+  the hard negatives a scam detector must not flag. Label 1 (mostly ads, promotions) -> other.
+  `load_mudou` marks genuine rows GENUINE; model/train.py resolves them after the analysis.
 - uci_sms_spam (English): not used for training. It has no fraud or collection content and no
   Chinese; its Latin n-grams would only add noise. It is read for a sanity report in `make eval`.
 - model/corpus/*.jsonl (written by the project): the only source of collection scams and abusive
@@ -26,7 +28,7 @@ import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +48,7 @@ UCI_FILE = Path("uci_sms_spam") / "SMSSpamCollection.tsv"
 _FBS_SURROGATES = {
     "CELLPHONE": " 13800138000 ",
     "PHONE": " 010-88886666 ",
-    "HOTLINE": " 95555 ",
+    "HOTLINE": " 95123 ",  # a short code on no official list
     "WECHAT": " 微信 wxid8888 ",
     "QQ": " qq 12345678 ",
     "URL": " http://x.cn ",
@@ -60,11 +62,8 @@ _PLACEHOLDER = re.compile("|".join(sorted(_FBS_SURROGATES, key=len, reverse=True
 # remnants ("URLdfge", "QQyneWECHAT", "jlnPHONE"): the remnants are dropped.
 _GLUED = re.compile(r"\S*(?:" + _PLACEHOLDER.pattern + r")\S*")
 
-# A genuine mudou message is a financial notice (-> legit) when it is about money held or owed.
-_FINANCE_NOTICE = re.compile(
-    "银行|信用卡|储蓄卡|借记卡|支付宝|财付通|微信支付|还款|账单|贷款|借款|额度|分期|逾期|尾号|"
-    "付款|转账|交易|扣款|入账|支付|消费|余额宝|理财|基金|证券|保险|退款"
-)
+# Provisional label of a genuine mudou message, resolved to legit/other by resolve_genuine().
+GENUINE = "genuine"
 
 # Corpus rows are the project's own; weight and split logic refer to this source name.
 CORPUS = "corpus"
@@ -128,10 +127,11 @@ def load_fbs(data_dir: Path) -> list[Example]:
     return examples
 
 
-def mudou_label(spam: bool, text: str) -> str:
-    if spam:
-        return "other"
-    return "legit" if _FINANCE_NOTICE.search(text) else "other"
+def resolve_genuine(example: Example, finance_related: bool) -> Example:
+    """A genuine message is a `legit` notice when finance-related, else `other`."""
+    if example.label != GENUINE:
+        return example
+    return replace(example, label="legit" if finance_related else "other")
 
 
 def load_mudou(data_dir: Path) -> list[Example]:
@@ -144,7 +144,7 @@ def load_mudou(data_dir: Path) -> list[Example]:
             if len(fields) < 2 or not fields[1].strip() or fields[0] not in {"0", "1"}:
                 continue
             text = fields[1]
-            label = mudou_label(fields[0] == "1", text)
+            label = "other" if fields[0] == "1" else GENUINE
             examples.append(
                 _example(
                     f"mudou:{part}:{number}",

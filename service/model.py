@@ -156,9 +156,13 @@ def structured_features(analysis: Analysis) -> dict[str, float]:
         if getattr(sender, "brand", None):
             features["sender:has_brand"] = 1.0
     if analysis.brands:
+        # No feature for a 【brand】 signature: FBS texts lost their brackets, so it would mark
+        # "not from FBS" rather than "genuine".
         features["brand:claimed"] = 1.0
     for contact in analysis.contacts:
         features[f"contact:{_kind(contact, 'kind', 'type') or 'unknown'}"] = 1.0
+        if getattr(contact, "official", False):
+            features["contact:official"] = 1.0
         info = getattr(contact, "info", None)
         if info is not None:
             features[f"contact_number:{_kind(info, 'type') or 'unknown'}"] = 1.0
@@ -186,6 +190,24 @@ class ModelError(RuntimeError):
     """The model artifact is missing, tampered with, or was built by other library versions."""
 
 
+class CalibratedLinear:
+    """A linear classifier whose decision values are mapped to probabilities by a calibrator
+    fitted on out-of-fold decision values (matrix scaling; see model/train.py)."""
+
+    def __init__(self, base: Any, calibrator: Any) -> None:
+        self.base = base
+        self.calibrator = calibrator
+        self.classes_ = base.classes_
+
+    def predict_proba(self, matrix: Any) -> np.ndarray:
+        return self.calibrator.predict_proba(decision_values(self.base, matrix))
+
+
+def decision_values(estimator: Any, matrix: Any) -> np.ndarray:
+    values = estimator.decision_function(matrix)
+    return values[:, None] if values.ndim == 1 else values
+
+
 class TextModel:
     """Character n-grams of the canonical text + structured features -> calibrated probabilities.
 
@@ -206,6 +228,9 @@ class TextModel:
         self.classifier = classifier
         self.structured_scale = structured_scale
         self.categories = tuple(str(c) for c in classifier.classes_)
+        # Rules too rare in the training data to learn a weight keep their hand-set YAML weight,
+        # applied as a log-odds offset on their category: feature name -> (category, weight).
+        self.handset: dict[str, tuple[str, float]] = {}
         self.version: str | None = None
 
     def matrix(self, inputs: Sequence[ModelInput]) -> sparse.csr_matrix:
@@ -217,9 +242,23 @@ class TextModel:
 
     def predict_inputs(self, inputs: Sequence[ModelInput]) -> np.ndarray:
         """Probabilities, one row per input, columns in CATEGORIES order."""
-        proba = self.classifier.predict_proba(self.matrix(inputs))
-        order = [self.categories.index(c) for c in CATEGORIES]
-        return proba[:, order]
+        raw = self.classifier.predict_proba(self.matrix(inputs))
+        # A category absent from the training rows (possible in evaluation splits) gets 0.
+        proba = np.zeros((raw.shape[0], len(CATEGORIES)))
+        for column, category in enumerate(self.categories):
+            proba[:, CATEGORIES.index(category)] = raw[:, column]
+        if self.handset:
+            proba = self._apply_handset(inputs, proba)
+        return proba
+
+    def _apply_handset(self, inputs: Sequence[ModelInput], proba: np.ndarray) -> np.ndarray:
+        adjusted = proba.copy()
+        for row, item in enumerate(inputs):
+            for name in item.features:
+                if name in self.handset:
+                    category, weight = self.handset[name]
+                    adjusted[row, CATEGORIES.index(category)] *= float(np.exp(weight))
+        return adjusted / adjusted.sum(axis=1, keepdims=True)
 
     def predict(self, analysis: Analysis) -> dict[str, float]:
         row = self.predict_inputs([model_input(analysis)])[0]
@@ -240,7 +279,7 @@ def structured_matrix(
             if column is not None:
                 rows.append(row)
                 cols.append(column)
-    data = np.full(len(rows), scale, dtype=np.float64)
+    data = np.full(len(rows), scale, dtype=np.float32)
     return sparse.csr_matrix((data, (rows, cols)), shape=(count, len(feature_index)))
 
 

@@ -1,0 +1,202 @@
+"""The model module: canonical text, the hash-checked loader, training code on a small set."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model import data, train
+from service.model import (
+    ModelError,
+    TextModel,
+    canonical_text,
+    load_model,
+    model_input,
+    sha256_file,
+)
+from service.paths import MODEL_PATH
+from service.pipeline import Analyzer, LoadError
+from service.schemas import CATEGORIES, parse_record
+
+MAX_ARTIFACT_BYTES = 20 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("raw", "canonical"),
+    [
+        ("请致电 400-123-4567 咨询", "请致电Ⓗ咨询"),
+        ("详询专员185 2931 7740。", "详询专员Ⓜ"),
+        ("点击 https://t.cn/A6xYz 领取", "点击Ⓤ领取"),
+        ("登录 icbc-vip.cc/login 激活", "登录Ⓤ激活"),
+        ("加V信：kefu8888 或 QQ:12345678", "加微信Ⓘ或qqⒾ"),
+        ("您尾号4842的信用卡消费87.60元", "您尾号Ⓓ的信用卡消费Ⓓ元"),
+        ("致电021-95561查询", "致电Ⓗ查询"),
+        ("解 冻 費 ３００元", "解冻费Ⓓ元"),
+        ("【支付宝】还款成功！", "支付宝还款成功"),
+    ],
+)
+def test_canonical_text_masks_numbers_links_ids_and_punctuation(raw: str, canonical: str) -> None:
+    assert canonical_text(raw) == canonical
+
+
+@pytest.mark.parametrize(
+    ("fbs", "raw"),
+    [
+        ("详询 何 经理 CELLPHONE", "详询何经理13912345678"),
+        ("点击 URLdfge 领取 积分", "点击 http://jf-icbc.com/a 领取积分"),
+        ("月息 最低 DIGIT 厘", "月息最低3厘"),
+        ("加 微信 WECHAT 咨询", "加微信abcd1234咨询"),
+        ("详情 QQ", "详情QQ 987654321"),
+        ("咨询 热线 HOTLINE", "咨询热线95566"),
+        ("BANK 提醒 您", "银行提醒您"),
+    ],
+)
+def test_fbs_placeholders_reach_the_same_form_as_raw_text(fbs: str, raw: str) -> None:
+    # The model must learn content, not which dataset a message came from.
+    assert canonical_text(data.fbs_to_raw(fbs)) == canonical_text(raw)
+
+
+def test_deduplicate_keeps_one_row_and_drops_conflicting_public_labels(tmp_path: Path) -> None:
+    mudou = tmp_path / "mudou_sms"
+    mudou.mkdir()
+    (mudou / "mudou_spam.train.tsv").write_text(
+        "0\t您尾号1234的卡消费100元【工商银行】\tx\n"
+        "0\t您尾号5678的卡消费250.5元【工商银行】\tx\n"  # same after masking digits
+        "1\t周末特惠全场五折\tx\n"
+        "0\t周末特惠全场五折！\tx\n"  # same text, other label: dropped
+        "0\n",
+        encoding="utf-8",
+    )
+    (mudou / "mudou_spam.test.tsv").write_text("1\t新品上市回复TD退订\tx\n", encoding="utf-8")
+    kept, stats = data.deduplicate(data.load_mudou(tmp_path))
+    assert sorted(e.canonical for e in kept) == ["您尾号Ⓓ的卡消费Ⓓ元工商银行", "新品上市回复td退订"]
+    assert stats["conflicts_dropped"] == 1
+    assert stats["duplicates"] == 2
+
+
+@pytest.fixture(scope="session")
+def shipped() -> TextModel:
+    return load_model(MODEL_PATH)
+
+
+def test_shipped_artifact_is_small_and_versioned(shipped: TextModel) -> None:
+    assert MODEL_PATH.stat().st_size <= MAX_ARTIFACT_BYTES
+    manifest = json.loads(MODEL_PATH.with_suffix(".json").read_text(encoding="utf-8"))
+    assert manifest["sha256"] == sha256_file(MODEL_PATH)
+    assert shipped.version == manifest["version"]
+    assert shipped.version.endswith(manifest["sha256"][:6])
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"sender": "95188", "text": "【支付宝】花呗本月账单1200元，请于10日前在支付宝App还款。"},
+        {"text": "在吗"},
+        {"kind": "call", "sender": "+86 171 2345 6789", "duration_s": 40},
+        {"kind": "call", "sender": "95188", "duration_s": 0},
+    ],
+)
+def test_predict_gives_a_probability_per_category(
+    shipped: TextModel, rules_only_analyzer: Analyzer, record: dict
+) -> None:
+    probabilities = shipped.predict(rules_only_analyzer.analyze(parse_record(record)))
+    assert tuple(probabilities) == CATEGORIES
+    assert all(0.0 <= p <= 1.0 for p in probabilities.values())
+    assert sum(probabilities.values()) == pytest.approx(1.0)
+
+
+@pytest.fixture
+def artifact_copy(tmp_path: Path) -> Path:
+    target = tmp_path / MODEL_PATH.name
+    shutil.copyfile(MODEL_PATH, target)
+    shutil.copyfile(MODEL_PATH.with_suffix(".json"), target.with_suffix(".json"))
+    return target
+
+
+def _edit_manifest(path: Path, **changes: object) -> None:
+    manifest_file = path.with_suffix(".json")
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    for key, value in changes.items():
+        if key in manifest.get("versions", {}):
+            manifest["versions"][key] = value
+        else:
+            manifest[key] = value
+    manifest_file.write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def test_loader_accepts_an_untouched_copy(artifact_copy: Path) -> None:
+    assert isinstance(load_model(artifact_copy), TextModel)
+
+
+def test_loader_refuses_a_tampered_artifact(artifact_copy: Path) -> None:
+    content = bytearray(artifact_copy.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    artifact_copy.write_bytes(bytes(content))
+    with pytest.raises(ModelError, match="sha256"):
+        load_model(artifact_copy)
+
+
+def test_loader_refuses_an_artifact_without_manifest(artifact_copy: Path) -> None:
+    artifact_copy.with_suffix(".json").unlink()
+    with pytest.raises(ModelError, match="manifest missing"):
+        load_model(artifact_copy)
+
+
+@pytest.mark.parametrize("library", ["scikit-learn", "numpy", "joblib", "python"])
+def test_loader_refuses_other_library_versions(artifact_copy: Path, library: str) -> None:
+    _edit_manifest(artifact_copy, **{library: "0.0.1"})
+    with pytest.raises(ModelError, match=f"{library} 0.0.1"):
+        load_model(artifact_copy)
+
+
+def test_loader_refuses_an_unknown_format(artifact_copy: Path) -> None:
+    _edit_manifest(artifact_copy, format_version=999)
+    with pytest.raises(ModelError, match="format version"):
+        load_model(artifact_copy)
+
+
+def test_analyzer_start_up_stops_on_a_tampered_model(artifact_copy: Path) -> None:
+    artifact_copy.write_bytes(artifact_copy.read_bytes() + b"\0")
+    with pytest.raises(LoadError, match=r"model: .*sha256"):
+        Analyzer.load(model_path=artifact_copy)
+
+
+@pytest.fixture(scope="module")
+def corpus_dataset(rules_only_analyzer: Analyzer) -> train.Dataset:
+    """The project corpus alone: small enough to exercise the training code in seconds."""
+    examples, stats = data.deduplicate(data.load_corpus())
+    if len(examples) < 100:
+        pytest.skip("project corpus not written yet")
+    inputs = [model_input(rules_only_analyzer.analyze(e.record)) for e in examples]
+    return train.Dataset(examples, inputs, stats)
+
+
+def test_training_is_deterministic_and_writes_a_loadable_artifact(
+    corpus_dataset: train.Dataset, rules_only_analyzer: Analyzer, tmp_path: Path
+) -> None:
+    rules = rules_only_analyzer.ruleset.rules
+    first, info = train.fit_model(corpus_dataset, [r.id for r in rules], rules)
+    second, _ = train.fit_model(corpus_dataset, [r.id for r in rules], rules)
+    sha_first = train.write_artifact(first, tmp_path / "a" / "m.joblib")
+    sha_second = train.write_artifact(second, tmp_path / "b" / "m.joblib")
+    assert sha_first == sha_second
+    assert info["C"] in train.C_GRID
+    assert set(info["labels"]) == set(CATEGORIES)
+    proba = first.predict_inputs(corpus_dataset.inputs[:20])
+    assert proba.shape == (20, len(CATEGORIES))
+    assert np.allclose(proba.sum(axis=1), 1.0)
+
+
+def test_cv_folds_never_split_a_corpus_batch(corpus_dataset: train.Dataset) -> None:
+    folds = train.cv_folds(corpus_dataset.examples, corpus_dataset.labels, train.SEED)
+    for _, validation in folds:
+        batches_seen = {corpus_dataset.examples[i].group for i in validation}
+        for _, other_validation in folds:
+            if other_validation is validation:
+                continue
+            other = {corpus_dataset.examples[i].group for i in other_validation}
+            assert not (batches_seen & other) - {"calls"}
