@@ -165,6 +165,7 @@ class SplitResult:
             "n_test": len(self.examples),
             "test_labels": _counts(self.labels),
             "C": self.fit_info.get("C"),
+            "structured_scale": self.fit_info.get("structured_scale"),
         }
         for system in SYSTEMS:
             out[system] = system_metrics(
@@ -411,7 +412,7 @@ def split_markdown(summary: dict[str, Any]) -> str:
         f"### Split `{summary['split']}`",
         f"{summary['description']}. Train {summary['n_train']} rows, test {summary['n_test']} "
         f"({', '.join(f'{k} {v}' for k, v in summary['test_labels'].items())}); "
-        f"C = {summary['C']}.",
+        f"C = {summary['C']}, structured scale {summary.get('structured_scale')}.",
         "",
     ]
     rows = []

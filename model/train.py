@@ -25,6 +25,7 @@ from typing import Any
 
 import joblib
 import numpy as np
+from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
@@ -40,6 +41,7 @@ from service.model import (
     library_versions,
     model_input,
     sha256_file,
+    structured_matrix,
 )
 from service.paths import CORPUS_DIR, DATA_DIR, MODEL_DIR, MODEL_PATH, REPO_ROOT
 from service.schemas import CATEGORIES
@@ -50,7 +52,10 @@ SEED = 20261123
 NGRAM_RANGE = (1, 3)  # characters: Chinese needs no word segmentation this way
 MIN_DF = 2  # an n-gram seen once is a name or a typo, not a pattern
 MAX_TEXT_FEATURES = 150_000  # keeps the artifact well under 20 MB
-C_GRID = (0.5, 2.0, 8.0)  # inverse L2 strength, chosen by CV inside the training rows
+C_GRID = (4.0, 16.0)  # inverse L2 strength, chosen by CV inside the training rows
+# Value of a structured (rule / number) feature next to TF-IDF values (rows have unit norm, so an
+# n-gram's value is ~0.05): a larger value means a weaker penalty on rule and number weights.
+STRUCTURED_SCALES = (1.0, 3.0)
 CV_FOLDS = 3  # out-of-fold decision values for choosing C and fitting the calibrator
 # The project's corpus is small (hundreds of rows) next to ~18k public rows, yet it is the only
 # source of collection scams, abusive collection and senders. It gets this share of the total
@@ -97,8 +102,30 @@ def build_dataset(analyzer: Any, data_dir: Path = DATA_DIR, corpus_dir: Path = C
     for example in examples:
         analysis = analyzer.analyze(example.record)
         resolved.append(data.resolve_genuine(example, analysis.finance_related))
-        inputs.append(model_input(analysis))
+        item = model_input(analysis)
+        if example.source != data.CORPUS:
+            item = ModelInput(item.text, public_observable(item.features))
+        inputs.append(item)
     return Dataset(resolved, inputs, stats)
+
+
+# Public rows carry no sender, and FBS hides every number and link behind a placeholder: the type
+# of a link (short, bare IP, look-alike) or of a number (official hotline, virtual mobile, brand
+# owner) cannot be seen there, while mudou shows them raw. Learning them from public rows would
+# teach "real t.cn link" = "mudou" = genuine. So public rows keep only the facts FBS preserves;
+# the number and link weights are learned from the project's corpus.
+_PUBLIC_KEPT_PREFIXES = ("kind:", "text:", "rule:", "brand:claimed", "contact:phone", "contact:url")
+_LINK_SHAPE_RULES = frozenset(
+    {"rule:link_bare_ip", "rule:link_lookalike_domain", "rule:link_shortener_action"}
+)
+
+
+def public_observable(features: dict[str, float]) -> dict[str, float]:
+    return {
+        name: value
+        for name, value in features.items()
+        if name.startswith(_PUBLIC_KEPT_PREFIXES) and name not in _LINK_SHAPE_RULES
+    }
 
 
 def sample_weights(examples: Sequence[data.Example]) -> np.ndarray:
@@ -180,9 +207,10 @@ def fit_model(
 ) -> tuple[TextModel, dict[str, Any]]:
     """Fit vectoriser, classifier and calibration on `dataset`; return the model and fit facts.
 
-    One k-fold pass over the training rows gives out-of-fold decision values for every C in the
-    grid: C is chosen by the weighted log-loss of the calibrated out-of-fold probabilities, the
-    calibrator is fitted on those same out-of-fold values, and the base model is refit on all rows.
+    One k-fold pass over the training rows (cv_folds) gives out-of-fold decision values for every
+    (C, structured scale) in the grid: the pair is chosen by the weighted log-loss of the
+    calibrated out-of-fold probabilities, the calibrator is fitted on those same out-of-fold
+    values, and the base model is refit on all rows.
     """
     labels = dataset.labels
     weights = sample_weights(dataset.examples)
@@ -192,11 +220,18 @@ def fit_model(
     # would make the artifact bytes differ between runs); it is not needed to transform.
     vectorizer.stop_words_ = None
     names = structured_feature_names(dataset.inputs, [f"rule:{r}" for r in rule_names])
-    matrix = TextModel(vectorizer, names, _FittedClasses(labels)).matrix(dataset.inputs)
+    text_part = vectorizer.transform([item.text for item in dataset.inputs])
+    structured = structured_matrix(dataset.inputs, {n: i for i, n in enumerate(names)})
+
+    def matrix_for(scale: float) -> sparse.csr_matrix:
+        return sparse.hstack([text_part, structured * scale], format="csr")
 
     folds = cv_folds(dataset.examples, labels, seed)
-    out_of_fold = {}
-    for c in C_GRID:
+    grid = [(c, scale) for scale in STRUCTURED_SCALES for c in C_GRID]
+    scores: dict[tuple[float, float], float] = {}
+    calibrators = {}
+    for c, scale in grid:
+        matrix = matrix_for(scale)
         values = None
         for fit_rows, val_rows in folds:
             estimator = _logistic(c).fit(matrix[fit_rows], labels[fit_rows], weights[fit_rows])
@@ -204,17 +239,16 @@ def fit_model(
             if values is None:
                 values = np.zeros((len(labels), fold_values.shape[1]))
             values[val_rows] = fold_values
-        out_of_fold[c] = values
-    scores = {}
-    calibrators = {}
-    for c, values in out_of_fold.items():
-        calibrators[c] = _calibrator().fit(values, labels, sample_weight=weights)
-        proba = calibrators[c].predict_proba(values)
-        scores[c] = float(log_loss(labels, proba, sample_weight=weights,
-                                   labels=calibrators[c].classes_))
-    best = min(C_GRID, key=lambda c: (round(scores[c], 6), c))
-    base = _logistic(best).fit(matrix, labels, weights)
-    model = TextModel(vectorizer, names, CalibratedLinear(base, calibrators[best]))
+        calibrators[c, scale] = _calibrator().fit(values, labels, sample_weight=weights)
+        proba = calibrators[c, scale].predict_proba(values)
+        scores[c, scale] = float(
+            log_loss(labels, proba, sample_weight=weights, labels=calibrators[c, scale].classes_)
+        )
+    best_c, best_scale = min(grid, key=lambda key: (round(scores[key], 6), key))
+    base = _logistic(best_c).fit(matrix_for(best_scale), labels, weights)
+    model = TextModel(
+        vectorizer, names, CalibratedLinear(base, calibrators[best_c, best_scale]), best_scale
+    )
     hits = _rule_hit_counts(dataset.inputs)
     if rules is not None:
         model.handset = {
@@ -223,8 +257,9 @@ def fit_model(
             if hits.get(f"rule:{rule.id}", 0) < MIN_RULE_HITS and rule.category in model.categories
         }
     info = {
-        "C": best,
-        "C_selection_logloss": {str(c): round(v, 5) for c, v in scores.items()},
+        "C": best_c,
+        "structured_scale": best_scale,
+        "C_selection_logloss": {f"C={c} scale={k}": round(v, 5) for (c, k), v in scores.items()},
         "text_features": len(vectorizer.vocabulary_),
         "structured_features": len(names),
         "rows": len(dataset.examples),
@@ -232,13 +267,6 @@ def fit_model(
         "rule_hits": hits,
     }
     return model, info
-
-
-class _FittedClasses:
-    """Stand-in classifier exposing only classes_, to build the feature matrix before fitting."""
-
-    def __init__(self, labels: np.ndarray) -> None:
-        self.classes_ = np.unique(labels)
 
 
 def _rule_hit_counts(inputs: Sequence[ModelInput]) -> dict[str, int]:
@@ -254,7 +282,8 @@ def learned_weights(model: TextModel) -> dict[str, dict[str, float]]:
     offset = len(model.vectorizer.vocabulary_)
     weights = {}
     for index, name in enumerate(model.feature_names):
-        column = base.coef_[:, offset + index]
+        # Per unit of the binary feature, i.e. including the structured scale.
+        column = base.coef_[:, offset + index] * model.structured_scale
         weights[name] = {
             str(category): round(float(value), 3)
             for category, value in zip(base.classes_, column, strict=True)
@@ -322,6 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "hyperparameters": {
             "ngram_range": list(NGRAM_RANGE), "min_df": MIN_DF,
             "max_text_features": MAX_TEXT_FEATURES, "C_grid": list(C_GRID), "C": info["C"],
+            "structured_scales": list(STRUCTURED_SCALES),
+            "structured_scale": info["structured_scale"],
             "calibration": f"matrix scaling on {CV_FOLDS}-fold out-of-fold decision values",
             "corpus_share": CORPUS_SHARE, "max_row_weight": MAX_ROW_WEIGHT,
             "min_rule_hits": MIN_RULE_HITS,
@@ -417,6 +448,11 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
         "- `model/corpus/*.jsonl`: written by the project; the only source of collection scams, "
         "abusive collection, senders and call records.",
         "",
+        "Public rows have no sender, and FBS hides every number and link behind a placeholder, so "
+        "for public rows the model sees only what FBS preserves (rule hits except link-shape "
+        "rules, whether a phone number, a link or a brand appears); number types and number "
+        "signals are learned from the project's corpus.",
+        "",
         "Source hashes (sha256):",
         "",
         table(["file", "sha256"], [[k, f"`{v}`"] for k, v in manifest["sources"].items()]),
@@ -432,8 +468,11 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
         f"{training['text_features']} kept) of the masked text, plus "
         f"{training['structured_features']} binary features: one per rule, number types of "
         "sender and contacts, number signals, record kind and call duration. Multinomial "
-        f"logistic regression, C = {hyper['C']} chosen from {hyper['C_grid']} by weighted "
-        f"log-loss in CV inside the training rows ({training['C_selection_logloss']}); "
+        f"logistic regression, C = {hyper['C']} and structured-feature scale "
+        f"{hyper['structured_scale']} chosen from {hyper['C_grid']} x "
+        f"{hyper['structured_scales']} by weighted log-loss of out-of-fold predictions inside "
+        "the training rows, each corpus writing batch validated by a model that never saw it "
+        f"({training['C_selection_logloss']}); "
         f"calibration: {hyper['calibration']}. Corpus rows carry {hyper['corpus_share']:.0%} "
         f"of the training weight (at most {hyper['max_row_weight']} per row); classes are "
         "balanced by the square root of their weight.",
