@@ -105,28 +105,35 @@ def build_dataset(analyzer: Any, data_dir: Path = DATA_DIR, corpus_dir: Path = C
         analysis = analyzer.analyze(example.record)
         resolved.append(data.resolve_genuine(example, analysis.finance_related))
         item = model_input(analysis)
-        if example.source != data.CORPUS:
-            item = ModelInput(item.text, public_observable(item.features))
+        if example.source == "fbs":
+            item = ModelInput(item.text, fbs_observable(item.features))
         inputs.append(item)
     return Dataset(resolved, inputs, stats)
 
 
-# Public rows carry no sender, and FBS hides every number and link behind a placeholder: the type
-# of a link (short, bare IP, look-alike) or of a number (official hotline, virtual mobile, brand
-# owner) cannot be seen there, while mudou shows them raw. Learning them from public rows would
-# teach "real t.cn link" = "mudou" = genuine. So public rows keep only the facts FBS preserves;
-# the number and link weights are learned from the project's corpus.
-_PUBLIC_KEPT_PREFIXES = ("kind:", "text:", "rule:", "brand:claimed", "contact:phone", "contact:url")
+# FBS hides every number and link behind a placeholder, replaced by a surrogate (model/data.py):
+# the type of a link (short, bare IP, look-alike) or whether a number is official cannot be seen
+# there, while mudou and the corpus show them raw. FBS rows keep only what survives the
+# anonymisation: rule hits (except link-shape rules), that a phone number / link / brand appears,
+# mobile vs landline, and the brand mismatch signals (a placeholder number or link next to a
+# claimed brand was, as far as anyone can tell, not the brand's own). mudou keeps every feature:
+# its genuine notices carrying merchant 400 numbers and t.cn links are exactly the hard
+# negatives that teach the model a mismatch alone is not a scam.
+_FBS_KEPT_PREFIXES = (
+    "kind:", "text:", "rule:", "brand:claimed", "contact:phone", "contact:url",
+    "contact_number:mobile", "contact_number:landline",
+    "numbers:brand_link_mismatch", "numbers:brand_number_mismatch",
+)
 _LINK_SHAPE_RULES = frozenset(
     {"rule:link_bare_ip", "rule:link_lookalike_domain", "rule:link_shortener_action"}
 )
 
 
-def public_observable(features: dict[str, float]) -> dict[str, float]:
+def fbs_observable(features: dict[str, float]) -> dict[str, float]:
     return {
         name: value
         for name, value in features.items()
-        if name.startswith(_PUBLIC_KEPT_PREFIXES) and name not in _LINK_SHAPE_RULES
+        if name.startswith(_FBS_KEPT_PREFIXES) and name not in _LINK_SHAPE_RULES
     }
 
 
@@ -450,10 +457,11 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
         "- `model/corpus/*.jsonl`: written by the project; the only source of collection scams, "
         "abusive collection, senders and call records.",
         "",
-        "Public rows have no sender, and FBS hides every number and link behind a placeholder, so "
-        "for public rows the model sees only what FBS preserves (rule hits except link-shape "
-        "rules, whether a phone number, a link or a brand appears); number types and number "
-        "signals are learned from the project's corpus.",
+        "FBS hides every number and link behind a placeholder, so for FBS rows the model sees "
+        "only what survives (rule hits except link-shape rules; whether a phone number, link or "
+        "brand appears; mobile vs landline; brand/number and brand/link mismatch). mudou keeps "
+        "every feature: its genuine notices with merchant 400 numbers and t.cn links teach that "
+        "a mismatch alone is not a scam.",
         "",
         "Source hashes (sha256):",
         "",
