@@ -6,28 +6,35 @@ from service.schemas import ClaimedBrand, Lang
 
 
 def _brand_check_zh(brand: ClaimedBrand) -> str:
-    if brand.official_numbers:
-        numbers = "、".join(brand.official_numbers[:2])
-        return (
-            f"请自行打开{brand.name}官方App或拨打官方电话{numbers}核实，"
-            "不要使用短信或来电中提供的号码和链接"
-        )
-    return (
-        f"{brand.name}暂无核实过的官方电话：请只在{brand.name}官方App内核实，"
-        "不要拨打短信中的号码"
-    )
+    numbers = "、".join(brand.official_numbers[:2])
+    if brand.category == "public_service":
+        if not numbers:
+            return f"{brand.name}的真实联系方式请通过政府官网核实，不要使用短信中的号码或链接"
+        return f"短信提到{brand.name}：其官方电话是{numbers}，不会通过短信链接或私人号码联系您"
+    app = f"{brand.app}App" if brand.app else f"{brand.name}官方App"
+    if numbers:
+        return f"请自行打开{app}或拨打官方电话{numbers}核实，不要使用短信或来电中提供的号码和链接"
+    return f"{brand.name}暂无核实过的官方电话：请只在{app}内核实，不要拨打短信中的号码"
 
 
 def _brand_check_en(brand: ClaimedBrand) -> str:
-    if brand.official_numbers:
-        numbers = ", ".join(brand.official_numbers[:2])
+    numbers = ", ".join(brand.official_numbers[:2])
+    if brand.category == "public_service":
+        if not numbers:
+            return f"Verify {brand.name} only through its government website, not the message"
         return (
-            f"Check in the official {brand.name} app or call its official number {numbers}; "
-            "never use a number or link given in the message"
+            f"The message mentions {brand.name}: its official number is {numbers}; it never "
+            "contacts you through links or private numbers"
+        )
+    app = f"the {brand.app} app" if brand.app else f"the official {brand.name} app"
+    if numbers:
+        return (
+            f"Check in {app} or call the official number {numbers}; never use a number or link "
+            "given in the message"
         )
     return (
-        f"{brand.name} has no verified official number: check only inside its official app, "
-        "and do not call numbers from the message"
+        f"{brand.name} has no verified official number: check only inside {app}, and do not "
+        "call numbers from the message"
     )
 
 

@@ -232,6 +232,7 @@ class Analyzer:
                     official_numbers=numbers,
                     official_verified=bool(numbers),
                     app=brand.app,
+                    category=brand.category,
                 )
             )
         return claimed

@@ -27,12 +27,13 @@ MAX_REASONS = 3
 
 def headline(verdict: Verdict, lang: Lang = "zh") -> str:
     """One line: level, category and risk, e.g. "【高风险·疑似诈骗】风险 97%"."""
-    percent = round(verdict.risk * 100)
+    # A calibrated probability is never certainty: show ">99%" rather than "100%".
+    percent = f"{round(verdict.risk * 100)}%" if verdict.risk <= 0.99 else ">99%"
     level = _LEVEL[lang][verdict.level]
     category = _CATEGORY[lang][verdict.category]
     if lang == "en":
-        return f"[{level}: {category}] risk {percent}%"
-    return f"【{level}·{category}】风险 {percent}%"
+        return f"[{level}: {category}] risk {percent}"
+    return f"【{level}·{category}】风险 {percent}"
 
 
 def reasons(verdict: Verdict, lang: Lang = "zh", limit: int = MAX_REASONS) -> list[str]:
