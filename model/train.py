@@ -228,6 +228,9 @@ def fit_model(
     # stop_words_ holds every pruned n-gram (large) and is a set (pickles in hash order, which
     # would make the artifact bytes differ between runs); it is not needed to transform.
     vectorizer.stop_words_ = None
+    # scikit-learn stores the column indices as numpy scalars: 150k of them pickle slowly and made
+    # loading take ~1 s. Plain ints map the same n-grams to the same columns.
+    vectorizer.vocabulary_ = {term: int(col) for term, col in vectorizer.vocabulary_.items()}
     names = structured_feature_names(dataset.inputs, [f"rule:{r}" for r in rule_names])
     text_part = vectorizer.transform([item.text for item in dataset.inputs])
     structured = structured_matrix(dataset.inputs, {n: i for i, n in enumerate(names)})
