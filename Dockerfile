@@ -23,8 +23,12 @@ COPY service ./service
 COPY rules ./rules
 COPY model ./model
 RUN pip install --no-deps -c constraints.txt -e . \
-    && python -c "from service.pipeline import Analyzer; Analyzer.load()"
+    && python -c "from service.pipeline import Analyzer; Analyzer.load()" \
+    && mkdir -p /app/instance && chown dunscan /app/instance
 
+# Hooks and pending pushes live in instance/dunscan.sqlite3; mount a volume there to keep them
+# across containers (or set DUNSCAN_DATABASE_URL to a PostgreSQL URL).
+VOLUME ["/app/instance"]
 USER dunscan
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
