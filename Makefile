@@ -23,10 +23,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check service model tests
+	$(BIN)/ruff format --check service model tests
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check service model tests
+	$(BIN)/ruff format --check service model tests
 
 train: $(STAMP)
 	$(BIN)/python -m model.train

@@ -67,8 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("latency p50 per check", _ms(float(np.percentile(values, 50)))),
         ("latency p95 per check", _ms(float(np.percentile(values, 95)))),
         ("latency p99 per check", _ms(float(np.percentile(values, 99)))),
-        ("latency p50, SMS / call", f"{_ms(float(np.median(sms)))} / "
-         f"{_ms(float(np.median(calls))) if calls else 'n/a'}"),
+        (
+            "latency p50, SMS / call",
+            f"{_ms(float(np.median(sms)))} / {_ms(float(np.median(calls))) if calls else 'n/a'}",
+        ),
         ("throughput, one process", f"{len(values) / wall:.0f} checks/s"),
     ]
     print("| measure | value |\n|---|---|")

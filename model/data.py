@@ -188,8 +188,7 @@ def load_corpus(corpus_dir: Path = CORPUS_DIR) -> list[Example]:
             record = {key: row[key] for key in _RECORD_FIELDS if row.get(key) is not None}
             record["id"] = str(row.get("id") or f"{path.stem}:{number}")
             meta = {
-                key: row.get(key)
-                for key in ("brand", "scenario", "variant", "batch", "provenance")
+                key: row.get(key) for key in ("brand", "scenario", "variant", "batch", "provenance")
             }
             examples.append(
                 _example(

@@ -245,8 +245,12 @@ def system_metrics(
         labels, list(predicted), labels=list(CATEGORIES), zero_division=0
     )
     per_category = {
-        c: {"precision": round(float(p), 3), "recall": round(float(r), 3), "f1": round(float(f), 3),
-            "support": int(s)}
+        c: {
+            "precision": round(float(p), 3),
+            "recall": round(float(r), 3),
+            "f1": round(float(f), 3),
+            "support": int(s),
+        }
         for c, p, r, f, s in zip(CATEGORIES, precision, recall, f1, support, strict=True)
     }
     present = [c for c in CATEGORIES if per_category[c]["support"]]
@@ -255,10 +259,12 @@ def system_metrics(
     out: dict[str, Any] = {
         "per_category": per_category,
         "macro_f1": round(float(np.mean([per_category[c]["f1"] for c in present])), 3)
-        if present else None,
+        if present
+        else None,
         "accuracy": round(float(np.mean(np.asarray(predicted) == labels)), 3),
         "scam_auc": round(float(roc_auc_score(is_scam, risk)), 4)
-        if 0 < is_scam.sum() < len(labels) else None,
+        if 0 < is_scam.sum() < len(labels)
+        else None,
         "scam_brier": round(float(np.mean((risk - is_scam) ** 2)), 4),
         "genuine_flagged": {
             f"risk>={t}": round(float(np.mean(risk[genuine] >= t)), 4) if genuine.any() else None
@@ -288,12 +294,14 @@ def reliability(truth: np.ndarray, risk: np.ndarray, bins: int = 10) -> list[dic
     for b in range(bins):
         mask = which == b
         if mask.any():
-            rows.append({
-                "bin": f"{edges[b]:.1f}-{edges[b + 1]:.1f}",
-                "n": int(mask.sum()),
-                "mean_risk": round(float(risk[mask].mean()), 3),
-                "scam_share": round(float(truth[mask].mean()), 3),
-            })
+            rows.append(
+                {
+                    "bin": f"{edges[b]:.1f}-{edges[b + 1]:.1f}",
+                    "n": int(mask.sum()),
+                    "mean_risk": round(float(risk[mask].mean()), 3),
+                    "scam_share": round(float(truth[mask].mean()), 3),
+                }
+            )
     return rows
 
 
@@ -344,8 +352,11 @@ def slice_metrics(result: SplitResult) -> dict[str, dict[str, Any]]:
 
 
 def rule_hit_table(
-    dataset: Dataset, select: Callable[[data.Example], str | None], weights: dict[str, Any],
-    handset: set[str], rules: Sequence[Any],
+    dataset: Dataset,
+    select: Callable[[data.Example], str | None],
+    weights: dict[str, Any],
+    handset: set[str],
+    rules: Sequence[Any],
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """SpamAssassin-style: share of scam / genuine / other rows each rule fires on, and S/O."""
     groups: dict[str, list[int]] = {"scam": [], "genuine": [], "other": []}
@@ -363,17 +374,19 @@ def rule_hit_table(
             share[group] = hits / len(members) if members else 0.0
         denominator = share["scam"] + share["genuine"]
         learned = weights.get(name, {})
-        rows.append({
-            "rule": rule.id,
-            "category": rule.category,
-            "yaml_weight": rule.weight,
-            "scam%": round(100 * share["scam"], 2),
-            "genuine%": round(100 * share["genuine"], 2),
-            "other%": round(100 * share["other"], 2),
-            "S/O": round(share["scam"] / denominator, 3) if denominator else None,
-            "learned": learned.get(rule.category),
-            "weight_source": "hand-set (thin data)" if rule.id in handset else "learned",
-        })
+        rows.append(
+            {
+                "rule": rule.id,
+                "category": rule.category,
+                "yaml_weight": rule.weight,
+                "scam%": round(100 * share["scam"], 2),
+                "genuine%": round(100 * share["genuine"], 2),
+                "other%": round(100 * share["other"], 2),
+                "S/O": round(share["scam"] / denominator, 3) if denominator else None,
+                "learned": learned.get(rule.category),
+                "weight_source": "hand-set (thin data)" if rule.id in handset else "learned",
+            }
+        )
     return rows, sizes
 
 
@@ -431,10 +444,13 @@ def split_markdown(summary: dict[str, Any]) -> str:
     parts.append("")
     score_rows = []
     for key, label in (
-        ("macro_f1", "macro F1"), ("accuracy", "accuracy"), ("scam_auc", "scam ROC-AUC"),
+        ("macro_f1", "macro F1"),
+        ("accuracy", "accuracy"),
+        ("scam_auc", "scam ROC-AUC"),
         ("scam_recall_at_1pct_fpr", "scam recall @ 1 % genuine flagged"),
         ("scam_recall_at_5pct_fpr", "scam recall @ 5 % genuine flagged"),
-        ("scam_brier", "Brier (scam vs rest)"), ("brier_multiclass", "Brier (4 classes)"),
+        ("scam_brier", "Brier (scam vs rest)"),
+        ("brier_multiclass", "Brier (4 classes)"),
     ):
         score_rows.append([label] + [summary[s].get(key) for s in SYSTEMS])
     for threshold in (f"risk>={MEDIUM_RISK}", f"risk>={HIGH_RISK}"):
@@ -449,21 +465,32 @@ def split_markdown(summary: dict[str, Any]) -> str:
     parts.append(table(["measure", *SYSTEMS], score_rows))
     parts.append("")
     slice_rows = [
-        [name, s["n"], s["rules_accuracy"], s["model_accuracy"], s["final_accuracy"],
-         s.get("final_scam_recall")]
+        [
+            name,
+            s["n"],
+            s["rules_accuracy"],
+            s["model_accuracy"],
+            s["final_accuracy"],
+            s.get("final_scam_recall"),
+        ]
         for name, s in summary["slices"].items()
     ]
     parts.append(
-        table(["slice", "n", "rules acc", "model acc", "final acc", "final scam recall"],
-              slice_rows)
+        table(
+            ["slice", "n", "rules acc", "model acc", "final acc", "final scam recall"], slice_rows
+        )
     )
     parts.append("")
     parts.append("Reliability of the final scam risk:")
     parts.append("")
     parts.append(
-        table(["risk bin", "n", "mean risk", "observed scam share"],
-              [[r["bin"], r["n"], r["mean_risk"], r["scam_share"]]
-               for r in summary["reliability"]["final"]])
+        table(
+            ["risk bin", "n", "mean risk", "observed scam share"],
+            [
+                [r["bin"], r["n"], r["mean_risk"], r["scam_share"]]
+                for r in summary["reliability"]["final"]
+            ],
+        )
     )
     return "\n".join(parts)
 
@@ -474,8 +501,17 @@ def rule_table_markdown(title: str, rows: list[dict[str, Any]], sizes: dict[str,
         f"{sizes['other']}. S/O = scam% / (scam% + genuine%). `learned` = coefficient of the "
         "rule's feature toward its own category in the shipped model.\n"
     )
-    keys = ["rule", "category", "scam%", "genuine%", "other%", "S/O", "yaml_weight", "learned",
-            "weight_source"]
+    keys = [
+        "rule",
+        "category",
+        "scam%",
+        "genuine%",
+        "other%",
+        "S/O",
+        "yaml_weight",
+        "learned",
+        "weight_source",
+    ]
     return header + "\n" + table(keys, [[row[k] for k in keys] for row in rows])
 
 
@@ -529,8 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("Project corpus", corpus_group),
             ("Public data: FBS fraud vs mudou genuine", public_group),
         ):
-            rows, sizes = rule_hit_table(dataset, select, weights, handset,
-                                         analyzer.ruleset.rules)
+            rows, sizes = rule_hit_table(dataset, select, weights, handset, analyzer.ruleset.rules)
             sections += [rule_table_markdown(title, rows, sizes), ""]
         sections += [number_weights_markdown(weights), ""]
         sections += [uci_markdown(shipped, analyzer), ""]
@@ -546,21 +581,38 @@ def overview_markdown(summaries: list[dict[str, Any]]) -> str:
     for s in summaries:
         for system in SYSTEMS:
             m = s[system]
-            rows.append([
-                s["split"], system, m["macro_f1"], m["per_category"]["scam"]["f1"],
-                m["scam_auc"], m["scam_recall_at_1pct_fpr"], m["scam_recall_at_5pct_fpr"],
-                m["scam_brier"],
-            ])
+            rows.append(
+                [
+                    s["split"],
+                    system,
+                    m["macro_f1"],
+                    m["per_category"]["scam"]["f1"],
+                    m["scam_auc"],
+                    m["scam_recall_at_1pct_fpr"],
+                    m["scam_recall_at_5pct_fpr"],
+                    m["scam_brier"],
+                ]
+            )
     return "## Overview\n\n" + table(
-        ["split", "system", "macro F1", "scam F1", "scam AUC", "recall@1%FPR", "recall@5%FPR",
-         "Brier (scam)"], rows,
+        [
+            "split",
+            "system",
+            "macro F1",
+            "scam F1",
+            "scam AUC",
+            "recall@1%FPR",
+            "recall@5%FPR",
+            "Brier (scam)",
+        ],
+        rows,
     )
 
 
 def number_weights_markdown(weights: dict[str, dict[str, float]]) -> str:
     rows = [
         [name, *(values.get(c) for c in CATEGORIES)]
-        for name, values in weights.items() if not name.startswith("rule:")
+        for name, values in weights.items()
+        if not name.startswith("rule:")
     ]
     return "## Learned weights of number and record features (per category)\n\n" + table(
         ["feature", *CATEGORIES], rows

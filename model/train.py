@@ -97,8 +97,9 @@ def load_analyzer() -> Any:
     return Analyzer.load(use_model=False)
 
 
-def build_dataset(analyzer: Any, data_dir: Path = DATA_DIR, corpus_dir: Path = CORPUS_DIR
-                  ) -> Dataset:
+def build_dataset(
+    analyzer: Any, data_dir: Path = DATA_DIR, corpus_dir: Path = CORPUS_DIR
+) -> Dataset:
     examples, stats = data.load_training_examples(data_dir, corpus_dir)
     resolved, inputs = [], []
     for example in examples:
@@ -120,9 +121,16 @@ def build_dataset(analyzer: Any, data_dir: Path = DATA_DIR, corpus_dir: Path = C
 # its genuine notices carrying merchant 400 numbers and t.cn links are exactly the hard
 # negatives that teach the model a mismatch alone is not a scam.
 _FBS_KEPT_PREFIXES = (
-    "kind:", "text:", "rule:", "brand:claimed", "contact:phone", "contact:url",
-    "contact_number:mobile", "contact_number:landline",
-    "numbers:brand_link_mismatch", "numbers:brand_number_mismatch",
+    "kind:",
+    "text:",
+    "rule:",
+    "brand:claimed",
+    "contact:phone",
+    "contact:url",
+    "contact_number:mobile",
+    "contact_number:landline",
+    "numbers:brand_link_mismatch",
+    "numbers:brand_number_mismatch",
 )
 _LINK_SHAPE_RULES = frozenset(
     {"rule:link_bare_ip", "rule:link_lookalike_domain", "rule:link_shortener_action"}
@@ -212,7 +220,10 @@ def cv_folds(
 
 
 def fit_model(
-    dataset: Dataset, rule_names: Sequence[str] = (), rules: Any = None, seed: int = SEED,
+    dataset: Dataset,
+    rule_names: Sequence[str] = (),
+    rules: Any = None,
+    seed: int = SEED,
 ) -> tuple[TextModel, dict[str, Any]]:
     """Fit vectoriser, classifier and calibration on `dataset`; return the model and fit facts.
 
@@ -309,7 +320,11 @@ def created_date() -> str:
     try:
         out = subprocess.run(
             ["git", "log", "-1", "--format=%cs", "--", *inputs],
-            cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=10,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         out = ""
@@ -361,12 +376,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "versions": library_versions(),
         "seed": SEED,
         "hyperparameters": {
-            "ngram_range": list(NGRAM_RANGE), "min_df": MIN_DF,
-            "max_text_features": MAX_TEXT_FEATURES, "C_grid": list(C_GRID), "C": info["C"],
+            "ngram_range": list(NGRAM_RANGE),
+            "min_df": MIN_DF,
+            "max_text_features": MAX_TEXT_FEATURES,
+            "C_grid": list(C_GRID),
+            "C": info["C"],
             "structured_scales": list(STRUCTURED_SCALES),
             "structured_scale": info["structured_scale"],
             "calibration": f"matrix scaling on {CV_FOLDS}-fold out-of-fold decision values",
-            "corpus_share": CORPUS_SHARE, "max_row_weight": MAX_ROW_WEIGHT,
+            "corpus_share": CORPUS_SHARE,
+            "max_row_weight": MAX_ROW_WEIGHT,
             "min_rule_hits": MIN_RULE_HITS,
         },
         "sources": data.source_files(),
@@ -374,7 +393,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rules_version": analyzer.ruleset.version,
         "numbers_version": analyzer.directory.version,
         "training": {
-            "rows": info["rows"], "labels": info["labels"], "dedup": dataset.stats,
+            "rows": info["rows"],
+            "labels": info["labels"],
+            "dedup": dataset.stats,
             "by_source": dict(sorted(Counter(e.source for e in dataset.examples).items())),
             "text_features": info["text_features"],
             "structured_features": info["structured_features"],
@@ -392,7 +413,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_card:
         write_card(manifest, CARD_PATH)
     log.info(
-        "wrote %s (%.1f MB, sha256 %s) in %.0f s", args.out, manifest["size_bytes"] / 1e6, sha,
+        "wrote %s (%.1f MB, sha256 %s) in %.0f s",
+        args.out,
+        manifest["size_bytes"] / 1e6,
+        sha,
         time.perf_counter() - started,
     )
     print(f"{args.out} sha256={sha} version={version}")
@@ -409,10 +433,14 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
     weights = manifest["learned_weights"]
     handset = set(manifest["handset_rules"])
     rule_rows = [
-        [name.removeprefix("rule:"), manifest["rule_hits"].get(name, 0),
-         *(values.get(c) for c in CATEGORIES),
-         "hand-set (thin data)" if name.removeprefix("rule:") in handset else "learned"]
-        for name, values in weights.items() if name.startswith("rule:")
+        [
+            name.removeprefix("rule:"),
+            manifest["rule_hits"].get(name, 0),
+            *(values.get(c) for c in CATEGORIES),
+            "hand-set (thin data)" if name.removeprefix("rule:") in handset else "learned",
+        ]
+        for name, values in weights.items()
+        if name.startswith("rule:")
     ]
     missing = "**Not available:**"
     lines = [
@@ -420,7 +448,8 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
         "",
         "_Generated by `make train` from the run that wrote the artifact; do not edit by hand._",
         "",
-        "| field | value |", "|---|---|",
+        "| field | value |",
+        "|---|---|",
         f"| version | `{manifest['version']}` |",
         f"| artifact | `model/artifact/{manifest['artifact']}` "
         f"({manifest['size_bytes'] / 1e6:.2f} MB) |",

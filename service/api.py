@@ -409,4 +409,3 @@ def readyz() -> tuple[Response, int]:
 def init_app(app: Flask) -> None:
     app.register_blueprint(api)
     app.register_blueprint(health)
-

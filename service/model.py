@@ -44,9 +44,7 @@ TOKEN_HOTLINE = "Ⓗ"
 TOKEN_PHONE = "Ⓟ"
 TOKEN_ID = "Ⓘ"  # a QQ number or WeChat id
 TOKEN_DIGITS = "Ⓓ"
-TOKENS = frozenset(
-    (TOKEN_URL, TOKEN_MOBILE, TOKEN_HOTLINE, TOKEN_PHONE, TOKEN_ID, TOKEN_DIGITS)
-)
+TOKENS = frozenset((TOKEN_URL, TOKEN_MOBILE, TOKEN_HOTLINE, TOKEN_PHONE, TOKEN_ID, TOKEN_DIGITS))
 
 _TLD = (
     "com|cn|net|org|cc|top|xyz|vip|me|io|info|co|hk|tk|ly|gl|biz|club|site|online|app|link|shop|"
@@ -102,8 +100,12 @@ def mask_text(normalized_text: str) -> str:
     words = kept.split()
     out: list[str] = []
     for word in words:
-        if out and out[-1][-1].isascii() and out[-1][-1].isalnum() and word[0].isascii() and (
-            word[0].isalnum()
+        if (
+            out
+            and out[-1][-1].isascii()
+            and out[-1][-1].isalnum()
+            and word[0].isascii()
+            and (word[0].isalnum())
         ):
             out.append(" ")
         out.append(word)

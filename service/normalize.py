@@ -18,10 +18,35 @@ import opencc
 # Look-alike letters from other scripts that scammers swap into Latin words and domains.
 _HOMOGLYPHS = str.maketrans(
     {
-        "а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p",
-        "с": "c", "т": "t", "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s", "ԁ": "d",
-        "ο": "o", "α": "a", "ν": "v", "ρ": "p", "τ": "t", "ι": "i", "κ": "k", "ε": "e",
-        "υ": "u", "χ": "x", "β": "b", "μ": "u", "ω": "w",
+        "а": "a",
+        "в": "b",
+        "е": "e",
+        "к": "k",
+        "м": "m",
+        "н": "h",
+        "о": "o",
+        "р": "p",
+        "с": "c",
+        "т": "t",
+        "у": "y",
+        "х": "x",
+        "і": "i",
+        "ј": "j",
+        "ѕ": "s",
+        "ԁ": "d",
+        "ο": "o",
+        "α": "a",
+        "ν": "v",
+        "ρ": "p",
+        "τ": "t",
+        "ι": "i",
+        "κ": "k",
+        "ε": "e",
+        "υ": "u",
+        "χ": "x",
+        "β": "b",
+        "μ": "u",
+        "ω": "w",
     }
 )
 
@@ -29,7 +54,9 @@ _HOMOGLYPHS = str.maketrans(
 # covers the whole matched original text.
 _FOLDS: tuple[tuple[re.Pattern[str], str], ...] = (
     (
-        re.compile(r"(?:[vw]\s*[信❤♥💚]|[薇威徽嶶]\s*[信❤♥]|微\s*[❤♥💚]|wei\s*信|(?<![a-z0-9./_-])(?:weixin|wechat)(?![a-z0-9./_-]))"),
+        re.compile(
+            r"(?:[vw]\s*[信❤♥💚]|[薇威徽嶶]\s*[信❤♥]|微\s*[❤♥💚]|wei\s*信|(?<![a-z0-9./_-])(?:weixin|wechat)(?![a-z0-9./_-]))"
+        ),
         "微信",
     ),
     (re.compile(r"(?<![a-z0-9./_-])(?:vx|wx|v\.x|w\.x)(?![a-z./_-])"), "微信"),

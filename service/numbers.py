@@ -133,8 +133,22 @@ _ALLOWED = re.compile(r"\+?[\d\s\-()./_\u2010-\u2015]+")
 
 # IP-dial / secondary-number prefixes a call log may carry before the real number
 # (number_facts §7; Samsung/Yulore strip list; China Mobile 和多号 = 12583 + 1..3 + number).
-_IP_PREFIXES = ("118321", "12583", "12593", "12589", "12520", "10193", "11808",
-                "1790", "1791", "1793", "1795", "1796", "1797", "1799")
+_IP_PREFIXES = (
+    "118321",
+    "12583",
+    "12593",
+    "12589",
+    "12520",
+    "10193",
+    "11808",
+    "1790",
+    "1791",
+    "1793",
+    "1795",
+    "1796",
+    "1797",
+    "1799",
+)
 _AFTER_PREFIX = re.compile(r"1[3-9]\d{9}|0[1-9]\d{8,10}|00[1-9]\d{5,14}|861[3-9]\d{9}")
 
 _MOBILE = re.compile(r"1[3-9]\d{9}")
@@ -273,7 +287,10 @@ def _domestic(digits: str, plus86: bool) -> _Parsed:
     if area_short:
         # phonenumbers calls 057195188 a valid landline; it is a display claiming to be 95188.
         return _Parsed(
-            "+86" + digits[1:], NumberType.SHORT_CODE, "area_code_plus_short", "CN",
+            "+86" + digits[1:],
+            NumberType.SHORT_CODE,
+            "area_code_plus_short",
+            "CN",
             area_short.group(2),
         )
     if digits.startswith("0"):
@@ -308,7 +325,7 @@ def _parse(raw: str) -> _Parsed:
         return _international(digits)
     for prefix in _IP_PREFIXES:
         if digits.startswith(prefix):
-            rest = digits[len(prefix):]
+            rest = digits[len(prefix) :]
             # 12583 + 1..3 (和多号), 179x + one more digit (17951, 17911, 17909 IP dialling)
             if (prefix == "12583" and rest[:1] in "123") or len(prefix) == 4:
                 if not _AFTER_PREFIX.fullmatch(rest) and _AFTER_PREFIX.fullmatch(rest[1:]):
@@ -316,8 +333,9 @@ def _parse(raw: str) -> _Parsed:
             if _AFTER_PREFIX.fullmatch(rest):
                 inner = _parse(rest)
                 tag = "secondary_12583" if prefix == "12583" else "ip_prefix"
-                return _Parsed(inner.normalized, inner.type, tag, inner.region, inner.short,
-                               inner.anomalous)
+                return _Parsed(
+                    inner.normalized, inner.type, tag, inner.region, inner.short, inner.anomalous
+                )
     if digits.startswith("86") and 11 <= len(digits) <= 13:
         # "86 138...", "86-21-6888..." : the country code written without + or 00
         if _MOBILE.fullmatch(digits[2:]):
@@ -462,7 +480,7 @@ def _describe(error: ValidationError) -> str:
         if item["type"] == "extra_forbidden":
             message = "unknown key (remove it or fix its spelling)"
         elif item["type"] == "string_type" and isinstance(item.get("input"), int):
-            message = "must be a quoted string (write \"95188\", not 95188)"
+            message = 'must be a quoted string (write "95188", not 95188)'
         parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)
 
@@ -498,12 +516,44 @@ _IPV4 = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})")
 
 # Third-party link shorteners: they hide where a link goes (a brand's own short domain, such as
 # u.jd.com, is on the brand's list instead).
-SHORT_LINK_HOSTS = frozenset({
-    "t.cn", "dwz.cn", "url.cn", "w.url.cn", "suo.im", "suo.nz", "sohu.gg", "mrw.so", "bit.ly",
-    "tinyurl.com", "is.gd", "goo.gl", "ow.ly", "t.co", "rebrand.ly", "cutt.ly", "reurl.cc",
-    "s.id", "v.gd", "dwz.mk", "0x3.me", "6du.in", "rrd.me", "tb.cn", "c.tb.cn", "m.tb.cn",
-    "kurl.cn", "ft12.com", "985.so", "u.nu", "lnkd.in", "shorturl.at", "tiny.cc", "dlj.bz",
-})
+SHORT_LINK_HOSTS = frozenset(
+    {
+        "t.cn",
+        "dwz.cn",
+        "url.cn",
+        "w.url.cn",
+        "suo.im",
+        "suo.nz",
+        "sohu.gg",
+        "mrw.so",
+        "bit.ly",
+        "tinyurl.com",
+        "is.gd",
+        "goo.gl",
+        "ow.ly",
+        "t.co",
+        "rebrand.ly",
+        "cutt.ly",
+        "reurl.cc",
+        "s.id",
+        "v.gd",
+        "dwz.mk",
+        "0x3.me",
+        "6du.in",
+        "rrd.me",
+        "tb.cn",
+        "c.tb.cn",
+        "m.tb.cn",
+        "kurl.cn",
+        "ft12.com",
+        "985.so",
+        "u.nu",
+        "lnkd.in",
+        "shorturl.at",
+        "tiny.cc",
+        "dlj.bz",
+    }
+)
 
 _PHONE_RUN = re.compile(r"\+?\d(?:[ \-()\u2010-\u2015]{0,3}\d)*")
 _GROUP = re.compile(r"\d+")
@@ -513,10 +563,50 @@ _NOT_PHONE_AFTER = re.compile(
 )
 # ... and numbers right after these are codes, amounts or account numbers.
 _NOT_PHONE_BEFORE = (
-    "验证码", "校验码", "动态码", "短信码", "密码", "码", "尾号", "编号", "单号", "卡号", "账号",
-    "账户", "合同", "工号", "身份证", "金额", "欠款", "本金", "利息", "共计", "合计", "应还",
-    "额度", "余额", "罚息", "费用", "¥", "￥", "$", "第", "共", "约", "仅", "还款", "借款", "贷款",
-    "逾期", "扣款", "到账", "转账", "欠", "还", "rmb", "金",
+    "验证码",
+    "校验码",
+    "动态码",
+    "短信码",
+    "密码",
+    "码",
+    "尾号",
+    "编号",
+    "单号",
+    "卡号",
+    "账号",
+    "账户",
+    "合同",
+    "工号",
+    "身份证",
+    "金额",
+    "欠款",
+    "本金",
+    "利息",
+    "共计",
+    "合计",
+    "应还",
+    "额度",
+    "余额",
+    "罚息",
+    "费用",
+    "¥",
+    "￥",
+    "$",
+    "第",
+    "共",
+    "约",
+    "仅",
+    "还款",
+    "借款",
+    "贷款",
+    "逾期",
+    "扣款",
+    "到账",
+    "转账",
+    "欠",
+    "还",
+    "rmb",
+    "金",
 )
 _BEFORE_FILLER = " :为是了：约"
 _IDENTITY_WORDS = re2.compile(
@@ -642,20 +732,24 @@ class Directory:
             return NumberInfo(raw, None, NumberType.INVALID, detail=parsed.detail)
         owners = self._owners_for(parsed)
         if not owners:
-            return NumberInfo(raw, parsed.normalized, parsed.type, None, False, parsed.detail,
-                              parsed.region)
+            return NumberInfo(
+                raw, parsed.normalized, parsed.type, None, False, parsed.detail, parsed.region
+            )
         brand = owners[0].brand
         if parsed.anomalous:
-            return NumberInfo(raw, parsed.normalized, parsed.type, brand, False, parsed.detail,
-                              parsed.region)
+            return NumberInfo(
+                raw, parsed.normalized, parsed.type, brand, False, parsed.detail, parsed.region
+            )
         mine = [o for o in owners if o.brand == brand]
         kind = (
-            NumberType.OFFICIAL_HOTLINE if any(o.voice for o in mine)
+            NumberType.OFFICIAL_HOTLINE
+            if any(o.voice for o in mine)
             else NumberType.OFFICIAL_SMS_PORT
         )
         verified = any(o.verified for o in mine)
-        return NumberInfo(raw, parsed.normalized, kind, brand, verified, parsed.detail,
-                          parsed.region)
+        return NumberInfo(
+            raw, parsed.normalized, kind, brand, verified, parsed.detail, parsed.region
+        )
 
     def owners(self, info: NumberInfo | None) -> frozenset[str]:
         """Every brand that lists this number (shared numbers have several)."""
@@ -753,8 +847,10 @@ class Directory:
         return sorted(contacts, key=lambda c: c.start)
 
     def _phones_in_run(self, text: str, match: re.Match[str]) -> list[Contact]:
-        groups = [(g.group(), match.start() + g.start(), match.start() + g.end())
-                  for g in _GROUP.finditer(match.group())]
+        groups = [
+            (g.group(), match.start() + g.start(), match.start() + g.end())
+            for g in _GROUP.finditer(match.group())
+        ]
         plus = match.group().startswith("+")
         found: list[Contact] = []
         index = 0
@@ -764,16 +860,26 @@ class Directory:
                 digits = "".join(g[0] for g in groups[index:stop])
                 start = groups[index][1] - (1 if plus and index == 0 else 0)
                 end = groups[stop - 1][2]
-                info = self._phone_in_text(text, ("+" if plus and index == 0 else "") + digits,
-                                           start, end)
+                info = self._phone_in_text(
+                    text, ("+" if plus and index == 0 else "") + digits, start, end
+                )
                 if info is not None and stop - index > 1 and not info.normalized.startswith("+"):
                     # Short codes are written in one piece; joined pieces must be spaced-out
                     # single digits ("9 5 1 8 8"), or "12 400-123-4567" would yield 12400.
                     if any(len(g[0]) > 1 for g in groups[index:stop]):
                         info = None
                 if info is not None:
-                    found.append(Contact("phone", text[start:end], start, end, info=info,
-                                         brand=info.brand, official=info.official))
+                    found.append(
+                        Contact(
+                            "phone",
+                            text[start:end],
+                            start,
+                            end,
+                            info=info,
+                            brand=info.brand,
+                            official=info.official,
+                        )
+                    )
                     index = stop
                     break
             else:
@@ -787,11 +893,15 @@ class Directory:
             return None
         info = self.classify(candidate)
         if info.type is NumberType.INVALID or info.detail in (
-            "local_no_area_code", "emergency", "service_3", "10_short", "11_short"
+            "local_no_area_code",
+            "emergency",
+            "service_3",
+            "10_short",
+            "11_short",
         ):
             return None
-        before = text[max(0, start - 8):start]
-        after = text[end:end + 2]
+        before = text[max(0, start - 8) : start]
+        after = text[end : end + 2]
         if (before[-1:].isascii() and before[-1:].isalpha()) or (
             after[:1].isascii() and after[:1].isalpha()
         ):
@@ -931,25 +1041,29 @@ def _check_cross_brand(brands: Mapping[str, Brand], origin: Mapping[str, str]) -
 # ---------------------------------------------------------------------------------------------
 
 # Hand-set priors (log-odds scale, like rule weights) until the model learns them from the corpus.
-SIGNAL_WEIGHTS: Mapping[str, float] = MappingProxyType({
-    "official_sender": 1.0,  # legit; halved when the list entry is unverified. Spoofable (伪基站)
-    "official_port_suffix": 0.4,  # legit, weak: 106 port ending in the brand's 955xx number
-    "brand_number_mismatch": 2.5,  # callback number in the text is not the claimed brand's
-    "brand_link_mismatch": 2.5,  # link/domain is not the claimed brand's
-    "lookalike_domain": 2.0,  # a brand's name inside a domain it does not own
-    "sender_mobile_claims_brand": 2.0,  # mobile/virtual mobile sender speaking as a brand
-    "sender_landline_claims_brand": 1.5,
-    "sender_brand_mismatch": 1.5,  # official number of brand A signs as brand B
-    "sender_not_brand_number": 1.0,  # an unlisted 95/96 code signs as a brand with known numbers
-    "international_sender": 2.0,
-    "international_lookalike_official": 3.0,  # +95188 / 0095188: foreign, dressed as 95188
-    "virtual_mobile_sender": 0.8,  # MVNO/IoT: a moderate risk feature, not proof (§6)
-    "spoofed_short_code": 2.0,  # 区号+95xxx not on a list, +86 before a short code or 400
-    "unofficial_400": 1.0,  # 400 caller or callback not on the brand's list
-    "public_service_with_link": 3.0,  # genuine 12381/96110 messages carry no links or numbers
-    "ip_link": 2.0,
-    "short_link": 1.0,
-})
+SIGNAL_WEIGHTS: Mapping[str, float] = MappingProxyType(
+    {
+        # legit; halved when the list entry is unverified. Spoofable (伪基站).
+        "official_sender": 1.0,
+        "official_port_suffix": 0.4,  # legit, weak: 106 port ending in the brand's 955xx number
+        "brand_number_mismatch": 2.5,  # callback number in the text is not the claimed brand's
+        "brand_link_mismatch": 2.5,  # link/domain is not the claimed brand's
+        "lookalike_domain": 2.0,  # a brand's name inside a domain it does not own
+        "sender_mobile_claims_brand": 2.0,  # mobile/virtual mobile sender speaking as a brand
+        "sender_landline_claims_brand": 1.5,
+        "sender_brand_mismatch": 1.5,  # official number of brand A signs as brand B
+        # An unlisted 95/96 code signs as a brand with known numbers.
+        "sender_not_brand_number": 1.0,
+        "international_sender": 2.0,
+        "international_lookalike_official": 3.0,  # +95188 / 0095188: foreign, dressed as 95188
+        "virtual_mobile_sender": 0.8,  # MVNO/IoT: a moderate risk feature, not proof (§6)
+        "spoofed_short_code": 2.0,  # 区号+95xxx not on a list, +86 before a short code or 400
+        "unofficial_400": 1.0,  # 400 caller or callback not on the brand's list
+        "public_service_with_link": 3.0,  # genuine 12381/96110 messages carry no links or numbers
+        "ip_link": 2.0,
+        "short_link": 1.0,
+    }
+)
 
 _TYPE_ZH = {
     NumberType.MOBILE: "普通手机号",
@@ -1020,8 +1134,13 @@ class _SignalBuilder:
         return "、".join(self._name(b) for b in brand_ids)
 
     def _add(
-        self, signal_id: str, category: str, zh: str, en: str,
-        contact: Contact | None = None, weight: float | None = None,
+        self,
+        signal_id: str,
+        category: str,
+        zh: str,
+        en: str,
+        contact: Contact | None = None,
+        weight: float | None = None,
     ) -> None:
         span = evidence = None
         if contact is not None and self.norm is not None:
@@ -1031,9 +1150,14 @@ class _SignalBuilder:
             evidence = self.sender.raw
         self.signals.append(
             Signal(
-                id=signal_id, source="numbers", category=category,  # type: ignore[arg-type]
+                id=signal_id,
+                source="numbers",
+                category=category,  # type: ignore[arg-type]
                 weight=SIGNAL_WEIGHTS[signal_id] if weight is None else weight,
-                evidence=evidence, span=span, explanation=zh, explanation_en=en,
+                evidence=evidence,
+                span=span,
+                explanation=zh,
+                explanation_en=en,
             )
         )
 
@@ -1059,7 +1183,8 @@ class _SignalBuilder:
         elif sender.type in _PERSONAL_TYPES:
             if sender.type is NumberType.VIRTUAL_MOBILE:
                 self._add(
-                    "virtual_mobile_sender", "scam",
+                    "virtual_mobile_sender",
+                    "scam",
                     f"来电/短信号码属于{_TYPE_ZH[sender.type]}（{sender.detail}），这类号段常被用于诈骗；"
                     "正规平台不用此类号码联系客户",
                     f"The sender is {_TYPE_EN[sender.type]} ({sender.detail}), a range often used "
@@ -1078,7 +1203,8 @@ class _SignalBuilder:
         elif sender.type is NumberType.SERVICE_400:
             if self.kind == "call" or self.lenders:
                 self._add(
-                    "unofficial_400", "scam",
+                    "unofficial_400",
+                    "scam",
                     "该400号码不在任何官方名单上；正规企业的400热线一般只接听、不外呼",
                     "This 400 number is on no official list; company 400 hotlines normally only "
                     "take calls and do not call out",
@@ -1092,7 +1218,8 @@ class _SignalBuilder:
             short = _parse(sender.raw).short or ""
             who = f"（{self._name(imitated)}的官方号码）" if imitated else ""
             self._add(
-                "international_lookalike_official", "scam",
+                "international_lookalike_official",
+                "scam",
                 f"号码{sender.raw}是境外号码（国家/地区：{sender.region or '未知'}），"
                 f"只是看起来像官方短号{short}{who}；境外来电会带+或00前缀，官方短号不会这样显示",
                 f"{sender.raw} is a foreign number (region {sender.region or 'unknown'}) that only "
@@ -1100,7 +1227,8 @@ class _SignalBuilder:
             )
             return
         self._add(
-            "international_sender", "scam",
+            "international_sender",
+            "scam",
             f"号码来自境外（{sender.region or '未知地区'}）；"
             "国内平台、银行和公检法不会用境外号码联系你",
             f"The number is foreign ({sender.region or 'unknown region'}); Chinese platforms, "
@@ -1127,12 +1255,17 @@ class _SignalBuilder:
     def _official_sender(self, sender: NumberInfo) -> None:
         owners = self.sender_owners
         brand_id = sender.brand
-        if self.signature is not None and self.signature.brand_id not in owners and not (
-            self.directory.brands[self.signature.brand_id].is_public_service
-            and self.directory.brands[brand_id].is_public_service
+        if (
+            self.signature is not None
+            and self.signature.brand_id not in owners
+            and not (
+                self.directory.brands[self.signature.brand_id].is_public_service
+                and self.directory.brands[brand_id].is_public_service
+            )
         ):
             self._add(
-                "sender_brand_mismatch", "scam",
+                "sender_brand_mismatch",
+                "scam",
                 f"发送号码属于{self._name(brand_id)}，短信却署名{self._name(self.signature.brand_id)}",
                 f"The sender number belongs to {self._name(brand_id)}, but the message is signed "
                 f"{self._name(self.signature.brand_id)}",
@@ -1144,7 +1277,8 @@ class _SignalBuilder:
         caveat_zh = "" if verified else "（该号码来自未经公开来源核实的名单）"
         caveat_en = "" if verified else " (the list entry is not verified by a public source)"
         self._add(
-            "official_sender", "legit",
+            "official_sender",
+            "legit",
             f"发送号码是{self._name(brand_id)}的官方号码{caveat_zh}；但官方号码也可能被伪基站或改号软件冒用，"
             "仍需看内容是否要求转账、验证码或点击链接",
             f"The sender is an official number of {self._name(brand_id)}{caveat_en}; official "
@@ -1158,7 +1292,8 @@ class _SignalBuilder:
                 for number in self.directory.official_numbers(brand_id):
                     if number.startswith("95") and (sender.normalized or "").endswith(number):
                         self._add(
-                            "official_port_suffix", "legit",
+                            "official_port_suffix",
+                            "legit",
                             f"106短信端口以{self._name(brand_id)}的官方号码{number}结尾（弱证据：端口也可能被租用或伪造）",
                             f"The 106 port ends with {self._name(brand_id)}'s official number "
                             f"{number} (weak evidence: ports can be rented or spoofed)",
@@ -1169,7 +1304,8 @@ class _SignalBuilder:
             brand_id = self.signature.brand_id
             if self.directory.official_numbers(brand_id):
                 self._add(
-                    "sender_not_brand_number", "scam",
+                    "sender_not_brand_number",
+                    "scam",
                     f"短信署名{self._name(brand_id)}，发送号码{sender.raw}却不是它的官方号码"
                     f"（官方：{'、'.join(self.directory.official_numbers(brand_id)[:2])}）",
                     f"Signed {self._name(brand_id)}, but sent from {sender.raw}, which is not one "
@@ -1185,7 +1321,8 @@ class _SignalBuilder:
         for contact in self.contacts:
             if public is not None and not self._belongs_to(contact, {public}):
                 self._add(
-                    "public_service_with_link", "scam",
+                    "public_service_with_link",
+                    "scam",
                     f"自称{self._name(public)}的短信里出现了链接或其他号码；真正的12381/96110提醒"
                     "不含链接、不含回拨号码，这条很可能是伪造的",
                     f"A message presenting itself as {self._name(public)} contains a link or "
@@ -1223,12 +1360,14 @@ class _SignalBuilder:
             n for b in self.lenders[:2] for n in self.directory.official_numbers(b)[:2]
         )
         official_zh = (
-            f"（官方号码：{official}）" if official
+            f"（官方号码：{official}）"
+            if official
             else "（该平台没有核实过的官方号码，请只在官方App内联系）"
         )
         type_zh = _TYPE_ZH.get(info.type, "号码")
         self._add(
-            "brand_number_mismatch", "scam",
+            "brand_number_mismatch",
+            "scam",
             f"短信自称{names}，让你联系的{type_zh}{contact.raw}却不是它的官方号码{official_zh}",
             f"The message claims to be from {names}, but the number it gives ({contact.raw}, "
             f"{_TYPE_EN.get(info.type, 'a number')}) is not one of its official numbers",
@@ -1236,24 +1375,28 @@ class _SignalBuilder:
         )
         if info.type is NumberType.SERVICE_400:
             self._add(
-                "unofficial_400", "scam",
+                "unofficial_400",
+                "scam",
                 f"400号码{contact.raw}不在{names}的官方名单上",
                 f"The 400 number {contact.raw} is not on {names}'s official list",
-                contact=contact, weight=0.5,
+                contact=contact,
+                weight=0.5,
             )
 
     def _link_contact(self, contact: Contact) -> None:
         host = contact.host or ""
         if _valid_ipv4(host):
             self._add(
-                "ip_link", "scam",
+                "ip_link",
+                "scam",
                 "链接直接指向一个IP地址，正规平台不会这样发链接",
                 "The link points straight at an IP address; real platforms never send such links",
                 contact=contact,
             )
         elif host in SHORT_LINK_HOSTS:
             self._add(
-                "short_link", "scam",
+                "short_link",
+                "scam",
                 "短链接隐藏了真实网址，请不要点击",
                 "A short link hides where it really goes; do not open it",
                 contact=contact,
@@ -1262,7 +1405,8 @@ class _SignalBuilder:
         imitated = self.directory.lookalike_domain_brand(host) if host else None
         if imitated is not None:
             self._add(
-                "lookalike_domain", "scam",
+                "lookalike_domain",
+                "scam",
                 f"网址{host}含有{self._name(imitated)}的名称，但不是它的官方域名，这是常见的仿冒网站",
                 f"{host} contains the name of {self._name(imitated)} but is not its domain: a "
                 "typical phishing look-alike",
@@ -1273,11 +1417,13 @@ class _SignalBuilder:
         names = self._brand_list(self.lenders[:2])
         has_domains = any(self.directory.brands[b].domains for b in self.lenders)
         self._add(
-            "brand_link_mismatch", "scam",
+            "brand_link_mismatch",
+            "scam",
             f"短信自称{names}，链接{host}却不是它的官方网址；请只在官方App内操作",
             f"The message claims to be from {names}, but the link ({host}) is not one of its "
             "official domains; act only inside the official app",
-            contact=contact, weight=None if has_domains else 1.5,
+            contact=contact,
+            weight=None if has_domains else 1.5,
         )
 
 

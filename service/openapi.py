@@ -249,7 +249,7 @@ def build_document(config: Any) -> dict[str, Any]:
             "version": package_version,
             "summary": "Is this debt-collection SMS or call a scam?",
             "description": (
-                "Every error is JSON: `{\"error\": {\"code\", \"message\", \"field\"}}`. "
+                'Every error is JSON: `{"error": {"code", "message", "field"}}`. '
                 "Send `X-Request-ID` to correlate logs; it is echoed in the response."
             ),
             "license": {"name": "MIT", "identifier": "MIT"},

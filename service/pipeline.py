@@ -170,9 +170,7 @@ class Analyzer:
         brands = self.directory.find_brands(norm) if norm else []
         contacts = self.directory.find_contacts(norm) if norm else []
         signals = list(self.ruleset.signals(norm)) if norm else []
-        signals.extend(
-            number_signals(record.kind, sender, brands, contacts, norm, self.directory)
-        )
+        signals.extend(number_signals(record.kind, sender, brands, contacts, norm, self.directory))
         return Analysis(record, norm, sender, brands, contacts, signals)
 
     def check(self, record: SmsRecord | CallRecord, lang: Lang = "zh") -> Verdict:

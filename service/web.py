@@ -201,9 +201,7 @@ def _check(text: str, sender: str) -> Verdict:
     if not text.strip():
         raise InputProblem(400, "请先粘贴或输入要检查的短信内容。", "text")
     if len(text) > _max_chars():
-        raise InputProblem(
-            413, f"短信内容太长（{len(text)} 字）：最多 {_max_chars()} 字。", "text"
-        )
+        raise InputProblem(413, f"短信内容太长（{len(text)} 字）：最多 {_max_chars()} 字。", "text")
     if len(sender) > MAX_SENDER_CHARS:
         raise InputProblem(400, f"发件号码太长：最多 {MAX_SENDER_CHARS} 个字符。", "sender")
     try:

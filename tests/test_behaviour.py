@@ -84,8 +84,11 @@ def test_asking_for_a_verification_code_never_lowers_the_risk(
     ("record", "expected"),
     [
         (
-            {"sender": "95188", "text": "【支付宝】您的花呗本月应还1,024.00元，最后还款日12月10日，"
-             "请通过支付宝App还款。回复TD退订"},
+            {
+                "sender": "95188",
+                "text": "【支付宝】您的花呗本月应还1,024.00元，最后还款日12月10日，"
+                "请通过支付宝App还款。回复TD退订",
+            },
             "legit",
         ),
         (
@@ -97,8 +100,11 @@ def test_asking_for_a_verification_code_never_lowers_the_risk(
             "scam",
         ),
         (
-            {"sender": "13698765432", "text": "欠钱不还是吧？今天不还款明天就上门找你，"
-             "再把你欠债的事发给你所有亲戚朋友和同事。"},
+            {
+                "sender": "13698765432",
+                "text": "欠钱不还是吧？今天不还款明天就上门找你，"
+                "再把你欠债的事发给你所有亲戚朋友和同事。",
+            },
             "abusive",
         ),
         (

@@ -161,9 +161,7 @@ def test_hostile_message_stays_text(phone: Watched, server_url: str) -> None:
     assert page.locator("#message script, #message img, img[src=x]").count() == 0
 
 
-def test_manifest_share_target_and_an_android_style_share(
-    phone: Watched, server_url: str
-) -> None:
+def test_manifest_share_target_and_an_android_style_share(phone: Watched, server_url: str) -> None:
     page = phone.page
     page.goto(f"{server_url}/")
     manifest = page.evaluate(

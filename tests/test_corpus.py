@@ -38,15 +38,28 @@ def _digits(sender: str) -> str:
 # --- the validator itself -------------------------------------------------------------------
 
 GOOD_SMS = {
-    "id": "dc-scam-9999", "kind": "sms", "sender": "+86 171 2345 6789",
-    "text": "【支付宝】您的借呗已冻结，请缴纳解冻费。", "label": "scam", "brand": "alipay",
-    "scenario": "fee_to_unfreeze", "variant": "plain", "batch": "b1",
+    "id": "dc-scam-9999",
+    "kind": "sms",
+    "sender": "+86 171 2345 6789",
+    "text": "【支付宝】您的借呗已冻结，请缴纳解冻费。",
+    "label": "scam",
+    "brand": "alipay",
+    "scenario": "fee_to_unfreeze",
+    "variant": "plain",
+    "batch": "b1",
     "provenance": "written by the dunscan project (synthetic)",
 }
 GOOD_CALL = {
-    "id": "dc-call-9999", "kind": "call", "sender": "+95188", "duration_s": 42,
-    "direction": "incoming", "label": "scam", "brand": "alipay",
-    "scenario": "international_spoof", "variant": "plain", "batch": "calls",
+    "id": "dc-call-9999",
+    "kind": "call",
+    "sender": "+95188",
+    "duration_s": 42,
+    "direction": "incoming",
+    "label": "scam",
+    "brand": "alipay",
+    "scenario": "international_spoof",
+    "variant": "plain",
+    "batch": "calls",
     "provenance": "written by the dunscan project (synthetic)",
 }
 
@@ -108,8 +121,9 @@ def test_texts_are_unique_even_ignoring_whitespace() -> None:
 
 
 def test_short_variant_means_a_short_text() -> None:
-    wrong = [row["id"] for row in SMS if row["variant"] == "short"
-             and len(row["text"]) > SHORT_MAX_CHARS]
+    wrong = [
+        row["id"] for row in SMS if row["variant"] == "short" and len(row["text"]) > SHORT_MAX_CHARS
+    ]
     assert wrong == []
 
 
@@ -137,8 +151,11 @@ ASKS_FOR_SECRET = re.compile(
 def test_no_legit_row_asks_for_a_code_or_password() -> None:
     to_simplified = opencc.OpenCC("t2s")
     texts = {row["id"]: to_simplified.convert(row["text"]) for row in _with_label("legit")}
-    asking = [key for key, text in texts.items() if ASKS_FOR_SECRET.search(text)
-              and not re.search(r"(勿|不要|不会|切勿|不得)", text)]
+    asking = [
+        key
+        for key, text in texts.items()
+        if ASKS_FOR_SECRET.search(text) and not re.search(r"(勿|不要|不会|切勿|不得)", text)
+    ]
     assert asking == []
 
 
@@ -173,10 +190,21 @@ def test_every_lender_and_bank_has_genuine_and_impersonating_rows(brand: str) ->
 @pytest.mark.parametrize(
     "scenario",
     [
-        "fee_to_unfreeze", "credential_request", "screen_share", "safe_account",
-        "student_loan_cancel", "credit_repair", "fake_authority", "off_platform_contact",
-        "suspicious_link", "callback_mismatch", "refund_lure", "limit_clear",
-        "insurance_renewal", "service_close", "negotiation_fee",
+        "fee_to_unfreeze",
+        "credential_request",
+        "screen_share",
+        "safe_account",
+        "student_loan_cancel",
+        "credit_repair",
+        "fake_authority",
+        "off_platform_contact",
+        "suspicious_link",
+        "callback_mismatch",
+        "refund_lure",
+        "limit_clear",
+        "insurance_renewal",
+        "service_close",
+        "negotiation_fee",
     ],
 )
 def test_every_scam_type_is_covered(scenario: str) -> None:
@@ -185,8 +213,15 @@ def test_every_scam_type_is_covered(scenario: str) -> None:
 
 @pytest.mark.parametrize(
     "scenario",
-    ["contact_book_threat", "relatives_threat", "employer_threat", "home_visit", "exposure",
-     "insult", "intimidation"],
+    [
+        "contact_book_threat",
+        "relatives_threat",
+        "employer_threat",
+        "home_visit",
+        "exposure",
+        "insult",
+        "intimidation",
+    ],
 )
 def test_every_abusive_type_is_covered(scenario: str) -> None:
     assert len([row for row in _with_label("abusive") if row["scenario"] == scenario]) >= 5
@@ -194,9 +229,18 @@ def test_every_abusive_type_is_covered(scenario: str) -> None:
 
 @pytest.mark.parametrize(
     ("label", "scenario"),
-    [("legit", "genuine_reminder"), ("legit", "otp_notice"), ("legit", "repayment_receipt"),
-     ("legit", "statement"), ("legit", "antifraud_warning"), ("other", "ad"),
-     ("other", "delivery"), ("other", "personal"), ("other", "carrier"), ("other", "loan_ad")],
+    [
+        ("legit", "genuine_reminder"),
+        ("legit", "otp_notice"),
+        ("legit", "repayment_receipt"),
+        ("legit", "statement"),
+        ("legit", "antifraud_warning"),
+        ("other", "ad"),
+        ("other", "delivery"),
+        ("other", "personal"),
+        ("other", "carrier"),
+        ("other", "loan_ad"),
+    ],
 )
 def test_everyday_scenarios_are_covered(label: str, scenario: str) -> None:
     assert len([row for row in _with_label(label) if row["scenario"] == scenario]) >= 5
@@ -229,8 +273,11 @@ def test_shared_text_without_sender_is_present() -> None:
 
 
 def test_international_spoof_of_an_official_number_is_a_scam_call() -> None:
-    spoofs = [row for row in CALLS if _digits(row["sender"]) in ("95188", "0095188")
-              and row["sender"].startswith(("+", "00"))]
+    spoofs = [
+        row
+        for row in CALLS
+        if _digits(row["sender"]) in ("95188", "0095188") and row["sender"].startswith(("+", "00"))
+    ]
     plain = [row for row in CALLS if row["sender"] == "95188"]
     assert spoofs and all(row["label"] == "scam" for row in spoofs)
     assert plain and all(row["label"] == "legit" for row in plain)
@@ -264,8 +311,11 @@ def test_derived_rows_keep_their_source_label_and_batch() -> None:
 
 def test_traditional_rows_really_are_traditional() -> None:
     to_simplified = opencc.OpenCC("t2s")
-    unchanged = [row["id"] for row in SMS if row["variant"] == "traditional"
-                 and to_simplified.convert(row["text"]) == row["text"]]
+    unchanged = [
+        row["id"]
+        for row in SMS
+        if row["variant"] == "traditional" and to_simplified.convert(row["text"]) == row["text"]
+    ]
     assert unchanged == []
 
 

@@ -38,8 +38,15 @@ CLASSIFY_TABLE = [
     ("+8696110", T.SHORT_CODE, "96110", "plus86_short", "CN", "antifraud_96110", False),
     # area code + short code: listed landline, genuine 区号+96110, and a spoof phonenumbers accepts
     ("021-95561", T.OFFICIAL_HOTLINE, "+862195561", "area_code_plus_short", "CN", "cib", True),
-    ("025-96110", T.OFFICIAL_HOTLINE, "+862596110", "area_code_plus_short", "CN",
-     "antifraud_96110", True),
+    (
+        "025-96110",
+        T.OFFICIAL_HOTLINE,
+        "+862596110",
+        "area_code_plus_short",
+        "CN",
+        "antifraud_96110",
+        True,
+    ),
     ("0571-95188", T.SHORT_CODE, "+8657195188", "area_code_plus_short", "CN", None, False),
     ("01095588", T.SHORT_CODE, "+861095588", "area_code_plus_short", "CN", None, False),
     # 95 numbers of 6-9 digits (phonenumbers rejects 7-digit ones and 8-digit 95163234)
@@ -65,8 +72,15 @@ CLASSIFY_TABLE = [
     ("96110", T.OFFICIAL_HOTLINE, "96110", "96_short", "CN", "antifraud_96110", True),
     ("12381", T.OFFICIAL_HOTLINE, "12381", "gov_12", "CN", "miit_12381", True),
     ("12321", T.OFFICIAL_HOTLINE, "12321", "gov_12", "CN", "report_12321", True),
-    ("010-12321", T.OFFICIAL_HOTLINE, "+861012321", "area_code_plus_short", "CN",
-     "report_12321", True),
+    (
+        "010-12321",
+        T.OFFICIAL_HOTLINE,
+        "+861012321",
+        "area_code_plus_short",
+        "CN",
+        "report_12321",
+        True,
+    ),
     ("12378", T.OFFICIAL_HOTLINE, "12378", "gov_12", "CN", "nfra_12378", True),
     ("12363", T.OFFICIAL_HOTLINE, "12363", "gov_12", "CN", "pboc_12363", True),
     ("12315", T.OFFICIAL_HOTLINE, "12315", "gov_12", "CN", "samr_12315", True),
@@ -105,8 +119,7 @@ CLASSIFY_TABLE = [
     ("(021) 6888 8888", T.LANDLINE, "+862168888888", "fixed_line", "CN", None, False),
     ("+86 (0)21 68888888", T.LANDLINE, "+862168888888", "fixed_line", "CN", None, False),
     ("86-21-68888888", T.LANDLINE, "+862168888888", "fixed_line", "CN", None, False),
-    ("0755-83765566", T.OFFICIAL_HOTLINE, "+8675583765566", "fixed_line", "CN", "wechatpay",
-     True),
+    ("0755-83765566", T.OFFICIAL_HOTLINE, "+8675583765566", "fixed_line", "CN", "wechatpay", True),
     ("+86 10 6608 5566", T.OFFICIAL_HOTLINE, "+861066085566", "fixed_line", "CN", "boc", True),
     # international
     ("+852 6123 4567", T.INTERNATIONAL, "+85261234567", "mobile", "HK", None, False),
@@ -120,20 +133,47 @@ CLASSIFY_TABLE = [
     ("raw", "kind", "normalized", "detail", "region", "brand", "official"), CLASSIFY_TABLE
 )
 def test_classify(
-    directory: Directory, raw: str, kind: NumberType, normalized: str, detail: str,
-    region: str, brand: str | None, official: bool,
+    directory: Directory,
+    raw: str,
+    kind: NumberType,
+    normalized: str,
+    detail: str,
+    region: str,
+    brand: str | None,
+    official: bool,
 ) -> None:
     info = directory.classify(raw)
     assert (info.type, info.normalized, info.detail, info.region, info.brand, info.official) == (
-        kind, normalized, detail, region, brand, official
+        kind,
+        normalized,
+        detail,
+        region,
+        brand,
+        official,
     )
     assert info.raw == raw
 
 
 @pytest.mark.parametrize(
     "raw",
-    ["", "abc", "12", "95", "9518", "1380013800", "138001380001", "+", "+86", "95188abc",
-     "☎95188", "0000000", "15412345678", "+999 1234", "13800138000/13900139000", "1" * 25],
+    [
+        "",
+        "abc",
+        "12",
+        "95",
+        "9518",
+        "1380013800",
+        "138001380001",
+        "+",
+        "+86",
+        "95188abc",
+        "☎95188",
+        "0000000",
+        "15412345678",
+        "+999 1234",
+        "13800138000/13900139000",
+        "1" * 25,
+    ],
 )
 def test_garbage_is_invalid(directory: Directory, raw: str) -> None:
     info = directory.classify(raw)
@@ -156,16 +196,41 @@ def test_lookalike_brand_of_spoofed_displays(directory: Directory) -> None:
 # --- the lists -----------------------------------------------------------------------------------
 
 REQUIRED_BRANDS = {
-    "alipay": "lender", "jd": "lender", "fenqile": "lender", "webank": "lender",
-    "huanbei": "lender", "duxiaoman": "lender", "zhaolian": "lender", "meituan": "lender",
-    "douyin": "lender", "qubei": "lender", "wechatpay": "lender", "qifu": "lender",
-    "mashang": "lender", "pingan": "lender",
-    "icbc": "bank", "ccb": "bank", "abc": "bank", "boc": "bank", "bocom": "bank", "cmb": "bank",
-    "citic": "bank", "ceb": "bank", "hxb": "bank", "cmbc": "bank", "pab": "bank", "cgb": "bank",
-    "cib": "bank", "spdb": "bank", "psbc": "bank",
-    "antifraud_96110": "public_service", "miit_12381": "public_service",
-    "report_12321": "public_service", "nfra_12378": "public_service",
-    "pboc_12363": "public_service", "police_110": "public_service",
+    "alipay": "lender",
+    "jd": "lender",
+    "fenqile": "lender",
+    "webank": "lender",
+    "huanbei": "lender",
+    "duxiaoman": "lender",
+    "zhaolian": "lender",
+    "meituan": "lender",
+    "douyin": "lender",
+    "qubei": "lender",
+    "wechatpay": "lender",
+    "qifu": "lender",
+    "mashang": "lender",
+    "pingan": "lender",
+    "icbc": "bank",
+    "ccb": "bank",
+    "abc": "bank",
+    "boc": "bank",
+    "bocom": "bank",
+    "cmb": "bank",
+    "citic": "bank",
+    "ceb": "bank",
+    "hxb": "bank",
+    "cmbc": "bank",
+    "pab": "bank",
+    "cgb": "bank",
+    "cib": "bank",
+    "spdb": "bank",
+    "psbc": "bank",
+    "antifraud_96110": "public_service",
+    "miit_12381": "public_service",
+    "report_12321": "public_service",
+    "nfra_12378": "public_service",
+    "pboc_12363": "public_service",
+    "police_110": "public_service",
     "samr_12315": "public_service",
 }
 
@@ -236,41 +301,133 @@ def _write(tmp_path: Path, name: str, body: str) -> Path:
 
 BROKEN_LISTS = [
     # (files {name: body}, file named, brand named, words of the fix)
-    ({"a.yaml": GOOD_BRAND.format(id="x", alias="测试甲", number="95999")
-      + "    colour: red\n"}, "a.yaml", "'x'", "unknown key"),
-    ({"a.yaml": GOOD_BRAND.format(id="x", alias="测试甲", number="95999"),
-      "b.yaml": GOOD_BRAND.format(id="x", alias="测试乙", number="95998")},
-     "b.yaml", "'x'", "duplicate brand id"),
-    ({"a.yaml": GOOD_BRAND.format(id="x", alias="测试甲", number="95999")
-      + GOOD_BRAND.format(id="y", alias="测试乙", number="95999")},
-     "a.yaml", "'y'", "already claimed by brand 'x'"),
-    ({"a.yaml": GOOD_BRAND.format(id="x", alias="测试甲", number="95x99")},
-     "a.yaml", "'x'", "not a valid number"),
-    ({"a.yaml": GOOD_BRAND.format(id="x", alias="测试甲", number="12")},
-     "a.yaml", "'x'", "not a valid number"),
-    ({"a.yaml": GOOD_BRAND.format(id="x", alias="测试甲", number="95999").replace(
-        '"95999"', "95999")}, "a.yaml", "'x'", "quoted string"),
-    ({"a.yaml": GOOD_BRAND.format(id="x", alias="测试甲", number="95999").replace(
-        "2026-11-23", "2026-13-45")}, "a.yaml", "'x'", "checked"),
-    ({"a.yaml": GOOD_BRAND.format(id="x", alias="测试甲", number="95999").replace(
-        "2026-11-23", "last week")}, "a.yaml", "'x'", "checked"),
-    ({"a.yaml": GOOD_BRAND.format(id="x", alias="測試甲", number="95999")},
-     "a.yaml", "'x'", "write '测试甲'"),
-    ({"a.yaml": GOOD_BRAND.format(id="x", alias="测试甲", number="95999")
-      + GOOD_BRAND.format(id="y", alias="测试甲", number="95998")},
-     "a.yaml", "'y'", "alias '测试甲'"),
-    ({"a.yaml": GOOD_BRAND.format(id="X-1", alias="测试甲", number="95999")},
-     "a.yaml", "'X-1'", "id"),
-    ({"a.yaml": GOOD_BRAND.format(id="x", alias="测试甲", number="95999").replace(
-        "category: lender", "category: shop")}, "a.yaml", "'x'", "category"),
-    ({"a.yaml": GOOD_BRAND.format(id="x", alias="测试甲", number="95999").replace(
-        '        source: "https://example.org/page"\n', "")}, "a.yaml", "'x'", "source"),
-    ({"a.yaml": GOOD_BRAND.format(id="x", alias="测试甲", number="95999").replace(
-        'checked: 2026-11-23', "checked: 2026-11-23\n        shared_with: nobody")},
-     "a.yaml", "'x'", "unknown brand 'nobody'"),
-    ({"a.yaml": GOOD_BRAND.format(id="x", alias="测试甲", number="95999")
-      + "    domains:\n      - domain: Not A Domain\n        source: s://x\n"
-      "        checked: 2026-11-23\n"}, "a.yaml", "'x'", "domain"),
+    (
+        {"a.yaml": GOOD_BRAND.format(id="x", alias="测试甲", number="95999") + "    colour: red\n"},
+        "a.yaml",
+        "'x'",
+        "unknown key",
+    ),
+    (
+        {
+            "a.yaml": GOOD_BRAND.format(id="x", alias="测试甲", number="95999"),
+            "b.yaml": GOOD_BRAND.format(id="x", alias="测试乙", number="95998"),
+        },
+        "b.yaml",
+        "'x'",
+        "duplicate brand id",
+    ),
+    (
+        {
+            "a.yaml": GOOD_BRAND.format(id="x", alias="测试甲", number="95999")
+            + GOOD_BRAND.format(id="y", alias="测试乙", number="95999")
+        },
+        "a.yaml",
+        "'y'",
+        "already claimed by brand 'x'",
+    ),
+    (
+        {"a.yaml": GOOD_BRAND.format(id="x", alias="测试甲", number="95x99")},
+        "a.yaml",
+        "'x'",
+        "not a valid number",
+    ),
+    (
+        {"a.yaml": GOOD_BRAND.format(id="x", alias="测试甲", number="12")},
+        "a.yaml",
+        "'x'",
+        "not a valid number",
+    ),
+    (
+        {
+            "a.yaml": GOOD_BRAND.format(id="x", alias="测试甲", number="95999").replace(
+                '"95999"', "95999"
+            )
+        },
+        "a.yaml",
+        "'x'",
+        "quoted string",
+    ),
+    (
+        {
+            "a.yaml": GOOD_BRAND.format(id="x", alias="测试甲", number="95999").replace(
+                "2026-11-23", "2026-13-45"
+            )
+        },
+        "a.yaml",
+        "'x'",
+        "checked",
+    ),
+    (
+        {
+            "a.yaml": GOOD_BRAND.format(id="x", alias="测试甲", number="95999").replace(
+                "2026-11-23", "last week"
+            )
+        },
+        "a.yaml",
+        "'x'",
+        "checked",
+    ),
+    (
+        {"a.yaml": GOOD_BRAND.format(id="x", alias="測試甲", number="95999")},
+        "a.yaml",
+        "'x'",
+        "write '测试甲'",
+    ),
+    (
+        {
+            "a.yaml": GOOD_BRAND.format(id="x", alias="测试甲", number="95999")
+            + GOOD_BRAND.format(id="y", alias="测试甲", number="95998")
+        },
+        "a.yaml",
+        "'y'",
+        "alias '测试甲'",
+    ),
+    (
+        {"a.yaml": GOOD_BRAND.format(id="X-1", alias="测试甲", number="95999")},
+        "a.yaml",
+        "'X-1'",
+        "id",
+    ),
+    (
+        {
+            "a.yaml": GOOD_BRAND.format(id="x", alias="测试甲", number="95999").replace(
+                "category: lender", "category: shop"
+            )
+        },
+        "a.yaml",
+        "'x'",
+        "category",
+    ),
+    (
+        {
+            "a.yaml": GOOD_BRAND.format(id="x", alias="测试甲", number="95999").replace(
+                '        source: "https://example.org/page"\n', ""
+            )
+        },
+        "a.yaml",
+        "'x'",
+        "source",
+    ),
+    (
+        {
+            "a.yaml": GOOD_BRAND.format(id="x", alias="测试甲", number="95999").replace(
+                "checked: 2026-11-23", "checked: 2026-11-23\n        shared_with: nobody"
+            )
+        },
+        "a.yaml",
+        "'x'",
+        "unknown brand 'nobody'",
+    ),
+    (
+        {
+            "a.yaml": GOOD_BRAND.format(id="x", alias="测试甲", number="95999")
+            + "    domains:\n      - domain: Not A Domain\n        source: s://x\n"
+            "        checked: 2026-11-23\n"
+        },
+        "a.yaml",
+        "'x'",
+        "domain",
+    ),
 ]
 
 
@@ -289,12 +446,8 @@ def test_broken_lists_are_refused_with_file_brand_and_fix(
 
 
 def test_shared_number_needs_shared_with_on_both_sides(tmp_path: Path) -> None:
-    one = GOOD_BRAND.format(id="x", alias="测试甲", number="95999") + (
-        "        shared_with: y\n"
-    )
-    other = GOOD_BRAND.format(id="y", alias="测试乙", number="95999") + (
-        "        shared_with: x\n"
-    )
+    one = GOOD_BRAND.format(id="x", alias="测试甲", number="95999") + ("        shared_with: y\n")
+    other = GOOD_BRAND.format(id="y", alias="测试乙", number="95999") + ("        shared_with: x\n")
     _write(tmp_path, "a.yaml", one + other)
     loaded = Directory.load(tmp_path)
     assert loaded.owners(loaded.classify("95999")) == {"x", "y"}
@@ -356,7 +509,7 @@ def test_find_brands(
     if signature:
         assert mentions[0].brand_id == signature  # signature first
     for mention in mentions:
-        alias = norm.text[mention.start:mention.end]
+        alias = norm.text[mention.start : mention.end]
         assert alias in directory.brands[mention.brand_id].aliases
 
 
@@ -372,21 +525,29 @@ CONTACT_TEXTS = [
     # text, [(kind, normalised raw, host or normalized number, brand)]
     ("请拨打 ４００－１２３－４５６７ 联系", [("phone", "400-123-4567", "+864001234567", None)]),
     ("请拨打 9 5 1 8 8 核实", [("phone", "9 5 1 8 8", "95188", "alipay")]),
-    ("联系 138 0013 8000 或 0571-88888888",
-     [("phone", "138 0013 8000", "+8613800138000", None),
-      ("phone", "0571-88888888", "+8657188888888", None)]),
+    (
+        "联系 138 0013 8000 或 0571-88888888",
+        [
+            ("phone", "138 0013 8000", "+8613800138000", None),
+            ("phone", "0571-88888888", "+8657188888888", None),
+        ],
+    ),
     ("来电 +86 171 2345 6789", [("phone", "+86 171 2345 6789", "+8617123456789", None)]),
     ("回拨 +95188", [("phone", "+95188", "+95188", None)]),
     ("短信来自1065795555", [("phone", "1065795555", "1065795555", "cmb")]),
     ("详情 alipay-huabei[.]cc 查看", [("domain", "alipay-huabei[.]cc", "alipay-huabei.cc", None)]),
     ("点击 http://1.2.3.4/x 领取", [("url", "http://1.2.3.4/x", "1.2.3.4", None)]),
     ("点击 t.cn/A6x9 查看", [("url", "t.cn/a6x9", "t.cn", None)]),
-    ("登录 https://www.alipay.com/x?a=1。", [("url", "https://www.alipay.com/x?a=1",
-                                            "www.alipay.com", "alipay")]),
+    (
+        "登录 https://www.alipay.com/x?a=1。",
+        [("url", "https://www.alipay.com/x?a=1", "www.alipay.com", "alipay")],
+    ),
     ("访问 cmbchina.com", [("domain", "cmbchina.com", "cmbchina.com", "cmb")]),
     ("打开 ｗｗｗ．ｊｄ．ｃｏｍ", [("url", "www.jd.com", "www.jd.com", "jd")]),
-    ("hxxp://fenqile-vip[.]top/login", [("url", "hxxp://fenqile-vip[.]top/login",
-                                          "fenqile-vip.top", None)]),
+    (
+        "hxxp://fenqile-vip[.]top/login",
+        [("url", "hxxp://fenqile-vip[.]top/login", "fenqile-vip.top", None)],
+    ),
     # not phone numbers: amounts, dates, codes, card tails, decimals, ids, versions
     ("您尾号95188的卡", []),
     ("验证码：951234，请勿泄露", []),
@@ -409,7 +570,7 @@ def test_find_contacts(directory: Directory, text: str, expected: list[tuple]) -
     ]
     assert got == expected
     for contact in contacts:
-        assert norm.text[contact.start:contact.end] == contact.raw
+        assert norm.text[contact.start : contact.end] == contact.raw
 
 
 def test_contact_spans_map_to_the_original(directory: Directory) -> None:
@@ -448,25 +609,69 @@ def _ids(signals) -> set[str]:
 
 SIGNAL_CASES = [
     # sender, text, kind, must include, must not include
-    ("95188", "【支付宝】您的花呗本期账单已出，请在支付宝App内还款", "sms",
-     {"official_sender"}, {"brand_number_mismatch", "sender_mobile_claims_brand"}),
-    ("13800138000", "【支付宝】您的花呗已逾期，请联系客服 400-123-4567", "sms",
-     {"sender_mobile_claims_brand", "brand_number_mismatch", "unofficial_400"},
-     {"official_sender"}),
-    ("17123456789", "我是京东金融客服，您的金条需注销", "sms",
-     {"virtual_mobile_sender", "sender_mobile_claims_brand"}, set()),
-    ("0571-88888888", "我是支付宝客服，花呗需要关闭", "call",
-     {"sender_landline_claims_brand"}, {"official_sender"}),
-    ("95188", "【支付宝】花呗异常，点击 alipay-huabei[.]cc 处理", "sms",
-     {"official_sender", "brand_link_mismatch", "lookalike_domain"}, set()),
-    ("95555", "[招商银行]请登录 http://1.2.3.4/x 或 t.cn/abc 更新", "sms",
-     {"ip_link", "short_link", "brand_link_mismatch"}, set()),
-    ("12381", "【工信部反诈中心】您可能遭遇诈骗，请拨打 13800138000 咨询", "sms",
-     {"public_service_with_link"}, set()),
-    ("12381", "【工信部反诈中心】您正在使用的号码可能遭遇诈骗，请提高警惕", "sms",
-     {"official_sender"}, {"public_service_with_link"}),
-    ("+8612381", "【工信部反诈中心】点击 www.12381.top 认证", "sms",
-     {"spoofed_short_code", "public_service_with_link"}, {"official_sender"}),
+    (
+        "95188",
+        "【支付宝】您的花呗本期账单已出，请在支付宝App内还款",
+        "sms",
+        {"official_sender"},
+        {"brand_number_mismatch", "sender_mobile_claims_brand"},
+    ),
+    (
+        "13800138000",
+        "【支付宝】您的花呗已逾期，请联系客服 400-123-4567",
+        "sms",
+        {"sender_mobile_claims_brand", "brand_number_mismatch", "unofficial_400"},
+        {"official_sender"},
+    ),
+    (
+        "17123456789",
+        "我是京东金融客服，您的金条需注销",
+        "sms",
+        {"virtual_mobile_sender", "sender_mobile_claims_brand"},
+        set(),
+    ),
+    (
+        "0571-88888888",
+        "我是支付宝客服，花呗需要关闭",
+        "call",
+        {"sender_landline_claims_brand"},
+        {"official_sender"},
+    ),
+    (
+        "95188",
+        "【支付宝】花呗异常，点击 alipay-huabei[.]cc 处理",
+        "sms",
+        {"official_sender", "brand_link_mismatch", "lookalike_domain"},
+        set(),
+    ),
+    (
+        "95555",
+        "[招商银行]请登录 http://1.2.3.4/x 或 t.cn/abc 更新",
+        "sms",
+        {"ip_link", "short_link", "brand_link_mismatch"},
+        set(),
+    ),
+    (
+        "12381",
+        "【工信部反诈中心】您可能遭遇诈骗，请拨打 13800138000 咨询",
+        "sms",
+        {"public_service_with_link"},
+        set(),
+    ),
+    (
+        "12381",
+        "【工信部反诈中心】您正在使用的号码可能遭遇诈骗，请提高警惕",
+        "sms",
+        {"official_sender"},
+        {"public_service_with_link"},
+    ),
+    (
+        "+8612381",
+        "【工信部反诈中心】点击 www.12381.top 认证",
+        "sms",
+        {"spoofed_short_code", "public_service_with_link"},
+        {"official_sender"},
+    ),
     ("+95188", None, "call", {"international_lookalike_official"}, {"international_sender"}),
     ("0095188", None, "call", {"international_lookalike_official"}, set()),
     ("+852 6123 4567", None, "call", {"international_sender"}, set()),
@@ -481,22 +686,40 @@ SIGNAL_CASES = [
     ("95123", "【支付宝】您的借呗已逾期", "sms", {"sender_not_brand_number"}, {"official_sender"}),
     ("106980095533", "【建设银行】您的信用卡账单已出", "sms", {"official_sender"}, set()),
     ("1069012395533", "【建设银行】您的信用卡账单已出", "sms", {"official_port_suffix"}, set()),
-    ("13800138000", "明天一起吃饭，我用支付宝付", "sms", set(),
-     {"sender_mobile_claims_brand", "official_sender"}),
-    (None, "【取呗】您的借款已逾期，请拨打 021-12345678 协商", "sms",
-     {"brand_number_mismatch"}, set()),
-    (None, "【招商银行】如有疑问请致电95555或访问cmbchina.com", "sms", set(),
-     {"brand_number_mismatch", "brand_link_mismatch"}),
-    (None, "【支付宝】如遇诈骗请拨打96110或12321举报", "sms", set(),
-     {"brand_number_mismatch"}),
+    (
+        "13800138000",
+        "明天一起吃饭，我用支付宝付",
+        "sms",
+        set(),
+        {"sender_mobile_claims_brand", "official_sender"},
+    ),
+    (
+        None,
+        "【取呗】您的借款已逾期，请拨打 021-12345678 协商",
+        "sms",
+        {"brand_number_mismatch"},
+        set(),
+    ),
+    (
+        None,
+        "【招商银行】如有疑问请致电95555或访问cmbchina.com",
+        "sms",
+        set(),
+        {"brand_number_mismatch", "brand_link_mismatch"},
+    ),
+    (None, "【支付宝】如遇诈骗请拨打96110或12321举报", "sms", set(), {"brand_number_mismatch"}),
     (None, "【平安银行】请致电95511", "sms", set(), {"brand_number_mismatch"}),
 ]
 
 
 @pytest.mark.parametrize(("sender", "text", "kind", "present", "absent"), SIGNAL_CASES)
 def test_number_signals(
-    directory: Directory, sender: str | None, text: str | None, kind: str,
-    present: set[str], absent: set[str],
+    directory: Directory,
+    sender: str | None,
+    text: str | None,
+    kind: str,
+    present: set[str],
+    absent: set[str],
 ) -> None:
     ids = _ids(_signals(directory, sender, text, kind))
     assert present <= ids
@@ -509,7 +732,7 @@ def test_signals_carry_original_spans_and_explanations(directory: Directory) -> 
     mismatch = next(s for s in signals if s.id == "brand_number_mismatch")
     assert mismatch.source == "numbers" and mismatch.category == "scam"
     assert mismatch.span is not None
-    assert text[mismatch.span[0]:mismatch.span[1]] == "４００－１２３－４５６７"
+    assert text[mismatch.span[0] : mismatch.span[1]] == "４００－１２３－４５６７"
     assert mismatch.evidence == "４００－１２３－４５６７"
     assert "支付宝" in mismatch.explanation and "95188" in mismatch.explanation
     assert mismatch.explanation_en and not mismatch.fail_closed

@@ -56,9 +56,7 @@ def test_rule_stays_silent_on_its_must_not_match_examples(
 
 def test_every_rule_has_enough_examples_of_both_kinds() -> None:
     thin = [
-        rule.id
-        for rule in RULES.rules
-        if len(rule.must_match) < 3 or len(rule.must_not_match) < 3
+        rule.id for rule in RULES.rules if len(rule.must_match) < 3 or len(rule.must_not_match) < 3
     ]
     assert thin == []
 

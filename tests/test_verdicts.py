@@ -200,8 +200,15 @@ def test_verdict_contract(analyzer: Analyzer) -> None:
     text = "【支付宝】您的花呗已逾期，请缴纳解冻费，联系客服17123456789"
     verdict = check(analyzer, text, "+86 171 2345 6789").model_dump(mode="json")
     assert set(verdict) >= {
-        "risk", "level", "category", "sender", "claimed_brands", "signals", "advice",
-        "model_version", "rules_version",
+        "risk",
+        "level",
+        "category",
+        "sender",
+        "claimed_brands",
+        "signals",
+        "advice",
+        "model_version",
+        "rules_version",
     }
     assert 0.0 <= verdict["risk"] <= 1.0
     assert verdict["sender"]["type"] == "virtual_mobile"

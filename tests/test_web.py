@@ -580,9 +580,7 @@ def test_http_shortcuts_import_is_valid_for_the_app(make_app: Callable[..., Flas
     assert shared["jsonEncode"] is True
 
 
-def _run_shortcut(
-    client: FlaskClient, data: dict[str, Any], values: dict[str, str]
-) -> Any:
+def _run_shortcut(client: FlaskClient, data: dict[str, Any], values: dict[str, str]) -> Any:
     """Do what HTTP Shortcuts does on execution: fill placeholders (JSON-escaping values of
     jsonEncode variables), send the request, hand back the response it would show."""
     shortcut = _only_shortcut(data)

@@ -16,15 +16,45 @@ DIRECTIONS: tuple[str, ...] = ("incoming", "outgoing", "missed")
 
 # Brand ids shared with rules/numbers and the tests (team brief).
 LENDER_BRANDS: tuple[str, ...] = (
-    "alipay", "jd", "fenqile", "webank", "huanbei", "duxiaoman", "zhaolian", "meituan",
-    "douyin", "qubei", "wechatpay", "qifu", "mashang", "pingan",
+    "alipay",
+    "jd",
+    "fenqile",
+    "webank",
+    "huanbei",
+    "duxiaoman",
+    "zhaolian",
+    "meituan",
+    "douyin",
+    "qubei",
+    "wechatpay",
+    "qifu",
+    "mashang",
+    "pingan",
 )
 BANK_BRANDS: tuple[str, ...] = (
-    "icbc", "ccb", "abc", "boc", "bocom", "cmb", "citic", "ceb", "hxb", "cmbc", "pab", "cgb",
-    "cib", "spdb", "psbc",
+    "icbc",
+    "ccb",
+    "abc",
+    "boc",
+    "bocom",
+    "cmb",
+    "citic",
+    "ceb",
+    "hxb",
+    "cmbc",
+    "pab",
+    "cgb",
+    "cib",
+    "spdb",
+    "psbc",
 )
 PUBLIC_BRANDS: tuple[str, ...] = (
-    "antifraud_96110", "miit_12381", "report_12321", "nfra_12378", "pboc_12363", "police_110",
+    "antifraud_96110",
+    "miit_12381",
+    "report_12321",
+    "nfra_12378",
+    "pboc_12363",
+    "police_110",
     "samr_12315",
 )
 BRAND_IDS: frozenset[str] = frozenset(LENDER_BRANDS + BANK_BRANDS + PUBLIC_BRANDS)

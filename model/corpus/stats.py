@@ -39,7 +39,9 @@ def report(rows: list[dict[str, Any]]) -> str:
     median = sms_lengths[len(sms_lengths) // 2] if sms_lengths else 0
     parts = [
         f"{len(rows)} rows; SMS text length {sms_lengths[0]}-{sms_lengths[-1]} characters "
-        f"(median {median})." if sms_lengths else f"{len(rows)} rows.",
+        f"(median {median})."
+        if sms_lengths
+        else f"{len(rows)} rows.",
         _table("Per kind", rows, "kind", ("sms", "call")),
         _table("Per variant", rows, "variant", ("plain", "short", "obfuscated", "traditional")),
         _table("Per batch", rows, "batch"),
