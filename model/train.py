@@ -301,16 +301,13 @@ def _rule_hit_counts(inputs: Sequence[ModelInput]) -> dict[str, int]:
 
 def learned_weights(model: TextModel) -> dict[str, dict[str, float]]:
     """Coefficient of every structured feature per category (the base logistic regression)."""
-    base = model.classifier.base
-    offset = len(model.vectorizer.vocabulary_)
     weights = {}
-    for index, name in enumerate(model.feature_names):
-        # Per unit of the binary feature, i.e. including the structured scale.
-        column = base.coef_[:, offset + index] * model.structured_scale
-        weights[name] = {
-            str(category): round(float(value), 3)
-            for category, value in zip(base.classes_, column, strict=True)
-        }
+    for name in model.feature_names:
+        weights[name] = {}
+        for category in model.categories:
+            # Hand-set features report their learned coefficient too: the card shows both.
+            value = model.learned_weight(name, category, include_handset=True)
+            weights[name][category] = round(float(value or 0.0), 3)
     return weights
 
 

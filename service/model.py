@@ -262,6 +262,24 @@ class TextModel:
                     adjusted[row, CATEGORIES.index(category)] *= float(np.exp(weight))
         return adjusted / adjusted.sum(axis=1, keepdims=True)
 
+    def learned_weight(
+        self, feature: str, category: str, *, include_handset: bool = False
+    ) -> float | None:
+        """The learned coefficient of a binary feature toward a category, per unit of feature.
+
+        None when the feature is unknown to the model, or keeps its hand-set weight because the
+        training data was too thin (unless `include_handset`, for reports showing both).
+        """
+        index = self.feature_index.get(feature)
+        if index is None or category not in self.categories:
+            return None
+        if feature in self.handset and not include_handset:
+            return None
+        base = self.classifier.base
+        column = len(self.vectorizer.vocabulary_) + index
+        row = self.categories.index(category)
+        return float(base.coef_[row, column]) * self.structured_scale
+
     def predict(self, analysis: Analysis) -> dict[str, float]:
         row = self.predict_inputs([model_input(analysis)])[0]
         return {category: float(p) for category, p in zip(CATEGORIES, row, strict=True)}

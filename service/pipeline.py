@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 HIGH_RISK = 0.7
 MEDIUM_RISK = 0.3
+# Summed weight of content scam rules that is enough on its own (one strong rule, e.g. a fee
+# to "unfreeze" a loan, or two weaker ones together).
+STRONG_CONTENT_EVIDENCE = 2.5
 
 # Words that make a message about borrowing or repaying; without them and without a claimed brand
 # or any collection signal, a message is `other` rather than a genuine notice.
@@ -188,6 +191,9 @@ class Analyzer:
 
         category = max(probabilities, key=probabilities.__getitem__)
         risk = probabilities["scam"]
+        if self.model is not None:
+            category, risk = _content_rule_floor(signals, category, risk)
+        signals = [_with_weight_source(self.model, signal) for signal in signals]
         if category != "scam" and any(s.fail_closed for s in signals):
             # A request for a code, a password, a fee or a transfer is never legit (DESIGN.md);
             # the strongest non-scam reading becomes at most a medium-risk scam.
@@ -234,6 +240,38 @@ class Analyzer:
                 )
             )
         return claimed
+
+
+def _content_rule_floor(signals: list[Signal], category: str, risk: float) -> tuple[str, float]:
+    """Let strong content rules outvote the model on scripts it has never seen.
+
+    Content rules are written from how these scams work and fire on under 0.2 % of real genuine
+    SMS, while the model learned from a small written corpus: held out by writing batch, the
+    rules caught more scams than the model. So strong rule evidence sets a floor under the risk,
+    in the way SpamAssassin adds its Bayes score to the rule scores rather than replacing them.
+    """
+    content = {"scam": 0.0, "abusive": 0.0}
+    for signal in signals:
+        if signal.source == "rule" and signal.category in content:
+            content[signal.category] += signal.weight or 0.0
+    if content["scam"] < STRONG_CONTENT_EVIDENCE:
+        return category, risk
+    if category == "abusive" and content["abusive"] >= content["scam"]:
+        return category, risk
+    return "scam", max(risk, _sigmoid(content["scam"] - 2.0))
+
+
+def _with_weight_source(model: Any | None, signal: Signal) -> Signal:
+    """Show the weight the model learned for a rule or number signal, where data sufficed;
+    otherwise the hand-set prior from the rule file or number module."""
+    if signal.source == "model" or signal.weight is None:
+        return signal
+    learned = None
+    if model is not None and signal.category is not None:
+        learned = model.learned_weight(f"{signal.source}:{signal.id}", signal.category)
+    if learned is None:
+        return signal.model_copy(update={"weight_source": "hand-set"})
+    return signal.model_copy(update={"weight": round(learned, 3), "weight_source": "learned"})
 
 
 def _load_model(model_path: Path | None) -> Any | None:

@@ -76,6 +76,8 @@ class Signal(BaseModel):
     source: Literal["rule", "numbers", "model"]
     category: Category | None = None
     weight: float | None = None
+    # "hand-set" (the YAML prior) or "learned" (the shipped model's coefficient for this signal).
+    weight_source: Literal["hand-set", "learned"] | None = None
     evidence: str | None = None
     span: tuple[int, int] | None = None
     explanation: str | None = None

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.pipeline import Analyzer
-from service.schemas import Verdict, parse_record
+from service.pipeline import HIGH_RISK, Analyzer, _content_rule_floor
+from service.schemas import Signal, Verdict, parse_record
 
 
 def check(
@@ -224,3 +224,57 @@ def test_english_advice_on_request(analyzer: Analyzer) -> None:
     assert english.category == chinese.category
     assert english.advice[0].startswith("Do not transfer")
     assert len(english.advice) == len(chinese.advice)
+
+
+def test_signal_weights_are_the_models_learned_weights(analyzer: Analyzer) -> None:
+    text = "【支付宝】您的花呗已逾期，请缴纳解冻费2000元，详询客服17123456789"
+    verdict = check(analyzer, text, "17123456789")
+    evidence = [s for s in verdict.signals if s.source != "model"]
+    assert evidence and all(s.weight_source in {"learned", "hand-set"} for s in evidence)
+    learned = [s for s in evidence if s.weight_source == "learned"]
+    assert learned, "rules with enough training data show the weight the model learned"
+    for signal in learned:
+        expected = analyzer.model.learned_weight(f"{signal.source}:{signal.id}", signal.category)
+        assert signal.weight == round(expected, 3)
+    weights = [s.weight for s in evidence]
+    assert weights == sorted(weights, reverse=True), "strongest evidence first"
+
+
+def test_rules_only_verdict_shows_hand_set_weights(rules_only_analyzer: Analyzer) -> None:
+    verdict = check(rules_only_analyzer, "【支付宝】请缴纳解冻费2000元", "17123456789")
+    fee = next(s for s in verdict.signals if s.id == "fee_unfreeze")
+    assert fee.weight_source == "hand-set"
+    assert fee.weight == rules_only_analyzer.ruleset.get("fee_unfreeze").weight
+    model_slot = next(s for s in verdict.signals if s.source == "model")
+    assert model_slot.absent is True
+
+
+def _rule_signal(rule_id: str, category: str, weight: float) -> Signal:
+    return Signal(id=rule_id, source="rule", category=category, weight=weight)
+
+
+def test_strong_content_rules_set_a_floor_under_the_models_reading() -> None:
+    strong = [_rule_signal("fee_unfreeze", "scam", 3.0)]
+    category, risk = _content_rule_floor(strong, "legit", 0.05)
+    assert category == "scam"
+    assert risk >= HIGH_RISK, "one rule of weight 3 alone reaches high risk"
+    # Two weaker rules together count as strong evidence too, and the floor never lowers risk.
+    pair = [_rule_signal("a", "scam", 1.5), _rule_signal("b", "scam", 1.2)]
+    assert _content_rule_floor(pair, "other", 0.9) == ("scam", 0.9)
+
+
+def test_weak_content_rules_and_stronger_abuse_leave_the_reading_alone() -> None:
+    weak = [_rule_signal("urgency", "scam", 1.0), _rule_signal("legit_app", "legit", 3.0)]
+    assert _content_rule_floor(weak, "legit", 0.1) == ("legit", 0.1)
+    # Illegal collection that also threatens is kept as abusive when abuse weighs more.
+    abuse = [_rule_signal("threat", "abusive", 3.5), _rule_signal("fee", "scam", 2.5)]
+    assert _content_rule_floor(abuse, "abusive", 0.2) == ("abusive", 0.2)
+
+
+def test_a_fee_script_the_corpus_never_used_is_still_a_scam(analyzer: Analyzer) -> None:
+    # Wording chosen to be far from the training corpus; the fee rules carry the verdict.
+    text = "您在分期乐的欠款已转入风控冻结名单，须先交纳账户解冻保证金3800元方可办理停息挂账"
+    verdict = check(analyzer, text, "13812345678")
+    assert verdict.category == "scam"
+    assert verdict.risk >= HIGH_RISK
+    assert {"fee_unfreeze", "fee_deposit_proof"} <= signal_ids(verdict)
