@@ -726,6 +726,107 @@ def test_number_signals(
     assert not (absent & ids)
 
 
+# A brand's own short-link and finance domains are official; look-alikes of them are not.
+BRAND_LINK_CASES = [
+    # sender, text, must include, must not include, brand a look-alike imitates (or None)
+    (
+        "95555",
+        "【招商银行】您尾号1234的信用卡本期账单已出，详情 cmbt.cn/a1B2c 。",
+        {"official_sender"},
+        {"brand_link_mismatch", "lookalike_domain", "short_link"},
+        None,
+    ),
+    (
+        "95555",
+        "您账户0111于02月13日他行实时转入人民币299.85。推荐享好礼 http://cmburl.cn/yY7 [招商银行]",
+        {"official_sender"},
+        {"brand_link_mismatch", "lookalike_domain", "short_link"},
+        None,
+    ),
+    (
+        None,
+        "【京东金融】您的白条本期账单已出，查看详情 3.cn/1x-AbCd 拒收请回复R",
+        set(),
+        {"brand_link_mismatch", "lookalike_domain", "short_link"},
+        None,
+    ),
+    (
+        None,
+        "【京东金融】您的金条额度已更新，详见 https://www.jdfinance.com/x",
+        set(),
+        {"brand_link_mismatch", "lookalike_domain"},
+        None,
+    ),
+    (
+        None,
+        "【云闪付】您有一张优惠券待领取 https://youhui.95516.com/x",
+        set(),
+        {"brand_link_mismatch", "lookalike_domain"},
+        None,
+    ),
+    (
+        "95555",
+        "【招商银行】您的账户存在异常，请登录 cmbt-cn.top/a1 验证身份",
+        {"brand_link_mismatch", "lookalike_domain"},
+        set(),
+        "cmb",
+    ),
+    (
+        "95555",
+        "【招商银行】您的信用卡已冻结，请登录 https://cmbchina-pay.com/login 解冻",
+        {"brand_link_mismatch", "lookalike_domain"},
+        set(),
+        "cmb",
+    ),
+    (
+        None,
+        "【京东金融】您的白条已逾期，请访问 jdfinance-vip.cc 处理",
+        {"brand_link_mismatch", "lookalike_domain"},
+        set(),
+        "jd",
+    ),
+]
+
+
+@pytest.mark.parametrize(("sender", "text", "present", "absent", "imitated"), BRAND_LINK_CASES)
+def test_brand_short_link_domains(
+    directory: Directory,
+    sender: str | None,
+    text: str,
+    present: set[str],
+    absent: set[str],
+    imitated: str | None,
+) -> None:
+    signals = _signals(directory, sender, text)
+    ids = _ids(signals)
+    assert present <= ids
+    assert not (absent & ids)
+    lookalikes = [s for s in signals if s.id == "lookalike_domain"]
+    if imitated is not None:
+        host = next(c.host for c in directory.find_contacts(normalize(text)) if c.host)
+        assert directory.lookalike_domain_brand(host) == imitated
+        assert directory.brands[imitated].name.split("/")[0] in lookalikes[0].explanation
+
+
+@pytest.mark.parametrize(
+    ("host", "brand"),
+    [
+        ("cmbt.cn", "cmb"),
+        ("cmburl.cn", "cmb"),
+        ("3.cn", "jd"),
+        ("jd.cn", "jd"),
+        ("jdfinance.com", "jd"),
+        ("ibaitiao.com", "jd"),
+        ("wallet.95516.com", "unionpay"),
+        ("spdbccc.com.cn", "spdb"),
+        ("bocomcc.com", "bocom"),
+    ],
+)
+def test_brand_short_domains_are_owned(directory: Directory, host: str, brand: str) -> None:
+    assert directory.domain_owner(host) == (brand, True)
+    assert directory.lookalike_domain_brand(host) is None
+
+
 def test_signals_carry_original_spans_and_explanations(directory: Directory) -> None:
     text = "【支付寶】花唄逾期，請撥打 ４００－１２３－４５６７"
     signals = _signals(directory, "13800138000", text)
