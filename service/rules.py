@@ -64,10 +64,12 @@ _NEGATION_CUES = re2.compile(
 _WARNING_FRAME = re2.compile(
     r"以[^免便上下及后内往至致,。!?;\n][^,。!?;\n]{0,38}?(?:为由|为名|名义|理由|借口|幌子)"
 )
-# "…的都是诈骗" right after the hit, in the same clause.
+# "…的都是诈骗" right after the hit, in the same clause; or the hit names a kind of scam, as in
+# an anti-fraud warning: "“注销校园贷”诈骗高发", "刷流水类骗局".
 _CALLED_A_SCAM = re2.compile(
-    r"^[^,。!?;\n]{0,12}?(?:的|者|”|\")(?:都|均|全|一律|皆|一定|统统)?(?:是|为|属于?|系)"
+    r"^(?:[^,。!?;\n]{0,12}?(?:的|者|”|\")(?:都|均|全|一律|皆|一定|统统)?(?:是|为|属于?|系)"
     r"(?:电信|网络)*(?:诈骗|骗子|骗局)"
+    r"|[^,。!?;\n]{0,3}?(?:”|\"|」|』)?(?:等|类|型|式|之类的?)?(?:电信|网络)?(?:诈骗|骗局|骗术))"
 )
 
 
