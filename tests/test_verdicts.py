@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.pipeline import HIGH_RISK, Analyzer, _content_rule_floor
+from service.pipeline import HIGH_RISK, MEDIUM_RISK, Analyzer, _content_rule_floor
 from service.schemas import Signal, Verdict, parse_record
 
 
@@ -278,3 +278,51 @@ def test_a_fee_script_the_corpus_never_used_is_still_a_scam(analyzer: Analyzer) 
     assert verdict.category == "scam"
     assert verdict.risk >= HIGH_RISK
     assert {"fee_unfreeze", "fee_deposit_proof"} <= signal_ids(verdict)
+
+
+# Shapes found by probing the shipped model with messages written after the corpus (2026-12-02):
+# each was misread before its fix (unlisted 106 port, brand short link, warning naming a scam,
+# entrusted agency, rate-adjustment script).
+REAL_WORLD_SHAPES = [
+    pytest.param(
+        "1069055512345",
+        "【建设银行】您尾号1234的信用卡已逾期，当前欠款1520元，请尽快还款，以免影响您的信用记录。",
+        "legit",
+        id="bank-notice-from-unlisted-106-port",
+    ),
+    pytest.param(
+        "95555",
+        "【招商银行】您的信用卡账单已出，点击 cmbt.cn/a1B2c 查看，或打开掌上生活App还款。",
+        "legit",
+        id="brand-short-link",
+    ),
+    pytest.param(
+        "12381",
+        "【工信部反诈专号】您好，近期“注销校园贷”诈骗高发，任何要求您转账到“安全账户”的都是诈骗。",
+        "legit",
+        id="warning-naming-a-scam",
+    ),
+    pytest.param(
+        "13900001111",
+        "您好，我是受分期乐委托的催收专员，您的账单已逾期15天，请尽快登录分期乐App还款，"
+        "如有困难可联系官方客服协商。",
+        "legit",
+        id="entrusted-agency-reminder",
+    ),
+    pytest.param(
+        "+8617612345678",
+        "亲，您的京东金条借款利率过高，不符合国家规定，我们帮您调整为3.6%，需要您先结清一下",
+        "scam",
+        id="rate-adjustment-script",
+    ),
+]
+
+
+@pytest.mark.parametrize(("sender", "text", "category"), REAL_WORLD_SHAPES)
+def test_real_world_shapes(analyzer: Analyzer, sender: str, text: str, category: str) -> None:
+    verdict = check(analyzer, text, sender)
+    assert verdict.category == category
+    if category == "legit":
+        assert verdict.risk < MEDIUM_RISK
+    else:
+        assert verdict.risk >= MEDIUM_RISK
