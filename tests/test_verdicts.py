@@ -326,3 +326,23 @@ def test_real_world_shapes(analyzer: Analyzer, sender: str, text: str, category:
         assert verdict.risk < MEDIUM_RISK
     else:
         assert verdict.risk >= MEDIUM_RISK
+
+
+def test_entrusted_agency_on_a_mobile_does_not_claim_to_be_the_brand(analyzer: Analyzer) -> None:
+    agency = check(
+        analyzer,
+        "您好，我是XX资产管理公司工作人员（工号A1176），受招联消费金融委托提醒您：您的借款已逾期"
+        "18天，请通过招联金融App还款。",
+        "13522810394",
+    )
+    assert "sender_mobile_claims_brand" not in signal_ids(agency)
+    assert agency.category == "legit"
+    signed = check(analyzer, "【招联金融】您的借款已逾期，请联系专员处理。", "13522810394")
+    assert "sender_mobile_claims_brand" in signal_ids(signed)
+    # Entrusted or not, asking for a transfer to a private account is a scam.
+    paying = check(
+        analyzer,
+        "我是受招联金融委托的催收专员，您的欠款今天转到我个人账户6222021234567890即可结清。",
+        "13522810394",
+    )
+    assert paying.category == "scam"
