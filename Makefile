@@ -35,6 +35,7 @@ train: $(STAMP)
 
 eval: $(STAMP)
 	$(BIN)/python -m model.evaluate
+	$(BIN)/python -m model.challenge | tee model/reports/challenge.md
 
 bench: $(STAMP)
 	$(BIN)/python -m model.bench
