@@ -43,6 +43,8 @@ _MAX_NEAR = 200
 _NEGATION_REACH = 30
 # A "以…为由/名义" frame around a hit spans at most this many characters.
 _FRAME_REACH = 40
+# ... and governs a hit that follows it this closely ("…为由要求您" + hit).
+_FRAME_GAP = 4
 
 # Clause breaks in normalised text (NFKC has already turned "，！？；" into ",!?;"). A cue never
 # governs across one: in "请勿挂断电话,把验证码报给我" the request after the comma stands.
@@ -81,7 +83,8 @@ def _negated(text: str, start: int, end: int) -> bool:
       `_NEGATION_REACH` characters before the hit (not counting a "以…名义" frame in between),
       or inside it after its first character, and no clause break (, 。 ! ? ; 【 】) lies
       between the cue and the hit (the end of the hit, for a cue inside it);
-    - the hit starts inside a "以 … 为由/名义/借口" frame of the same clause;
+    - the hit starts inside a "以 … 为由/名义/借口" frame of the same clause, or follows one
+      within `_FRAME_GAP` characters ("以…等理由要求" + hit);
     - the hit is followed in its clause by "的都是诈骗" (or 均为诈骗, 是骗子 ...).
     Reassurance and secrecy phrases ("别担心", "请勿挂断", "不要告诉家人") are not cues. The work is
     bounded by the reach constants, whatever the length of the text.
@@ -90,6 +93,11 @@ def _negated(text: str, start: int, end: int) -> bool:
     frames_from = max(0, start - _FRAME_REACH - _NEGATION_REACH)
     for frame in _WARNING_FRAME.finditer(text, frames_from, end + _FRAME_REACH):
         if frame.start() < start < frame.end():
+            return True
+        if 0 <= start - frame.end() <= _FRAME_GAP and not _CLAUSE_BREAK.search(
+            text, frame.end(), start
+        ):
+            # "以“利率过高”等理由要求共享屏幕": a script described, never how a scammer talks.
             return True
         if low <= frame.end() <= start:
             # "不会以“A”“B”等名义要求您…": the cue's reach starts before the frame it governs.
