@@ -44,6 +44,8 @@ MEDIUM_RISK = 0.3
 # Summed weight of content scam rules that is enough on its own (one strong rule, e.g. a fee
 # to "unfreeze" a loan, or two weaker ones together).
 STRONG_CONTENT_EVIDENCE = 2.5
+# One abusive rule (hand-set weights 2.0-2.2): enough to call collection abusive.
+ABUSIVE_CONTENT_EVIDENCE = 2.0
 
 # Words that make a message about borrowing or repaying; without them and without a claimed brand
 # or any collection signal, a message is `other` rather than a genuine notice.
@@ -254,11 +256,19 @@ def _content_rule_floor(signals: list[Signal], category: str, risk: float) -> tu
     for signal in signals:
         if signal.source == "rule" and signal.category in content:
             content[signal.category] += signal.weight or 0.0
-    if content["scam"] < STRONG_CONTENT_EVIDENCE:
-        return category, risk
-    if category == "abusive" and content["abusive"] >= content["scam"]:
-        return category, risk
-    return "scam", max(risk, _sigmoid(content["scam"] - 2.0))
+    if content["scam"] >= STRONG_CONTENT_EVIDENCE and not (
+        category == "abusive" and content["abusive"] >= content["scam"]
+    ):
+        return "scam", max(risk, _sigmoid(content["scam"] - 2.0))
+    if (
+        category in {"legit", "other"}
+        and content["abusive"] >= ABUSIVE_CONTENT_EVIDENCE
+        and content["abusive"] > content["scam"]
+    ):
+        # Threats, insults, exposure and calls to third parties are what makes collection
+        # abusive (DESIGN.md); one such rule is enough, whatever the model read in the wording.
+        return "abusive", risk
+    return category, risk
 
 
 def _with_weight_source(model: Any | None, signal: Signal) -> Signal:
