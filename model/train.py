@@ -544,7 +544,10 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
         "",
         "- Collection scams and abusive collection are known to the model only through the "
         "project's corpus and the rules; public data holds none. Expect lower recall on real "
-        "scripts unlike the corpus; the rules carry most of the weight there.",
+        "scripts unlike the corpus; the rules carry most of the weight there. Two challenge "
+        "sets written blind (model/challenge/, never trained on) measure this: their first, "
+        "blind macro F1 was 0.907 and 0.874; `make eval` writes the current figures to "
+        "model/reports/challenge.md.",
         "- Public data is 2013-2018; today's scripts (花呗/白条/征信修复/注销校园贷) are absent "
         "from it.",
         "- FBS texts were anonymised (names, places removed); the masking removes the same "
