@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from model import sender_probe
 from service.pipeline import Analyzer
 from service.schemas import parse_record
 
@@ -124,3 +125,16 @@ def test_verdict_carries_the_shipped_model_version(analyzer: Analyzer) -> None:
     verdict = analyzer.check(parse_record({"text": "你好"}))
     assert verdict.model_version == analyzer.model.version
     assert verdict.model_version is not None
+
+
+def test_an_unlisted_106_port_does_not_make_genuine_notices_risky(analyzer: Analyzer) -> None:
+    # Invariance on real data: banks send from many 106 ports no list holds. Real genuine notices
+    # (mudou) from an unlisted port must not reach medium risk more often than with no sender.
+    texts = sender_probe.finance_notices(60)
+    assert len(texts) == 60
+    unlisted, _ = sender_probe.flagged_shares(analyzer, texts, "1069012345678")
+    no_sender, _ = sender_probe.flagged_shares(analyzer, texts, None)
+    assert unlisted <= no_sender + 1 / 60
+    # Direction: the same notices from a personal mobile are more suspicious, not less.
+    mobile, _ = sender_probe.flagged_shares(analyzer, texts, "13812345678")
+    assert mobile > unlisted
