@@ -1327,8 +1327,10 @@ class _SignalBuilder:
         if self.norm is None:
             return
         public = self._public_service_voice()
+        # Public services point to each other (a 国家反诈中心 notice gives 96110 and 110).
+        public_services = {b.id for b in self.directory.brands.values() if b.is_public_service}
         for contact in self.contacts:
-            if public is not None and not self._belongs_to(contact, {public}):
+            if public is not None and not self._belongs_to(contact, public_services):
                 self._add(
                     "public_service_with_link",
                     "scam",

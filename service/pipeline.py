@@ -46,6 +46,12 @@ MEDIUM_RISK = 0.3
 STRONG_CONTENT_EVIDENCE = 2.5
 # One abusive rule (hand-set weights 2.0-2.2): enough to call collection abusive.
 ABUSIVE_CONTENT_EVIDENCE = 2.0
+# Number signals as precise as a content rule, counted with them: a foreign number dressed as a
+# 95xxx hotline, a link on a 12381/96110 message (they never carry one), a brand's name inside a
+# domain it does not own. (A link merely missing from our lists is not: the lists are incomplete.)
+PRECISE_NUMBER_SIGNALS = frozenset(
+    {"international_lookalike_official", "public_service_with_link", "lookalike_domain"}
+)
 
 # Words that make a message about borrowing or repaying; without them and without a claimed brand
 # or any collection signal, a message is `other` rather than a genuine notice.
@@ -254,20 +260,22 @@ def _content_rule_floor(signals: list[Signal], category: str, risk: float) -> tu
     """
     content = {"scam": 0.0, "abusive": 0.0}
     for signal in signals:
-        if signal.source == "rule" and signal.category in content:
+        precise_number = signal.source == "numbers" and signal.id in PRECISE_NUMBER_SIGNALS
+        if (signal.source == "rule" or precise_number) and signal.category in content:
             content[signal.category] += signal.weight or 0.0
     if content["scam"] >= STRONG_CONTENT_EVIDENCE and not (
         category == "abusive" and content["abusive"] >= content["scam"]
     ):
         return "scam", max(risk, _sigmoid(content["scam"] - 2.0))
-    if (
-        category in {"legit", "other"}
-        and content["abusive"] >= ABUSIVE_CONTENT_EVIDENCE
-        and content["abusive"] > content["scam"]
-    ):
+    if content["abusive"] >= ABUSIVE_CONTENT_EVIDENCE and content["abusive"] > content["scam"]:
         # Threats, insults, exposure and calls to third parties are what makes collection
         # abusive (DESIGN.md); one such rule is enough, whatever the model read in the wording.
-        return "abusive", risk
+        if category in {"legit", "other"}:
+            return "abusive", risk
+        if category == "scam" and content["scam"] == 0 and risk < HIGH_RISK:
+            # A medium scam reading from the sender alone (a collector's mobile) does not outweigh
+            # a threat in the text: that is illegal collection, not impersonation.
+            return "abusive", risk
     return category, risk
 
 

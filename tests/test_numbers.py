@@ -666,6 +666,13 @@ SIGNAL_CASES = [
         {"public_service_with_link"},
     ),
     (
+        "10699000",
+        "【国家反诈中心】凡要求转账汇款的都是诈骗，如有疑问请拨打96110咨询，紧急情况请拨110",
+        "sms",
+        {"official_sender"},
+        {"public_service_with_link"},
+    ),
+    (
         "+8612381",
         "【工信部反诈中心】点击 www.12381.top 认证",
         "sms",

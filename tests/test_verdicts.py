@@ -271,6 +271,20 @@ def test_one_abusive_rule_makes_a_genuine_or_other_reading_abusive() -> None:
     assert _content_rule_floor(threat, "scam", 0.8) == ("scam", 0.8)
     weak = [_rule_signal("abusive_hint", "abusive", 1.0)]
     assert _content_rule_floor(weak, "other", 0.01) == ("other", 0.01)
+    # A medium scam reading with no scam wording (a collector's mobile) yields to the threat.
+    assert _content_rule_floor(threat, "scam", 0.55) == ("abusive", 0.55)
+
+
+def test_precise_number_signals_count_as_strong_evidence() -> None:
+    spoofed_12381 = [
+        Signal(id="public_service_with_link", source="numbers", category="scam", weight=3.0)
+    ]
+    category, risk = _content_rule_floor(spoofed_12381, "legit", 0.07)
+    assert category == "scam" and risk >= HIGH_RISK
+    unlisted_link = [
+        Signal(id="brand_link_mismatch", source="numbers", category="scam", weight=2.5)
+    ]
+    assert _content_rule_floor(unlisted_link, "legit", 0.07) == ("legit", 0.07)
 
 
 def test_weak_content_rules_and_stronger_abuse_leave_the_reading_alone() -> None:
