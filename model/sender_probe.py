@@ -17,11 +17,10 @@ import sys
 from collections.abc import Sequence
 
 from model import data
-from service.pipeline import HIGH_RISK, MEDIUM_RISK, Analyzer
+from service.pipeline import FINANCE_WORDS, HIGH_RISK, MEDIUM_RISK, Analyzer
 from service.schemas import parse_record
 
 SENDERS = (None, "1069012345678", "10655012345", "95533", "13812345678")
-FINANCE_WORDS = ("还款", "逾期", "账单", "借款", "信用卡", "欠款")
 
 
 def finance_notices(rows: int) -> list[str]:
@@ -29,8 +28,7 @@ def finance_notices(rows: int) -> list[str]:
     texts = [
         example.record.text or ""
         for example in data.load_mudou(data.DATA_DIR)
-        if example.label == data.GENUINE
-        and any(word in (example.record.text or "") for word in FINANCE_WORDS)
+        if example.label == data.GENUINE and FINANCE_WORDS.search(example.record.text or "")
     ]
     random.Random(1).shuffle(texts)
     return texts[:rows]

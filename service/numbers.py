@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -682,6 +682,9 @@ class Directory:
         self._by_domain = {key: tuple(v) for key, v in by_domain.items()}
         self._alias_to_brand = alias_to_brand
         self._lookalike_tokens = lookalike_tokens
+        self.public_service_ids = frozenset(
+            brand.id for brand in self.brands.values() if brand.is_public_service
+        )
         # Longest alias first so 京东金融 wins over 京东 at the same position.
         ordered = sorted(alias_to_brand, key=lambda a: (-len(a), a))
         self._alias_pattern = re.compile("|".join(re.escape(a) for a in ordered))
@@ -1327,10 +1330,11 @@ class _SignalBuilder:
         if self.norm is None:
             return
         public = self._public_service_voice()
-        # Public services point to each other (a 国家反诈中心 notice gives 96110 and 110).
-        public_services = {b.id for b in self.directory.brands.values() if b.is_public_service}
         for contact in self.contacts:
-            if public is not None and not self._belongs_to(contact, public_services):
+            # Public services point to each other (a 国家反诈中心 notice gives 96110 and 110).
+            if public is not None and not self._belongs_to(
+                contact, self.directory.public_service_ids
+            ):
                 self._add(
                     "public_service_with_link",
                     "scam",
@@ -1354,7 +1358,7 @@ class _SignalBuilder:
             return self.signature.brand_id
         return None
 
-    def _belongs_to(self, contact: Contact, brand_ids: set[str]) -> bool:
+    def _belongs_to(self, contact: Contact, brand_ids: Set[str]) -> bool:
         if contact.kind == "phone":
             return bool(self.directory.owners(contact.info) & brand_ids)
         return bool(contact.host and self.directory.domain_owners(contact.host) & brand_ids)

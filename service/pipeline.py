@@ -55,7 +55,7 @@ PRECISE_NUMBER_SIGNALS = frozenset(
 
 # Words that make a message about borrowing or repaying; without them and without a claimed brand
 # or any collection signal, a message is `other` rather than a genuine notice.
-_FINANCE_WORDS = re2.compile(
+FINANCE_WORDS = re2.compile(
     "还款|逾期|借款|贷款|欠款|欠费|催收|账单|信用卡|额度|分期|应还|待还|到期|征信|借呗|花呗|白条|金条|"
     "还呗|微粒贷|备用金|本金|利息|罚息|最低还款|消费金融|网贷|借条|协商还款|减免"
 )
@@ -84,7 +84,7 @@ class Analysis:
             return True
         if any(s.source == "rule" and s.category in {"scam", "abusive"} for s in self.signals):
             return True
-        return bool(self.norm and _FINANCE_WORDS.search(self.norm.text))
+        return bool(self.norm and FINANCE_WORDS.search(self.norm.text))
 
 
 def _sigmoid(value: float) -> float:
@@ -251,12 +251,14 @@ class Analyzer:
 
 
 def _content_rule_floor(signals: list[Signal], category: str, risk: float) -> tuple[str, float]:
-    """Let strong content rules outvote the model on scripts it has never seen.
+    """Let strong content evidence outvote the model on scripts it has never seen.
 
-    Content rules are written from how these scams work and fire on under 0.2 % of real genuine
-    SMS, while the model learned from a small written corpus: held out by writing batch, the
-    rules caught more scams than the model. So strong rule evidence sets a floor under the risk,
-    in the way SpamAssassin adds its Bayes score to the rule scores rather than replacing them.
+    Content rules (and the few number signals as precise as they are) are written from how these
+    scams and abuses work and fire on under 0.2 % of real genuine SMS, while the model learned
+    from a small written corpus: held out by writing batch, the rules caught more scams than the
+    model. So strong scam evidence sets a floor under the risk, and one abusive rule sets the
+    category, in the way SpamAssassin adds its Bayes score to the rule scores rather than
+    replacing them.
     """
     content = {"scam": 0.0, "abusive": 0.0}
     for signal in signals:

@@ -249,49 +249,45 @@ def test_rules_only_verdict_shows_hand_set_weights(rules_only_analyzer: Analyzer
     assert model_slot.absent is True
 
 
-def _rule_signal(rule_id: str, category: str, weight: float) -> Signal:
-    return Signal(id=rule_id, source="rule", category=category, weight=weight)
+def _signal(signal_id: str, category: str, weight: float, source: str = "rule") -> Signal:
+    return Signal(id=signal_id, source=source, category=category, weight=weight)
 
 
 def test_strong_content_rules_set_a_floor_under_the_models_reading() -> None:
-    strong = [_rule_signal("fee_unfreeze", "scam", 3.0)]
+    strong = [_signal("fee_unfreeze", "scam", 3.0)]
     category, risk = _content_rule_floor(strong, "legit", 0.05)
     assert category == "scam"
     assert risk >= HIGH_RISK, "one rule of weight 3 alone reaches high risk"
     # Two weaker rules together count as strong evidence too, and the floor never lowers risk.
-    pair = [_rule_signal("a", "scam", 1.5), _rule_signal("b", "scam", 1.2)]
+    pair = [_signal("a", "scam", 1.5), _signal("b", "scam", 1.2)]
     assert _content_rule_floor(pair, "other", 0.9) == ("scam", 0.9)
 
 
 def test_one_abusive_rule_makes_a_genuine_or_other_reading_abusive() -> None:
-    threat = [_rule_signal("abusive_public_exposure", "abusive", 2.2)]
+    threat = [_signal("abusive_public_exposure", "abusive", 2.2)]
     assert _content_rule_floor(threat, "other", 0.01) == ("abusive", 0.01)
     assert _content_rule_floor(threat, "legit", 0.0) == ("abusive", 0.0)
     # A scam reading stands: a threat next to a fee is still a scam.
     assert _content_rule_floor(threat, "scam", 0.8) == ("scam", 0.8)
-    weak = [_rule_signal("abusive_hint", "abusive", 1.0)]
+    weak = [_signal("abusive_hint", "abusive", 1.0)]
     assert _content_rule_floor(weak, "other", 0.01) == ("other", 0.01)
     # A medium scam reading with no scam wording (a collector's mobile) yields to the threat.
     assert _content_rule_floor(threat, "scam", 0.55) == ("abusive", 0.55)
 
 
 def test_precise_number_signals_count_as_strong_evidence() -> None:
-    spoofed_12381 = [
-        Signal(id="public_service_with_link", source="numbers", category="scam", weight=3.0)
-    ]
+    spoofed_12381 = [_signal("public_service_with_link", "scam", 3.0, source="numbers")]
     category, risk = _content_rule_floor(spoofed_12381, "legit", 0.07)
     assert category == "scam" and risk >= HIGH_RISK
-    unlisted_link = [
-        Signal(id="brand_link_mismatch", source="numbers", category="scam", weight=2.5)
-    ]
+    unlisted_link = [_signal("brand_link_mismatch", "scam", 2.5, source="numbers")]
     assert _content_rule_floor(unlisted_link, "legit", 0.07) == ("legit", 0.07)
 
 
 def test_weak_content_rules_and_stronger_abuse_leave_the_reading_alone() -> None:
-    weak = [_rule_signal("urgency", "scam", 1.0), _rule_signal("legit_app", "legit", 3.0)]
+    weak = [_signal("urgency", "scam", 1.0), _signal("legit_app", "legit", 3.0)]
     assert _content_rule_floor(weak, "legit", 0.1) == ("legit", 0.1)
     # Illegal collection that also threatens is kept as abusive when abuse weighs more.
-    abuse = [_rule_signal("threat", "abusive", 3.5), _rule_signal("fee", "scam", 2.5)]
+    abuse = [_signal("threat", "abusive", 3.5), _signal("fee", "scam", 2.5)]
     assert _content_rule_floor(abuse, "abusive", 0.2) == ("abusive", 0.2)
 
 
