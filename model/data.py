@@ -15,8 +15,12 @@ Sources and how their labels map to our four categories (see MODEL_CARD.md, "Dat
   `load_mudou` marks genuine rows GENUINE; model/train.py resolves them after the analysis.
 - uci_sms_spam (English): not used for training. It has no fraud or collection content and no
   Chinese; its Latin n-grams would only add noise. It is read for a sanity report in `make eval`.
-- model/corpus/*.jsonl (written by the project): the only source of collection scams and abusive
-  collection, with senders and call records. Labels used as they are.
+- model/corpus/*.jsonl (written by the project): synthetic collection scams, abusive collection,
+  senders and call records. Labels used as they are. A regression set, never the headline.
+- model/real/*.jsonl (harvested by the project, see model/real/README.md) and
+  real_quoted (../shared/data/real_quoted): real messages quoted verbatim in public pages and code,
+  each with its source. `ham` (real_quoted's everyday genuine messages) -> other. These are what
+  the headline figures are measured on, grouped by source (`source_groups`).
 
 Deduplication runs on the canonical (normalised + masked) text before any split.
 """
@@ -27,13 +31,13 @@ import hashlib
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from service.model import canonical_text
-from service.paths import CORPUS_DIR, DATA_DIR
+from service.paths import CORPUS_DIR, DATA_DIR, REAL_DIR
 from service.schemas import CallRecord, SmsRecord, parse_record
 
 FBS_FILE = Path("fbs_sms") / "fbs_sms.tsv"
@@ -67,6 +71,18 @@ GENUINE = "genuine"
 
 # Corpus rows are the project's own; weight and split logic refer to this source name.
 CORPUS = "corpus"
+# Real messages: the project's own harvest (model/real/) and the shared real_quoted set.
+REAL = "real"
+REAL_QUOTED = "real_quoted"
+REAL_SOURCES = frozenset({REAL, REAL_QUOTED})
+REAL_QUOTED_FILE = Path("real_quoted") / "real_quoted.jsonl"
+_REAL_LABELS = {
+    "scam": "scam",
+    "abusive": "abusive",
+    "legit": "legit",
+    "other": "other",
+    "ham": "other",
+}
 
 
 @dataclass(frozen=True)
@@ -203,7 +219,146 @@ def load_corpus(corpus_dir: Path = CORPUS_DIR) -> list[Example]:
     return examples
 
 
-_PRIORITY = {CORPUS: 0, "mudou": 1, "fbs": 2, "uci": 3}
+def real_files(real_dir: Path = REAL_DIR) -> list[Path]:
+    return sorted(real_dir.glob("*.jsonl"))
+
+
+def _real_examples(rows: Iterable[tuple[str, dict[str, Any]]], source: str) -> list[Example]:
+    examples = []
+    for uid, row in rows:
+        label = _REAL_LABELS.get(str(row.get("label")))
+        text = str(row.get("text") or "")
+        if label is None or not text.strip():
+            continue
+        record: dict[str, Any] = {"text": text, "id": uid}
+        sender = str(row.get("sender") or "").strip()
+        if sender:
+            record["sender"] = sender
+        meta = {
+            key: row.get(key)
+            for key in (
+                "id",
+                "kind",
+                "source",
+                "publisher",
+                "date",
+                "fraud_type",
+                "scam_type",
+                "source_kind",
+                "region",
+                "note",
+            )
+        }
+        examples.append(_example(f"{source}:{uid}", source, source, label, record, meta))
+    return examples
+
+
+def load_real(real_dir: Path = REAL_DIR) -> list[Example]:
+    """The project's harvested real messages (model/real/*.jsonl), each row with its source."""
+    rows = []
+    for path in real_files(real_dir):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.strip():
+                row = json.loads(line)
+                rows.append((str(row.get("id") or f"{path.stem}:{number}"), row))
+    return _real_examples(rows, REAL)
+
+
+def load_real_quoted(data_dir: Path = DATA_DIR) -> list[Example]:
+    """../shared/data/real_quoted: 413 real messages with sources (read in place, never copied)."""
+    path = data_dir / REAL_QUOTED_FILE
+    if not path.is_file():
+        return []
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            row = json.loads(line)
+            rows.append((str(row.get("id") or f"rq:{number}"), row))
+    return _real_examples(rows, REAL_QUOTED)
+
+
+CHINESEHARM = "chineseharm"
+# ChineseHarm-Bench (CC BY-NC 4.0): real moderated posts. Fraud posts are scams a person may paste;
+# abuse and flaming are insults (what abusive collection sounds like, without the debt); ads and
+# non-violating posts are other. Read in place; see ../shared/data/chineseharm_bench/SOURCE.md.
+CHINESEHARM_FILES = {
+    "欺诈.json": "scam",
+    "谩骂引战.json": "abusive",
+    "黑产广告.json": "other",
+    "不违规.json": "other",
+}
+
+
+def load_chineseharm(data_dir: Path = DATA_DIR) -> list[Example]:
+    folder = data_dir / "chineseharm_bench"
+    examples = []
+    for name, label in CHINESEHARM_FILES.items():
+        path = folder / name
+        if not path.is_file():
+            continue
+        for number, row in enumerate(json.loads(path.read_text(encoding="utf-8")), start=1):
+            text = str(row.get("文本") or "")
+            if text.strip():
+                examples.append(
+                    _example(
+                        f"{CHINESEHARM}:{path.stem}:{number}",
+                        CHINESEHARM,
+                        f"{CHINESEHARM}:{path.stem}",
+                        label,
+                        {"text": text},
+                        {},
+                    )
+                )
+    return examples
+
+
+_CODE_SOURCE = re.compile(r"^(?P<repo>[\w.-]+/[\w.-]+)@")
+# An issue, pull request or file page on GitHub belongs to its repository.
+_GITHUB_PAGE = re.compile(r"^https?://github\.com/(?P<repo>[\w.-]+/[\w.-]+)")
+
+
+def source_keys(example: Example) -> list[str]:
+    """What ties a real row to others from the same place: its page, repository and publisher."""
+    source = str(example.meta.get("source") or "").strip()
+    keys = []
+    code = _CODE_SOURCE.match(source) or _GITHUB_PAGE.match(source)
+    if code:
+        keys.append("repo:" + code.group("repo").lower())
+    elif source:
+        page = source.split("#", 1)[0].rstrip("/")
+        page = re.sub(r"^https?://(www\.|m\.)?", "", page.lower())
+        keys.append("page:" + page)
+    publisher = str(example.meta.get("publisher") or "").strip()
+    publisher = re.sub(r"[（(].*?[)）]", "", publisher).strip().lower()
+    if publisher and publisher not in {"unknown", "未知", "网友"}:
+        keys.append("publisher:" + publisher)
+    return keys or [f"row:{example.uid}"]
+
+
+def source_groups(examples: Sequence[Example]) -> list[str]:
+    """One group id per example: rows sharing a page, repository or publisher (transitively) share
+    a group, so a grouped split never has a source on both sides. Non-real rows get ''."""
+    parent: dict[str, str] = {}
+
+    def find(key: str) -> str:
+        parent.setdefault(key, key)
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    keys_of: list[list[str]] = []
+    for example in examples:
+        keys = source_keys(example) if example.source in REAL_SOURCES else []
+        keys_of.append(keys)
+        for key in keys[1:]:
+            root_a, root_b = find(keys[0]), find(key)
+            if root_a != root_b:
+                parent[max(root_a, root_b)] = min(root_a, root_b)
+    return [find(keys[0]) if keys else "" for keys in keys_of]
+
+
+_PRIORITY = {REAL: 0, REAL_QUOTED: 1, CORPUS: 2, "mudou": 3, "fbs": 4, CHINESEHARM: 5, "uci": 6}
 
 
 def deduplicate(examples: Iterable[Example]) -> tuple[list[Example], dict[str, int]]:
@@ -232,13 +387,20 @@ def deduplicate(examples: Iterable[Example]) -> tuple[list[Example], dict[str, i
     return kept, dict(stats)
 
 
-def source_files(data_dir: Path = DATA_DIR, corpus_dir: Path = CORPUS_DIR) -> dict[str, str]:
+def source_files(
+    data_dir: Path = DATA_DIR, corpus_dir: Path = CORPUS_DIR, real_dir: Path = REAL_DIR
+) -> dict[str, str]:
     """sha256 of every file training reads, by path relative to its root."""
     hashes = {}
     for relative in (FBS_FILE, *MUDOU_FILES):
         hashes[f"data/{relative.as_posix()}"] = sha256_bytes((data_dir / relative).read_bytes())
     for path in corpus_files(corpus_dir):
         hashes[f"corpus/{path.name}"] = sha256_bytes(path.read_bytes())
+    for path in real_files(real_dir):
+        hashes[f"real/{path.name}"] = sha256_bytes(path.read_bytes())
+    quoted = data_dir / REAL_QUOTED_FILE
+    if quoted.is_file():
+        hashes[f"data/{REAL_QUOTED_FILE.as_posix()}"] = sha256_bytes(quoted.read_bytes())
     return hashes
 
 
@@ -250,9 +412,24 @@ def corpus_hash(corpus_dir: Path = CORPUS_DIR) -> str:
     return digest.hexdigest()
 
 
+# What the shipped model trains on (see model/reports/real.md for what each source adds).
+ALL_SOURCES = frozenset({REAL, REAL_QUOTED, CORPUS, "mudou", "fbs"})
+
+
 def load_training_examples(
-    data_dir: Path = DATA_DIR, corpus_dir: Path = CORPUS_DIR
+    data_dir: Path = DATA_DIR,
+    corpus_dir: Path = CORPUS_DIR,
+    real_dir: Path = REAL_DIR,
+    sources: frozenset[str] = ALL_SOURCES,
 ) -> tuple[list[Example], dict[str, int]]:
     """All training sources, deduplicated (before any split)."""
-    examples = load_corpus(corpus_dir) + load_mudou(data_dir) + load_fbs(data_dir)
+    loaders = {
+        REAL: lambda: load_real(real_dir),
+        REAL_QUOTED: lambda: load_real_quoted(data_dir),
+        CORPUS: lambda: load_corpus(corpus_dir),
+        "mudou": lambda: load_mudou(data_dir),
+        "fbs": lambda: load_fbs(data_dir),
+        CHINESEHARM: lambda: load_chineseharm(data_dir),
+    }
+    examples = [e for name, load in loaders.items() if name in sources for e in load()]
     return deduplicate(examples)

@@ -19,5 +19,6 @@ NUMBERS_DIR = RULES_DIR / "numbers"
 MODEL_DIR = _env_path("DUNSCAN_MODEL_DIR", REPO_ROOT / "model")
 MODEL_PATH = _env_path("DUNSCAN_MODEL_PATH", MODEL_DIR / "artifact" / "dunscan-model.joblib")
 CORPUS_DIR = REPO_ROOT / "model" / "corpus"
+REAL_DIR = REPO_ROOT / "model" / "real"
 # Public datasets live beside the repository and are never copied into it.
 DATA_DIR = _env_path("DUNSCAN_DATA_DIR", REPO_ROOT.parent / "shared" / "data")

@@ -1,0 +1,146 @@
+"""The real corpus (model/real/): sound rows with sources, none of the held-out messages, and
+splits that never put one source on both sides."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+from model import data
+from model.real_corpus import EXCLUDED_SOURCES, check, fraud_type_of, row_problems
+from model.real_eval import grouped_folds, rate
+from model.train import Dataset
+from service.paths import DATA_DIR, REAL_DIR
+
+HELDOUT_TOOL = DATA_DIR.parent / "tools" / "heldout_overlap.py"
+
+
+@pytest.fixture(scope="module")
+def real_examples() -> list[data.Example]:
+    examples, _ = data.deduplicate(data.load_real() + data.load_real_quoted())
+    return examples
+
+
+def test_every_real_row_is_valid_and_keeps_its_source() -> None:
+    assert check() == []
+
+
+def test_a_row_without_source_or_with_an_unknown_label_is_refused() -> None:
+    row = {"id": "x-1", "text": "您的验证码是1234", "label": "ham", "kind": "sms", "publisher": "p"}
+    problems = row_problems(row)
+    assert "missing source" in problems
+    assert any(problem.startswith("label 'ham'") for problem in problems)
+
+
+def test_excluded_source_families_stay_out() -> None:
+    assert EXCLUDED_SOURCES.search("AutoAccountingOrg/AutoRule@abc:tests/bank.json")
+    assert not any(EXCLUDED_SOURCES.search(str(e.meta.get("source"))) for e in data.load_real())
+
+
+@pytest.mark.skipif(not HELDOUT_TOOL.is_file(), reason="../shared/tools is not beside the repo")
+def test_no_real_row_overlaps_a_held_out_message() -> None:
+    files = sorted(str(path) for path in REAL_DIR.glob("*.jsonl"))
+    assert files
+    result = subprocess.run(
+        [sys.executable, str(HELDOUT_TOOL), *files],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_real_rows_load_with_their_labels_and_sources(real_examples: list[data.Example]) -> None:
+    labels = {e.label for e in real_examples}
+    assert labels == {"scam", "abusive", "legit", "other"}  # real_quoted's ham became other
+    assert all(e.meta.get("source") for e in real_examples)
+    assert {e.source for e in real_examples} == {data.REAL, data.REAL_QUOTED}
+
+
+def test_rows_sharing_a_page_repository_or_publisher_share_a_group(
+    real_examples: list[data.Example],
+) -> None:
+    groups = data.source_groups(real_examples)
+    by_key: dict[str, set[str]] = defaultdict(set)
+    for example, group in zip(real_examples, groups, strict=True):
+        for key in data.source_keys(example):
+            by_key[key].add(group)
+    assert all(len(found) == 1 for found in by_key.values())
+    # Issues of one GitHub repository are one source.
+    issue = data.Example(
+        "u",
+        data.REAL,
+        data.REAL,
+        "other",
+        real_examples[0].record,
+        "x",
+        {"source": "https://github.com/drakeet/SmsCodeHelper/issues/14"},
+    )
+    assert "repo:drakeet/smscodehelper" in data.source_keys(issue)
+
+
+def test_grouped_folds_never_split_a_source(real_examples: list[data.Example]) -> None:
+    dataset = Dataset(real_examples, [], {})
+    folds = grouped_folds(dataset, 5)
+    groups = data.source_groups(real_examples)
+    fold_of_group: dict[str, int] = {}
+    for number, rows in enumerate(folds):
+        for row in rows:
+            assert fold_of_group.setdefault(groups[row], number) == number
+    assert sorted(row for rows in folds for row in rows) == list(range(len(real_examples)))
+
+
+@pytest.mark.parametrize(
+    ("tag", "expected"),
+    [
+        ("注销白条/影响征信", "虚假征信"),
+        ("冒充公检法/信用卡透支", "冒充公检法"),
+        ("ETC认证失效", "冒充政府公共服务钓鱼"),
+        ("積分兑换钓鱼", "其他诈骗"),  # Traditional 積 is not 积: tags are matched as written
+        ("积分兑换钓鱼", "冒充银行钓鱼"),
+        ("刷单返利", "刷单返利"),
+        ("", "其他诈骗"),
+    ],
+)
+def test_free_form_scam_tags_map_to_the_police_fraud_types(tag: str, expected: str) -> None:
+    assert fraud_type_of(tag) == expected
+
+
+def test_rates_carry_wilson_intervals() -> None:
+    entry = rate(9, 10)
+    assert entry["rate"] == 0.9
+    low, high = entry["ci95"]
+    assert 0.55 < low < 0.6 and 0.98 < high < 0.99
+    assert rate(0, 0)["ci95"] is None
+
+
+def test_inner_cv_folds_keep_each_real_source_whole(real_examples: list[data.Example]) -> None:
+    from model.train import SEED, cv_folds
+
+    labels = Dataset(real_examples, [], {}).labels
+    groups = data.source_groups(real_examples)
+    seen: dict[str, int] = {}
+    for number, (_, validation) in enumerate(cv_folds(real_examples, labels, SEED)):
+        for row in validation:
+            assert seen.setdefault(groups[row], number) == number
+
+
+def test_real_rows_get_their_share_of_the_training_weight(
+    real_examples: list[data.Example],
+) -> None:
+    from model.train import sample_weights
+
+    examples = real_examples + data.load_fbs(data.DATA_DIR)[:3000]
+    is_real = np.array([e.source in data.REAL_SOURCES for e in examples])
+
+    def real_share(share: float) -> float:
+        weights = sample_weights(examples, real_share=share)
+        return float(weights[is_real].sum() / weights.sum())
+
+    assert real_share(0.1) < real_share(0.2) < real_share(0.4)
+    assert 0.0 < real_share(0.1) and real_share(0.4) < 1.0
