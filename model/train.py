@@ -19,7 +19,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +30,25 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold
+from sklearn.svm import LinearSVC
 
 from model import data
+from service.known_scripts import KnownScripts
 from service.model import (
     FORMAT_VERSION,
     CalibratedLinear,
+    CharWordVectorizer,
     ModelInput,
     TextModel,
     decision_values,
+    jieba_words,
     library_versions,
     model_input,
     sha256_file,
     structured_matrix,
 )
-from service.paths import CORPUS_DIR, DATA_DIR, MODEL_DIR, MODEL_PATH, REPO_ROOT
+from service.normalize import normalize
+from service.paths import CORPUS_DIR, DATA_DIR, MODEL_DIR, MODEL_PATH, REAL_DIR, REPO_ROOT
 from service.schemas import CATEGORIES
 
 log = logging.getLogger("model.train")
@@ -63,8 +68,12 @@ CV_FOLDS = 3  # out-of-fold decision values for choosing C and fitting the calib
 # source of collection scams, abusive collection and senders. It gets this share of the total
 # training weight, but no single row may weigh more than MAX_ROW_WEIGHT public rows, so the model
 # cannot memorise a template.
-CORPUS_SHARE = 0.3
+CORPUS_SHARE = 0.2
 MAX_ROW_WEIGHT = 6.0
+# Real messages (model/real/ and real_quoted) are what the product is judged on: together they
+# get this share of the training weight, at most MAX_REAL_ROW_WEIGHT public rows' worth each.
+REAL_SHARE = 0.35
+MAX_REAL_ROW_WEIGHT = 20.0
 # A rule that fires on fewer training rows than this keeps its hand-set YAML weight (applied as a
 # log-odds offset on its category): the data is too thin to learn one.
 MIN_RULE_HITS = 5
@@ -79,6 +88,8 @@ class Dataset:
     examples: list[data.Example]
     inputs: list[ModelInput]
     stats: dict[str, int]
+    # The normalised text of each example (what known scripts are matched on).
+    norm_texts: list[str] = field(default_factory=list)
 
     @property
     def labels(self) -> np.ndarray:
@@ -86,7 +97,10 @@ class Dataset:
 
     def subset(self, index: Sequence[int]) -> Dataset:
         return Dataset(
-            [self.examples[i] for i in index], [self.inputs[i] for i in index], self.stats
+            [self.examples[i] for i in index],
+            [self.inputs[i] for i in index],
+            self.stats,
+            [self.norm_texts[i] for i in index] if self.norm_texts else [],
         )
 
 
@@ -98,10 +112,14 @@ def load_analyzer() -> Any:
 
 
 def build_dataset(
-    analyzer: Any, data_dir: Path = DATA_DIR, corpus_dir: Path = CORPUS_DIR
+    analyzer: Any,
+    data_dir: Path = DATA_DIR,
+    corpus_dir: Path = CORPUS_DIR,
+    real_dir: Path = REAL_DIR,
+    sources: frozenset[str] = data.ALL_SOURCES,
 ) -> Dataset:
-    examples, stats = data.load_training_examples(data_dir, corpus_dir)
-    resolved, inputs = [], []
+    examples, stats = data.load_training_examples(data_dir, corpus_dir, real_dir, sources)
+    resolved, inputs, norm_texts = [], [], []
     for example in examples:
         analysis = analyzer.analyze(example.record)
         resolved.append(data.resolve_genuine(example, analysis.finance_related))
@@ -109,7 +127,8 @@ def build_dataset(
         if example.source == "fbs":
             item = ModelInput(item.text, fbs_observable(item.features))
         inputs.append(item)
-    return Dataset(resolved, inputs, stats)
+        norm_texts.append(analysis.norm.text if analysis.norm is not None else "")
+    return Dataset(resolved, inputs, stats, norm_texts)
 
 
 # FBS hides every number and link behind a placeholder, replaced by a surrogate (model/data.py):
@@ -145,16 +164,21 @@ def fbs_observable(features: dict[str, float]) -> dict[str, float]:
     }
 
 
-def sample_weights(examples: Sequence[data.Example]) -> np.ndarray:
-    """Corpus rows carry CORPUS_SHARE of the weight (capped per row); classes are then balanced
-    by the square root of their frequency, so rare classes count without dominating."""
+def sample_weights(examples: Sequence[data.Example], real_share: float = REAL_SHARE) -> np.ndarray:
+    """Real rows carry `real_share` and corpus rows CORPUS_SHARE of the weight next to the public
+    rows (each capped per row); classes are then balanced by the square root of their
+    frequency, so rare classes count without dominating."""
     is_corpus = np.array([e.source == data.CORPUS for e in examples])
+    is_real = np.array([e.source in data.REAL_SOURCES for e in examples])
     weights = np.ones(len(examples))
-    n_corpus = int(is_corpus.sum())
-    n_public = len(examples) - n_corpus
-    if n_corpus and n_public:
-        per_row = CORPUS_SHARE / (1 - CORPUS_SHARE) * n_public / n_corpus
-        weights[is_corpus] = min(per_row, MAX_ROW_WEIGHT)
+    n_public = len(examples) - int(is_corpus.sum()) - int(is_real.sum())
+    public_share = 1.0 - CORPUS_SHARE - real_share
+    for mask, share, cap in (
+        (is_corpus, CORPUS_SHARE, MAX_ROW_WEIGHT),
+        (is_real, real_share, MAX_REAL_ROW_WEIGHT),
+    ):
+        if mask.any() and n_public:
+            weights[mask] = min(share / public_share * n_public / int(mask.sum()), cap)
     labels = np.array([e.label for e in examples])
     totals = {label: weights[labels == label].sum() for label in np.unique(labels)}
     mean_total = sum(totals.values()) / len(totals)
@@ -179,6 +203,63 @@ def _logistic(c: float) -> LogisticRegression:
     return LogisticRegression(C=c, max_iter=2000)
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """One way to build the text model, compared by `python -m model.real_eval`."""
+
+    name: str
+    description: str
+    words: bool = False  # add word 1-2-grams from a Chinese segmenter (jieba)
+    learner: str = "lr"  # lr: multinomial logistic regression; svm: linear SVM (one-vs-rest)
+    c_grid: tuple[float, ...] = C_GRID
+
+    def vectorizer(self) -> Any:
+        if not self.words:
+            return _vectorizer()
+        return CharWordVectorizer(_vectorizer(), _word_vectorizer())
+
+    def estimator(self, c: float) -> Any:
+        if self.learner == "svm":
+            return LinearSVC(C=c, max_iter=5000, random_state=SEED)
+        return _logistic(c)
+
+
+CANDIDATES = {
+    c.name: c
+    for c in (
+        Candidate("char_lr", "character 1-3-grams + rule/number features, logistic regression"),
+        Candidate(
+            "char_word_lr",
+            "character 1-3-grams + jieba word 1-2-grams + rule/number features, logistic "
+            "regression",
+            words=True,
+        ),
+        Candidate(
+            "char_svm",
+            "character 1-3-grams + rule/number features, linear SVM (squared hinge)",
+            learner="svm",
+            c_grid=(0.1, 0.5),
+        ),
+    )
+}
+# The candidate `make train` ships: the best by the grouped real evaluation (model/reports/real.md).
+SHIPPED_CANDIDATE = "char_lr"
+
+
+def _word_vectorizer() -> TfidfVectorizer:
+    return TfidfVectorizer(
+        analyzer="word",
+        tokenizer=jieba_words,
+        token_pattern=None,
+        ngram_range=(1, 2),
+        min_df=MIN_DF,
+        max_features=MAX_TEXT_FEATURES // 2,
+        sublinear_tf=True,
+        lowercase=False,
+        dtype=np.float32,
+    )
+
+
 def structured_feature_names(inputs: Sequence[ModelInput], extra: Sequence[str] = ()) -> list[str]:
     names = {name for item in inputs for name in item.features}
     return sorted(names.union(extra))
@@ -197,9 +278,16 @@ def cv_folds(
 
     Public rows (and corpus call records) are split stratified at random; corpus batches b1..bN go
     whole to one fold each. C and the calibration are thus chosen for unseen writing styles, not
-    for memorised templates.
+    for memorised templates. Real rows go whole by source group (page, repository, publisher).
     """
     fold_of = np.full(len(examples), -1)
+    groups = data.source_groups(examples)
+    real_groups = sorted({g for g in groups if g})
+    order = np.random.default_rng(seed).permutation(len(real_groups))
+    fold_of_group = {real_groups[i]: position % CV_FOLDS for position, i in enumerate(order)}
+    for i, group in enumerate(groups):
+        if group:
+            fold_of[i] = fold_of_group[group]
     batches = sorted(
         {e.group for e in examples if e.source == data.CORPUS and e.group[1:].isdigit()},
         key=lambda b: int(b[1:]),
@@ -210,9 +298,10 @@ def cv_folds(
         ]
         fold_of[members] = position % CV_FOLDS
     rest = np.flatnonzero(fold_of < 0)
-    splitter = StratifiedKFold(CV_FOLDS, shuffle=True, random_state=seed)
-    for fold, (_, val) in enumerate(splitter.split(rest, labels[rest])):
-        fold_of[rest[val]] = fold
+    if len(rest):
+        splitter = StratifiedKFold(CV_FOLDS, shuffle=True, random_state=seed)
+        for fold, (_, val) in enumerate(splitter.split(rest, labels[rest])):
+            fold_of[rest[val]] = fold
     return [
         (np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold))
         for fold in range(CV_FOLDS)
@@ -224,6 +313,8 @@ def fit_model(
     rule_names: Sequence[str] = (),
     rules: Any = None,
     seed: int = SEED,
+    candidate: Candidate | None = None,
+    real_share: float = REAL_SHARE,
 ) -> tuple[TextModel, dict[str, Any]]:
     """Fit vectoriser, classifier and calibration on `dataset`; return the model and fit facts.
 
@@ -232,9 +323,10 @@ def fit_model(
     calibrated out-of-fold probabilities, the calibrator is fitted on those same out-of-fold
     values, and the base model is refit on all rows.
     """
+    candidate = candidate or CANDIDATES[SHIPPED_CANDIDATE]
     labels = dataset.labels
-    weights = sample_weights(dataset.examples)
-    vectorizer = _vectorizer()
+    weights = sample_weights(dataset.examples, real_share)
+    vectorizer = candidate.vectorizer()
     vectorizer.fit([item.text for item in dataset.inputs])
     # stop_words_ holds every pruned n-gram (large) and is a set (pickles in hash order, which
     # would make the artifact bytes differ between runs); it is not needed to transform.
@@ -250,14 +342,16 @@ def fit_model(
         return sparse.hstack([text_part, structured * scale], format="csr")
 
     folds = cv_folds(dataset.examples, labels, seed)
-    grid = [(c, scale) for scale in STRUCTURED_SCALES for c in C_GRID]
+    grid = [(c, scale) for scale in STRUCTURED_SCALES for c in candidate.c_grid]
     scores: dict[tuple[float, float], float] = {}
     calibrators = {}
     for c, scale in grid:
         matrix = matrix_for(scale)
         values = None
         for fit_rows, val_rows in folds:
-            estimator = _logistic(c).fit(matrix[fit_rows], labels[fit_rows], weights[fit_rows])
+            estimator = candidate.estimator(c).fit(
+                matrix[fit_rows], labels[fit_rows], sample_weight=weights[fit_rows]
+            )
             fold_values = decision_values(estimator, matrix[val_rows])
             if values is None:
                 values = np.zeros((len(labels), fold_values.shape[1]))
@@ -268,10 +362,11 @@ def fit_model(
             log_loss(labels, proba, sample_weight=weights, labels=calibrators[c, scale].classes_)
         )
     best_c, best_scale = min(grid, key=lambda key: (round(scores[key], 6), key))
-    base = _logistic(best_c).fit(matrix_for(best_scale), labels, weights)
+    base = candidate.estimator(best_c).fit(matrix_for(best_scale), labels, sample_weight=weights)
     model = TextModel(
         vectorizer, names, CalibratedLinear(base, calibrators[best_c, best_scale]), best_scale
     )
+    model.scripts = known_scripts(dataset)
     hits = _rule_hit_counts(dataset.inputs)
     if rules is not None:
         model.handset = {
@@ -280,6 +375,8 @@ def fit_model(
             if hits.get(f"rule:{rule.id}", 0) < MIN_RULE_HITS and rule.category in model.categories
         }
     info = {
+        "candidate": candidate.name,
+        "known_scripts": len(model.scripts),
         "C": best_c,
         "structured_scale": best_scale,
         "C_selection_logloss": {f"C={c} scale={k}": round(v, 5) for (c, k), v in scores.items()},
@@ -290,6 +387,20 @@ def fit_model(
         "rule_hits": hits,
     }
     return model, info
+
+
+def known_scripts(dataset: Dataset) -> KnownScripts:
+    """The real scam rows as published scripts; every genuine row's shingles are boilerplate."""
+    scams, genuine = [], []
+    texts = dataset.norm_texts or [
+        normalize(e.record.text).text if e.record.text else "" for e in dataset.examples
+    ]
+    for example, text in zip(dataset.examples, texts, strict=True):
+        if example.label == "scam" and example.source in data.REAL_SOURCES:
+            scams.append((text, example.meta))
+        elif example.label in {"legit", "other"}:
+            genuine.append(text)
+    return KnownScripts.build(scams, genuine)
 
 
 def _rule_hit_counts(inputs: Sequence[ModelInput]) -> dict[str, int]:
@@ -358,6 +469,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = evaluate.run_split(split, dataset, analyzer)
         measured[split.name] = result.summary()
         log.info("split %s: %s", split.name, json.dumps(measured[split.name]["model"]["macro_f1"]))
+    # The headline: real messages, grouped by source (model/real_eval.py has the full report).
+    from model import real_eval
+
+    shipped = CANDIDATES[SHIPPED_CANDIDATE]
+    grouped = real_eval.cross_validate(
+        dataset, analyzer, real_eval.grouped_folds(dataset), shipped
+    )
+    train_rows, test_rows = real_eval.real_quoted_split(dataset)
+    whole = real_eval.judge(dataset, analyzer, train_rows, test_rows, shipped)
+    measured_real = {
+        "grouped_cv": real_eval.headline_entry(real_eval.summarize(dataset, grouped)),
+        "real_quoted_whole": real_eval.headline_entry(real_eval.summarize(dataset, whole)),
+    }
 
     model, info = fit_model(dataset, rule_ids, analyzer.ruleset.rules)
     sha = write_artifact(model, args.out)
@@ -384,6 +508,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "corpus_share": CORPUS_SHARE,
             "max_row_weight": MAX_ROW_WEIGHT,
             "min_rule_hits": MIN_RULE_HITS,
+            "candidate": SHIPPED_CANDIDATE,
+            "real_share": REAL_SHARE,
+            "known_scripts": info["known_scripts"],
         },
         "sources": data.source_files(),
         "corpus_sha256": data.corpus_hash(),
@@ -402,6 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rule_hits": info["rule_hits"],
         "learned_weights": weights,
         "metrics": measured,
+        "real_metrics": measured_real,
     }
     manifest_file = args.out.with_suffix(".json")
     manifest_file.write_text(
@@ -440,6 +568,7 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
         if name.startswith("rule:")
     ]
     missing = "**Not available:**"
+    real = manifest.get("real_metrics") or {}
     lines = [
         "# Model card: dunscan text model",
         "",
@@ -457,6 +586,37 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
         f"| rules / numbers versions | {manifest['rules_version']} / "
         f"{manifest['numbers_version']} |",
         f"| corpus sha256 | `{manifest['corpus_sha256']}` |",
+        "",
+        "## Headline: real messages, no source on both sides of a split",
+        "",
+        "Measured by this training run on real messages quoted verbatim in public pages and code "
+        "(model/real/ and ../shared/data/real_quoted), grouped by page, repository and "
+        "publisher; the full verdict (rules, numbers, known scripts, model) as `dunscan score` "
+        "gives it. Scam flagged = category scam or level high; genuine = legit and other rows. "
+        "95 % Wilson intervals. `make eval` writes the per-category, per-fraud-type and per-slice "
+        "report to model/reports/real.md.",
+        "",
+        table(
+            ["split", "real rows", "scam flagged", "genuine flagged", "abusive recall", "macro F1"],
+            [
+                [
+                    name,
+                    entry["n"],
+                    entry["scam_flagged"],
+                    entry["genuine_flagged"],
+                    entry["abusive_recall"],
+                    entry["macro_f1"],
+                ]
+                for name, entry in real.items()
+            ],
+        )
+        if real
+        else f"{missing} no real rows were found.",
+        "",
+        "Targets (issue 9): scam flagged >= 90 % with genuine flagged <= 3 %, abusive recall "
+        ">= 80 %. The rules were revised after reading the misses of an earlier grouped run on "
+        "these rows, so the figures above are somewhat optimistic for the rules' part; the "
+        "held-out sets outside the repository are the real test.",
         "",
         "## Intended use",
         "",
@@ -483,8 +643,12 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
         "genuine messages -> other; label 1 (ads) -> other.",
         "- `uci_sms_spam` (English): not used for training (no Chinese, no fraud or collection "
         "content); `make eval` reports what the model makes of it.",
-        "- `model/corpus/*.jsonl`: written by the project; the only source of collection scams, "
-        "abusive collection, senders and call records.",
+        "- `model/real/*.jsonl` and `../shared/data/real_quoted`: real messages quoted verbatim "
+        "in public pages and code, each with its source (model/real/README.md). They carry "
+        f"{hyper.get('real_share', 0):.0%} of the training weight and are the published scripts "
+        f"the known-script index matches ({hyper.get('known_scripts', 0)} scripts).",
+        "- `model/corpus/*.jsonl`: written by the project (synthetic); collection scams, "
+        "abusive collection, senders and call records the real data lacks.",
         "",
         "FBS hides every number and link behind a placeholder, so for FBS rows the model sees "
         "only what survives (rule hits except link-shape rules; whether a phone number, link or "
@@ -496,9 +660,9 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
         "",
         table(["file", "sha256"], [[k, f"`{v}`"] for k, v in manifest["sources"].items()]),
         "",
-        f"{missing} real collection messages. None are in the repository; results on the "
-        "project's own corpus measure consistency with the project's templates, not performance "
-        "in the field.",
+        "Real abusive collection is scarce (a few dozen rows): the abusive figures rest on few "
+        "examples and on the rules; results on the project's own corpus measure consistency "
+        "with its templates, not performance in the field.",
         "",
         "## Model",
         "",
@@ -542,12 +706,10 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
         "",
         "## Limits",
         "",
-        "- Collection scams and abusive collection are known to the model only through the "
-        "project's corpus and the rules; public data holds none. Expect lower recall on real "
-        "scripts unlike the corpus; the rules carry most of the weight there. Two challenge "
-        "sets written blind (model/challenge/, never trained on) measure this: their first, "
-        "blind macro F1 was 0.907 and 0.874; `make eval` writes the current figures to "
-        "model/reports/challenge.md.",
+        "- Real rows are about 1,200 (model/real/ and real_quoted), scam-heavy and thin on "
+        "abusive collection; the synthetic corpus and the rules still carry much of the "
+        "collection-specific knowledge. The project's own challenge sets (model/challenge/) are "
+        "regression checks written in the project's style, not a measure of the field.",
         "- Public data is 2013-2018; today's scripts (花呗/白条/征信修复/注销校园贷) are absent "
         "from it.",
         "- FBS texts were anonymised (names, places removed); the masking removes the same "

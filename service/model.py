@@ -112,6 +112,49 @@ def mask_text(normalized_text: str) -> str:
     return _REPEATED.sub(r"\1", "".join(out))
 
 
+# Word features from a Chinese segmenter carry this prefix in the shared vocabulary, so that a
+# two-character word and the same two-character n-gram stay two features.
+WORD_PREFIX = "\x01"
+
+
+def jieba_words(masked_text: str) -> list[str]:
+    """Words of a canonical text (jieba, imported on first use: only word models need it)."""
+    import logging as _logging
+
+    import jieba
+
+    jieba.setLogLevel(_logging.WARNING)
+    return [word for word in jieba.lcut(masked_text) if word.strip()]
+
+
+class CharWordVectorizer:
+    """Character n-grams and word n-grams of the canonical text, in one vocabulary."""
+
+    def __init__(self, chars: Any, words: Any) -> None:
+        self.chars = chars
+        self.words = words
+        self.vocabulary_: dict[str, int] = {}
+        self.stop_words_ = None
+
+    def fit(self, texts: Sequence[str]) -> CharWordVectorizer:
+        self.chars.fit(texts)
+        self.words.fit(texts)
+        for part in (self.chars, self.words):
+            part.stop_words_ = None
+            part.vocabulary_ = {term: int(col) for term, col in part.vocabulary_.items()}
+        offset = len(self.chars.vocabulary_)
+        vocabulary = dict(self.chars.vocabulary_)
+        for term, column in self.words.vocabulary_.items():
+            vocabulary[WORD_PREFIX + term] = offset + column
+        self.vocabulary_ = vocabulary
+        return self
+
+    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        return sparse.hstack(
+            [self.chars.transform(texts), self.words.transform(texts)], format="csr"
+        )
+
+
 def canonical_text(raw_text: str) -> str:
     """Raw message text -> the canonical form (normalise, then mask)."""
     return mask_text(normalize(raw_text).text) if raw_text else ""
@@ -174,6 +217,34 @@ def structured_features(analysis: Analysis) -> dict[str, float]:
     return features
 
 
+# Features that say something about the sender's number and nothing about the words.
+SENDER_FEATURES = (
+    "sender:",
+    "numbers:international_sender",
+    "numbers:official_sender",
+    "numbers:virtual_mobile_sender",
+)
+
+
+def _squeeze(text: str) -> tuple[str, list[int]]:
+    """Letters and digits of a normalised text, with each one's position in it."""
+    where = [i for i, ch in enumerate(text) if ch.isalnum()]
+    return "".join(text[i] for i in where), where
+
+
+def _merge_spans(spans: list[list[float]]) -> list[tuple[int, int, float]]:
+    """Overlapping n-gram spans become one phrase carrying their summed contribution."""
+    merged: list[list[float]] = []
+    for start, end, weight in sorted(spans):
+        if merged and start < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+            merged[-1][2] += weight
+        else:
+            merged.append([start, end, weight])
+    ranked = sorted(merged, key=lambda item: -item[2])
+    return [(int(start), int(end), float(weight)) for start, end, weight in ranked]
+
+
 @dataclass(frozen=True)
 class ModelInput:
     """What the model sees for one record: canonical text and named binary features."""
@@ -233,7 +304,20 @@ class TextModel:
         # Rules too rare in the training data to learn a weight keep their hand-set YAML weight,
         # applied as a log-odds offset on their category: feature name -> (category, weight).
         self.handset: dict[str, tuple[str, float]] = {}
+        # Published scam scripts from the real training rows (service/known_scripts.py).
+        self.scripts: Any = None
         self.version: str | None = None
+        self._terms: list[str] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_terms"] = None  # rebuilt on first use; keeps the artifact bytes reproducible
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("scripts", None)
+        state.setdefault("_terms", None)
+        self.__dict__.update(state)
 
     def matrix(self, inputs: Sequence[ModelInput]) -> sparse.csr_matrix:
         text_part = self.vectorizer.transform([item.text for item in inputs])
@@ -283,6 +367,46 @@ class TextModel:
     def predict(self, analysis: Analysis) -> dict[str, float]:
         row = self.predict_inputs([model_input(analysis)])[0]
         return {category: float(p) for category, p in zip(CATEGORIES, row, strict=True)}
+
+    def predict_text_only(self, analysis: Analysis) -> dict[str, float]:
+        """The reading of the words alone: what the sender's number adds is left out."""
+        item = model_input(analysis)
+        kept = {k: v for k, v in item.features.items() if not k.startswith(SENDER_FEATURES)}
+        row = self.predict_inputs([ModelInput(item.text, kept)])[0]
+        return {category: float(p) for category, p in zip(CATEGORIES, row, strict=True)}
+
+    def phrases(self, analysis: Analysis, category: str) -> list[tuple[int, int, float]]:
+        """Spans of the normalised text whose n-grams pushed the model most toward `category`:
+        (start, end, summed contribution), strongest first. A linear model's contribution of an
+        n-gram is its TF-IDF value times its coefficient for the category, centred over the
+        categories (softmax is unchanged by a common shift)."""
+        norm = analysis.norm
+        if norm is None or category not in self.categories:
+            return []
+        masked = mask_text(norm.text)
+        row = self.vectorizer.transform([masked])
+        coef = self.classifier.base.coef_
+        centred = coef[self.categories.index(category)] - coef.mean(axis=0)
+        if self._terms is None:
+            terms = [""] * (max(self.vectorizer.vocabulary_.values(), default=-1) + 1)
+            for term, column in self.vectorizer.vocabulary_.items():
+                terms[column] = term
+            self._terms = terms
+        # The TF-IDF row of the shared vocabulary (character and, if any, word n-grams).
+        squeezed, where = _squeeze(norm.text)
+        spans: list[list[float]] = []
+        for column, value in zip(row.indices, row.data, strict=True):
+            weight = float(value) * float(centred[column])
+            term = self._terms[column].removeprefix(WORD_PREFIX).replace(" ", "")
+            if weight <= 0 or len(term) < 2 or not all(ch.isalnum() for ch in term):
+                continue
+            if any(ch in TOKENS for ch in term):
+                continue
+            start = squeezed.find(term)
+            while start >= 0:
+                spans.append([where[start], where[start + len(term) - 1] + 1, weight])
+                start = squeezed.find(term, start + 1)
+        return _merge_spans(spans)
 
 
 def structured_matrix(

@@ -1,0 +1,95 @@
+"""Known scam scripts: a near match to a published real scam names its source; genuine notices
+that share a brand's boilerplate never match."""
+
+from __future__ import annotations
+
+import opencc
+import pytest
+
+from model import data
+from service.known_scripts import KnownScripts, shingles
+from service.normalize import normalize
+from service.pipeline import Analyzer
+from service.schemas import parse_record
+
+
+@pytest.fixture(scope="module")
+def real_rows() -> list[data.Example]:
+    examples, _ = data.deduplicate(data.load_real() + data.load_real_quoted())
+    return examples
+
+
+@pytest.fixture(scope="module")
+def index(real_rows: list[data.Example]) -> KnownScripts:
+    """Scripts from every real scam row; boilerplate from the public genuine SMS (mudou) only, so
+    the real genuine rows below are messages the index never saw."""
+    scams = [(normalize(e.record.text).text, e.meta) for e in real_rows if e.label == "scam"]
+    genuine = [
+        normalize(e.record.text).text
+        for e in data.load_mudou(data.DATA_DIR)
+        if e.label == data.GENUINE
+    ]
+    return KnownScripts.build(scams, genuine)
+
+
+def _long_scams(real_rows: list[data.Example]) -> list[data.Example]:
+    return [
+        e
+        for e in real_rows
+        if e.label == "scam" and len(shingles(normalize(e.record.text).text)) >= 20
+    ]
+
+
+def test_a_published_script_matches_reworded_punctuation_and_traditional(
+    index: KnownScripts, real_rows: list[data.Example]
+) -> None:
+    to_traditional = opencc.OpenCC("s2t")
+    scams = _long_scams(real_rows)
+    assert len(scams) > 100
+    for example in scams[:40]:
+        text = example.record.text
+        variant = to_traditional.convert(text).replace("，", " ").replace("。", "!!")
+        found = index.match(normalize(variant).text)
+        assert found is not None, text
+        assert found.score >= 0.5
+        assert found.script.source  # every script says where it was published
+
+
+def test_a_quoted_script_inside_a_longer_message_still_matches(
+    index: KnownScripts, real_rows: list[data.Example]
+) -> None:
+    script = _long_scams(real_rows)[0].record.text
+    found = index.match(normalize("朋友转给我这条短信，问是不是真的：" + script).text)
+    assert found is not None
+
+
+def test_no_real_genuine_message_matches_a_scam_script(
+    index: KnownScripts, real_rows: list[data.Example]
+) -> None:
+    genuine = [e for e in real_rows if e.label in {"legit", "other"}]
+    assert len(genuine) > 150
+    matched = [e.record.text for e in genuine if index.match(normalize(e.record.text).text)]
+    assert matched == []
+
+
+def test_short_or_unrelated_text_never_matches(index: KnownScripts) -> None:
+    for text in ("您好", "明天下午三点开会，记得带电脑", "【中国移动】您的话费余额为23.50元"):
+        assert index.match(normalize(text).text) is None
+
+
+def test_the_shipped_model_names_where_a_script_was_published(
+    analyzer: Analyzer, real_rows: list[data.Example]
+) -> None:
+    scripts = analyzer.model.scripts
+    assert scripts is not None and len(scripts) > 300
+    example = next(
+        e for e in _long_scams(real_rows) if str(e.meta.get("source", "")).startswith("http")
+    )
+    verdict = analyzer.check(parse_record({"text": example.record.text}))
+    signal = next(s for s in verdict.signals if s.id == "known_script")
+    assert signal.source == "script" and signal.category == "scam"
+    assert signal.reference and signal.reference.startswith("http")
+    assert "诈骗话术高度相似" in (signal.explanation or "")
+    start, end = signal.span
+    assert example.record.text[start:end] == signal.evidence
+    assert verdict.category == "scam"
