@@ -84,7 +84,7 @@ def compose(record: SmsRecord | CallRecord, verdict: Verdict) -> tuple[str, str,
     title = f"dunscan：{CATEGORY_TITLES.get(verdict.category, verdict.category)}{what}"
     lines = [f"{_masked(record.sender)} 的{what}，风险 {round(verdict.risk * 100)}%。"]
     evidence = next(
-        (s for s in verdict.signals if s.source != "model" and (s.evidence or s.explanation)),
+        (s for s in verdict.signals if s.id != "model" and (s.evidence or s.explanation)),
         None,
     )
     if evidence is not None:
@@ -108,14 +108,15 @@ def compose(record: SmsRecord | CallRecord, verdict: Verdict) -> tuple[str, str,
         "level": verdict.level,
         "risk": verdict.risk,
         "kind": record.kind,
-        "signals": [s.id for s in verdict.signals if s.source != "model"][:5],
+        "signals": [s.id for s in verdict.signals if s.id != "model"][:5],
         "official_numbers": {b.brand: b.official_numbers for b in verdict.claimed_brands},
     }
     return title, "\n".join(lines), payload
 
 
 def should_notify(verdict: Verdict) -> bool:
-    return verdict.level == "high"
+    # Abusive collection is harm done to the person: pushed like a high-risk scam.
+    return verdict.level == "high" or verdict.category == "abusive"
 
 
 def enqueue(

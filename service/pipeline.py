@@ -53,6 +53,29 @@ PRECISE_NUMBER_SIGNALS = frozenset(
     {"international_lookalike_official", "public_service_with_link", "lookalike_domain"}
 )
 
+# A message with fewer letters and digits than this ("行行行", "在吗？") is a few words of chat:
+# without a rule, a known script or a number fact, it never reaches medium.
+SHORT_CHAT_CHARS = 10
+SHORT_CHAT_MAX_RISK = 0.25
+# A number alone (an unlisted mobile, a 170/171 call, a +852 sender) is at most medium unless a
+# list says more (PRECISE_NUMBER_SIGNALS, an official number used by someone else).
+NUMBER_ALONE_MAX_RISK = 0.5
+# Abusive collection threatens real harm: a clear abusive rule makes it high risk (and pushed).
+ABUSIVE_RULE_RISK = 0.75
+# A near match to a published scam script is evidence as strong as a content rule.
+KNOWN_SCRIPT_WEIGHT = 3.0
+# Text that is mostly not Chinese: dunscan's rules and model read Chinese; below this share of
+# CJK characters among letters the verdict says so (and English phishing rules still run).
+MIN_CJK_SHARE = 0.3
+COVERAGE_NOTE = {
+    "zh": "dunscan 主要识别中文短信；这条以外文为主，只做了基本的钓鱼检查（仿冒链接、礼品卡付费、"
+    "催促验证），结果仅供参考。",
+    "en": "dunscan mainly reads Chinese messages; this one is mostly in another language, so only "
+    "basic phishing checks ran (look-alike links, gift-card fees, urgent verification).",
+}
+# Model-driven verdicts show the phrases that pushed the model most (at most this many).
+MAX_MODEL_PHRASES = 3
+
 # Words that make a message about borrowing or repaying; without them and without a claimed brand
 # or any collection signal, a message is `other` rather than a genuine notice.
 FINANCE_WORDS = re2.compile(
@@ -188,20 +211,36 @@ class Analyzer:
         """One record in, one explained verdict out."""
         analysis = self.analyze(record)
         signals = list(analysis.signals)
+        script = self._known_script(analysis)
+        if script is not None:
+            signals.append(script)
         if self.model is not None:
             probabilities = self.model.predict(analysis)
-            signals.append(
-                Signal(id="model", source="model", score=round(probabilities["scam"], 4))
-            )
+            model_slot = Signal(id="model", source="model", score=round(probabilities["scam"], 4))
         else:
             probabilities = rule_prior_probabilities(signals, analysis.finance_related)
-            signals.append(Signal(id="model", source="model", absent=True))
+            model_slot = Signal(id="model", source="model", absent=True)
 
         category = max(probabilities, key=probabilities.__getitem__)
         risk = probabilities["scam"]
         if self.model is not None:
             category, risk = _content_rule_floor(signals, category, risk)
+        evidence = _content_evidence(signals)
+        if not evidence["scam"] and not evidence["abusive"]:
+            category, risk = self._without_content_evidence(analysis, probabilities, category, risk)
+        if category == "abusive":
+            # Risk is the harm a message threatens (DESIGN.md): abusive collection is never
+            # "risk 0", and a clear threat or insult is high risk, pushed like a scam.
+            risk = max(risk, probabilities["scam"] + probabilities["abusive"])
+            if evidence["abusive"] >= ABUSIVE_CONTENT_EVIDENCE:
+                risk = max(risk, ABUSIVE_RULE_RISK)
         signals = [_with_weight_source(self.model, signal) for signal in signals]
+        # The risk comes from the scam (or abusive) reading; when no rule or script explains it,
+        # show the words the model weighed for it.
+        harm = category if category in {"scam", "abusive"} else "scam"
+        if self.model is not None and risk >= MEDIUM_RISK and not evidence[harm]:
+            signals.extend(self._model_phrases(analysis, harm))
+        signals.append(model_slot)
         if category != "scam" and any(s.fail_closed for s in signals):
             # A request for a code, a password, a fee or a transfer is never legit (DESIGN.md);
             # the strongest non-scam reading becomes at most a medium-risk scam.
@@ -212,6 +251,9 @@ class Analyzer:
             category = "other"
 
         claimed = self._claimed_brands(analysis)
+        coverage = None
+        if analysis.norm is not None and not _reads_as_chinese(analysis.norm.text):
+            coverage = COVERAGE_NOTE[lang]
         verdict = Verdict(
             kind=record.kind,
             risk=round(min(max(risk, 0.0), 1.0), 4),
@@ -224,8 +266,87 @@ class Analyzer:
             model_version=getattr(self.model, "version", None),
             rules_version=self.rules_version,
             id=record.id,
+            coverage=coverage,
         )
         return verdict
+
+    def _known_script(self, analysis: Analysis) -> Signal | None:
+        scripts = getattr(self.model, "scripts", None)
+        if scripts is None or analysis.norm is None:
+            return None
+        found = scripts.match(analysis.norm.text)
+        if found is None:
+            return None
+        where = found.script.publisher or "公开来源"
+        when = f" {found.year} 年" if found.year else ""
+        start, end = found.span
+        return Signal(
+            id="known_script",
+            source="script",
+            category="scam",
+            weight=KNOWN_SCRIPT_WEIGHT,
+            evidence=analysis.norm.evidence(start, end),
+            span=analysis.norm.span(start, end),
+            explanation=f"与{where}{when}公布的诈骗话术高度相似（相似度 {found.score:.0%}）",
+            explanation_en=(
+                f"Closely matches a scam script published by {where}"
+                f"{' in ' + found.year if found.year else ''} ({found.score:.0%} alike)"
+            ),
+            score=found.score,
+            reference=found.script.source or None,
+        )
+
+    def _without_content_evidence(
+        self,
+        analysis: Analysis,
+        probabilities: dict[str, float],
+        category: str,
+        risk: float,
+    ) -> tuple[str, float]:
+        """No rule, script or precise number fact backs a warning: keep what the model and the
+        numbers can say, within what they can honestly carry."""
+        norm = analysis.norm
+        letters = sum(ch.isalnum() for ch in norm.text) if norm is not None else 0
+        if norm is not None and letters < SHORT_CHAT_CHARS:
+            # "行行行": a few words of chat say nothing a model can be sure of.
+            if category in {"scam", "abusive"}:
+                category = "other"
+            return category, min(risk, SHORT_CHAT_MAX_RISK)
+        if category != "scam" or self.model is None:
+            return category, risk
+        if norm is None:
+            # A call with nothing but its number: at most medium.
+            return category, min(risk, NUMBER_ALONE_MAX_RISK)
+        words_only = self.model.predict_text_only(analysis)
+        if max(words_only, key=words_only.__getitem__) != "scam":
+            # The words read as a genuine message; only the sender made it look like a scam
+            # (an unlisted mobile, a +852 bank): medium at most, in the words' category.
+            text_category = max(words_only, key=words_only.__getitem__)
+            if text_category == "legit" and not analysis.finance_related:
+                text_category = "other"
+            return text_category, min(risk, NUMBER_ALONE_MAX_RISK)
+        return category, risk
+
+    def _model_phrases(self, analysis: Analysis, category: str) -> list[Signal]:
+        """The phrases that pushed the model toward `category`, as spans of the original text."""
+        explain = getattr(self.model, "phrases", None)
+        if explain is None or analysis.norm is None:
+            return []
+        found = []
+        for start, end, weight in explain(analysis, category)[:MAX_MODEL_PHRASES]:
+            found.append(
+                Signal(
+                    id="model_phrase",
+                    source="model",
+                    category=category,  # type: ignore[arg-type]
+                    weight=round(weight, 3),
+                    evidence=analysis.norm.evidence(start, end),
+                    span=analysis.norm.span(start, end),
+                    explanation=_PHRASE_EXPLANATION[category],
+                    explanation_en=_PHRASE_EXPLANATION_EN[category],
+                )
+            )
+        return found
 
     def _claimed_brands(self, analysis: Analysis) -> list[ClaimedBrand]:
         brand_ids: list[str] = [mention.brand_id for mention in analysis.brands]
@@ -250,6 +371,35 @@ class Analyzer:
         return claimed
 
 
+_PHRASE_EXPLANATION = {
+    "scam": "这类说法在真实诈骗短信中很常见（模型依据）",
+    "abusive": "这类说法在违规催收信息中很常见（模型依据）",
+}
+_PHRASE_EXPLANATION_EN = {
+    "scam": "Wording common in real scam messages (what the model weighed)",
+    "abusive": "Wording common in abusive collection messages (what the model weighed)",
+}
+
+
+def _reads_as_chinese(text: str) -> bool:
+    letters = [ch for ch in text if ch.isalpha()]
+    if len(letters) < 8:
+        return True  # too little text to call it foreign (a code, a name, a link)
+    cjk = sum("\u4e00" <= ch <= "\u9fff" for ch in letters)
+    return cjk / len(letters) >= MIN_CJK_SHARE
+
+
+def _content_evidence(signals: list[Signal]) -> dict[str, float]:
+    """Summed weight of content rules, known scripts and precise number facts, per category."""
+    content = {"scam": 0.0, "abusive": 0.0}
+    for signal in signals:
+        precise_number = signal.source == "numbers" and signal.id in PRECISE_NUMBER_SIGNALS
+        counted = signal.source in {"rule", "script"} or precise_number
+        if counted and signal.category in content:
+            content[signal.category] += signal.weight or 0.0
+    return content
+
+
 def _content_rule_floor(signals: list[Signal], category: str, risk: float) -> tuple[str, float]:
     """Let strong content evidence outvote the model on scripts it has never seen.
 
@@ -260,11 +410,7 @@ def _content_rule_floor(signals: list[Signal], category: str, risk: float) -> tu
     category, in the way SpamAssassin adds its Bayes score to the rule scores rather than
     replacing them.
     """
-    content = {"scam": 0.0, "abusive": 0.0}
-    for signal in signals:
-        precise_number = signal.source == "numbers" and signal.id in PRECISE_NUMBER_SIGNALS
-        if (signal.source == "rule" or precise_number) and signal.category in content:
-            content[signal.category] += signal.weight or 0.0
+    content = _content_evidence(signals)
     if content["scam"] >= STRONG_CONTENT_EVIDENCE and not (
         category == "abusive" and content["abusive"] >= content["scam"]
     ):
@@ -284,7 +430,7 @@ def _content_rule_floor(signals: list[Signal], category: str, risk: float) -> tu
 def _with_weight_source(model: Any | None, signal: Signal) -> Signal:
     """Show the weight the model learned for a rule or number signal, where data sufficed;
     otherwise the hand-set prior from the rule file or number module."""
-    if signal.source == "model" or signal.weight is None:
+    if signal.source in {"model", "script"} or signal.weight is None:
         return signal
     learned = None
     if model is not None and signal.category is not None:
@@ -335,4 +481,4 @@ def _ordered(signals: list[Signal]) -> list[Signal]:
             continue
         seen.add(key)
         unique.append(signal)
-    return sorted(unique, key=lambda s: (s.source == "model", -(s.weight or 0.0)))
+    return sorted(unique, key=lambda s: (s.id == "model", s.source == "model", -(s.weight or 0.0)))

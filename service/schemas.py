@@ -73,7 +73,8 @@ class Signal(BaseModel):
     """One piece of evidence. `span` indexes the ORIGINAL text the person received."""
 
     id: str
-    source: Literal["rule", "numbers", "model"]
+    # "script": a near match to a published scam message (service/known_scripts.py).
+    source: Literal["rule", "numbers", "model", "script"]
     category: Category | None = None
     weight: float | None = None
     # "hand-set" (the YAML prior) or "learned" (the shipped model's coefficient for this signal).
@@ -85,6 +86,8 @@ class Signal(BaseModel):
     score: float | None = None
     fail_closed: bool = False
     absent: bool | None = None
+    # Where the matched scam script was published (a page URL or owner/repo@commit:path).
+    reference: str | None = None
 
 
 class Verdict(BaseModel):
@@ -99,6 +102,8 @@ class Verdict(BaseModel):
     model_version: str | None = None
     rules_version: str
     id: str | int | None = None
+    # Set when the text is outside what dunscan reads well (e.g. not Chinese): what was checked.
+    coverage: str | None = None
 
 
 def error_field(loc: tuple[Any, ...]) -> str:

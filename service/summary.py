@@ -41,7 +41,7 @@ def reasons(verdict: Verdict, lang: Lang = "zh", limit: int = MAX_REASONS) -> li
     lines = []
     for signal in verdict.signals:
         explanation = signal.explanation_en if lang == "en" else signal.explanation
-        if signal.source == "model" or not explanation:
+        if signal.id == "model" or not explanation:
             continue
         evidence = f"“{signal.evidence}”：" if signal.evidence else ""
         lines.append(f"{evidence}{explanation}")
@@ -60,4 +60,6 @@ def summarize(verdict: Verdict, lang: Lang = "zh") -> str:
     if verdict.advice:
         lines.append("What to do:" if lang == "en" else "建议：")
         lines.extend(f"{index}. {line}" for index, line in enumerate(verdict.advice, start=1))
+    if verdict.coverage:
+        lines.append(verdict.coverage)
     return "\n".join(lines)

@@ -158,9 +158,16 @@ def tel_href(number: str) -> str:
 
 def _result_view(text: str, verdict: Verdict) -> dict[str, Any]:
     reasons = [
-        {"evidence": s.evidence, "explanation": s.explanation}
+        {
+            "evidence": s.evidence,
+            "explanation": s.explanation,
+            # Only web links are shown as links; a code source (owner/repo@commit:path) is text.
+            "reference": s.reference
+            if (s.reference or "").startswith(("https://", "http://"))
+            else None,
+        }
         for s in verdict.signals
-        if s.explanation and s.source != "model"
+        if s.explanation and s.id != "model"
     ]
     brands = [
         {
@@ -180,6 +187,7 @@ def _result_view(text: str, verdict: Verdict) -> dict[str, Any]:
         "advice": verdict.advice,
         "brands": brands,
         "sender": verdict.sender,
+        "coverage": verdict.coverage,
     }
 
 

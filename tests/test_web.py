@@ -627,3 +627,40 @@ def test_http_shortcuts_import_with_api_keys(make_app: Callable[..., Flask]) -> 
     with_key = _run_shortcut(client, data, {"dunscan_message": SCAM, "dunscan_api_key": "k-123"})
     assert with_key.status_code == 200 and "疑似诈骗" in with_key.text
     assert "需要 API 密钥" in client.get("/setup").text
+
+
+def test_foreign_text_shows_what_was_checked(client: FlaskClient) -> None:
+    text = "Your PayPal account is limited. Verify at http://paypa1-secure.com/login today."
+    response, page = _verdict_page(client, text)
+    assert response.status_code == 200
+    assert "中文" in page.texts["coverage"]
+    assert "疑似诈骗" in page.texts["verdict-title"]
+
+
+def test_a_chinese_message_has_no_coverage_note(client: FlaskClient) -> None:
+    _, page = _verdict_page(client, SCAM)
+    assert "coverage" not in page.texts
+
+
+def test_a_known_script_links_to_where_it_was_published(
+    client: FlaskClient, analyzer: Analyzer
+) -> None:
+    from model import data
+
+    scripts = [
+        e.record.text
+        for e in data.load_real_quoted()
+        if e.label == "scam"
+        and str(e.meta.get("source", "")).startswith("http")
+        and len(e.record.text) > 30
+    ]
+    for text in scripts:
+        verdict = analyzer.check(parse_record({"text": text}))
+        signal = next((s for s in verdict.signals if s.id == "known_script"), None)
+        if signal is None:
+            continue
+        _, page = _verdict_page(client, text)
+        assert page.find("a", href=signal.reference, class_="source")
+        assert "诈骗话术高度相似" in page.texts["reasons"]
+        return
+    pytest.fail("no published script matched its own text")

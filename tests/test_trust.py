@@ -1,0 +1,140 @@
+"""Verdicts a person can trust (issue 9, part 4): every warning has a reason they can read; chat,
+numbers alone and foreign text are never over-read; abusive collection carries its harm."""
+
+from __future__ import annotations
+
+import pytest
+
+from model import data
+from service.notify import should_notify
+from service.pipeline import HIGH_RISK, MEDIUM_RISK, Analyzer
+from service.schemas import parse_record
+
+
+def _check(analyzer: Analyzer, **record: object):
+    return analyzer.check(parse_record(record))
+
+
+@pytest.mark.parametrize(
+    "text", ["行行行", "好的", "在吗？", "嗯嗯，知道了", "收到，谢谢", "哈哈哈哈"]
+)
+@pytest.mark.parametrize("sender", [None, "17012345678", "+852 6123 4567"])
+def test_a_few_words_of_chat_never_reach_medium(
+    analyzer: Analyzer, text: str, sender: str | None
+) -> None:
+    record = {"text": text} if sender is None else {"text": text, "sender": sender}
+    verdict = _check(analyzer, **record)
+    assert verdict.level == "low"
+    assert verdict.risk < MEDIUM_RISK
+    assert verdict.category in {"other", "legit"}
+
+
+@pytest.mark.parametrize(
+    "sender", ["17012345678", "+86 171 2345 6789", "13812345678", "+852 6123 4567", "02112345678"]
+)
+@pytest.mark.parametrize("duration", [0, 38, 240])
+def test_a_number_alone_is_at_most_medium(analyzer: Analyzer, sender: str, duration: int) -> None:
+    verdict = _check(analyzer, kind="call", sender=sender, duration_s=duration)
+    assert verdict.level != "high"
+    assert verdict.risk < HIGH_RISK
+
+
+def test_a_hong_kong_banks_reminder_from_852_is_not_called_a_scam(analyzer: Analyzer) -> None:
+    verdict = _check(
+        analyzer,
+        sender="+852 6123 4567",
+        text="【恒生銀行】閣下的信用卡結單已發出，最低還款額為HK$500，到期日為12月15日，"
+        "請經恒生網上理財或手機App還款。",
+    )
+    assert verdict.category != "scam"
+    assert verdict.level != "high"
+
+
+def test_abusive_collection_is_high_risk_and_pushed(analyzer: Analyzer) -> None:
+    verdict = _check(
+        analyzer,
+        sender="17012345678",
+        text="你再不还钱，我们就把你欠钱的事发给你通讯录所有人，让你爸妈和单位都知道你是老赖",
+    )
+    assert verdict.category == "abusive"
+    assert verdict.risk >= HIGH_RISK and verdict.level == "high"
+    assert should_notify(verdict)
+    assert any(s.category == "abusive" and s.explanation for s in verdict.signals)
+
+
+def test_a_worried_family_message_about_a_loan_is_not_abusive(analyzer: Analyzer) -> None:
+    verdict = _check(
+        analyzer,
+        sender="13812345678",
+        text="老公，你借的那个网贷还了吗？今天又有人打电话到家里催，我好担心，你早点回来我们商量一下",
+    )
+    assert verdict.category != "abusive"
+    assert not should_notify(verdict)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "PayPal: Your account has been limited. Please verify your information at "
+        "http://paypa1-secure.com/login within 24 hours.",
+        "Congratulations! You won a $1000 Walmart prize. Pay the $25 shipping fee in Google Play "
+        "gift cards to claim.",
+        "USPS: your parcel is on hold due to an incomplete address. Update it at "
+        "usps-redelivery.top/track within 12 hours.",
+    ],
+)
+def test_english_phishing_is_flagged_with_a_coverage_note(analyzer: Analyzer, text: str) -> None:
+    verdict = _check(analyzer, text=text)
+    assert verdict.category == "scam" and verdict.level != "low"
+    assert verdict.coverage and "中文" in verdict.coverage
+    assert any(s.source == "rule" and s.explanation for s in verdict.signals)
+
+
+def test_english_text_without_a_phishing_sign_gets_a_note_not_a_confident_green(
+    analyzer: Analyzer,
+) -> None:
+    verdict = _check(analyzer, text="Your Uber code is 4821. Never share this code.")
+    assert verdict.category != "scam"
+    assert verdict.coverage
+    english = analyzer.check(parse_record({"text": "See you at 7 tonight then"}), lang="en")
+    assert english.coverage and "Chinese" in english.coverage
+
+
+def test_chinese_text_gets_no_coverage_note(analyzer: Analyzer) -> None:
+    verdict = _check(
+        analyzer, text="【招商银行】您尾号1234的信用卡本期账单已出，请于12月8日前还款。"
+    )
+    assert verdict.coverage is None
+
+
+@pytest.fixture(scope="module")
+def real_verdicts(analyzer: Analyzer):
+    examples, _ = data.deduplicate(data.load_real() + data.load_real_quoted())
+    return [(e, analyzer.check(e.record)) for e in examples]
+
+
+def test_every_medium_or_high_verdict_on_real_messages_has_a_readable_reason(
+    real_verdicts,
+) -> None:
+    unexplained = [
+        example.record.text
+        for example, verdict in real_verdicts
+        if verdict.level != "low"
+        and not any(s.id != "model" and (s.explanation or s.evidence) for s in verdict.signals)
+    ]
+    assert unexplained == []
+
+
+def test_model_phrases_are_spans_of_the_original_text(real_verdicts) -> None:
+    phrases = [
+        (example.record.text, signal)
+        for example, verdict in real_verdicts
+        for signal in verdict.signals
+        if signal.id == "model_phrase"
+    ]
+    assert phrases, "no model-driven verdict among the real rows"
+    for text, signal in phrases:
+        start, end = signal.span
+        assert text[start:end] == signal.evidence
+        assert signal.explanation and signal.category in {"scam", "abusive"}
+        assert (signal.weight or 0) > 0
