@@ -113,16 +113,34 @@ def real_rows(dataset: Dataset) -> list[int]:
     return [i for i, e in enumerate(dataset.examples) if e.source in data.REAL_SOURCES]
 
 
+# Real everyday SMS (mudou's genuine messages, 2013-15) held out beside the real rows: the real
+# corpus is scam-heavy and has few everyday messages, so a model can look good on it while
+# flagging a person's ordinary texts. This guard measures that.
+GUARD_ROWS = 2500
+
+
+def guard_rows(dataset: Dataset, seed: int = SEED) -> list[int]:
+    genuine = [
+        i for i, e in enumerate(dataset.examples) if e.source == "mudou" and e.group == "mudou:ham"
+    ]
+    rng = np.random.default_rng(seed)
+    return sorted(rng.choice(genuine, size=min(GUARD_ROWS, len(genuine)), replace=False).tolist())
+
+
 def grouped_folds(dataset: Dataset, folds: int = FOLDS, seed: int = SEED) -> list[list[int]]:
-    """Test rows of each fold: real rows split by source group, stratified by label."""
+    """Test rows of each fold: real rows split by source group, stratified by label, plus a
+    share of the guard rows (everyday genuine SMS)."""
     rows = real_rows(dataset)
     groups = data.source_groups(dataset.examples)
     labels = [dataset.examples[i].label for i in rows]
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return [
+    tests = [
         [rows[j] for j in test]
         for _, test in splitter.split(rows, labels, [groups[i] for i in rows])
     ]
+    for position, row in enumerate(guard_rows(dataset, seed)):
+        tests[position % folds].append(row)
+    return tests
 
 
 def judge(
@@ -199,6 +217,20 @@ def flagged(category: str, level: str) -> bool:
 
 def summarize(dataset: Dataset, judged: Judged) -> dict[str, Any]:
     """Per label, per category, per fraud type and per slice, with Wilson intervals."""
+    guard = [
+        flagged(c, lv)
+        for i, c, lv in zip(judged.rows, judged.category, judged.level, strict=True)
+        if dataset.examples[i].source not in data.REAL_SOURCES
+    ]
+    keep = [n for n, i in enumerate(judged.rows) if dataset.examples[i].source in data.REAL_SOURCES]
+    judged = Judged(
+        rows=[judged.rows[n] for n in keep],
+        category=[judged.category[n] for n in keep],
+        level=[judged.level[n] for n in keep],
+        risk=[judged.risk[n] for n in keep],
+        script_hits=[judged.script_hits[n] for n in keep],
+        reasons=[judged.reasons[n] for n in keep],
+    )
     examples = [dataset.examples[i] for i in judged.rows]
     labels = [e.label for e in examples]
     is_flagged = [flagged(c, lv) for c, lv in zip(judged.category, judged.level, strict=True)]
@@ -223,6 +255,7 @@ def summarize(dataset: Dataset, judged: Judged) -> dict[str, Any]:
         ],
     )
     out["scam_high"] = share(is_scam, [lv == "high" for lv in judged.level])
+    out["everyday_flagged"] = rate(sum(guard), len(guard))
     out["known_script_hits"] = {
         "scam": sum(h for h, s in zip(judged.script_hits, is_scam, strict=True) if s),
         "genuine": sum(h for h, g in zip(judged.script_hits, genuine, strict=True) if g),
@@ -292,6 +325,7 @@ def headline_entry(summary: dict[str, Any]) -> dict[str, Any]:
         "genuine_flagged": fmt_rate(summary["genuine_flagged"]),
         "abusive_recall": fmt_rate(summary["abusive_recall"]),
         "macro_f1": summary["macro_f1"],
+        "everyday_flagged": fmt_rate(summary["everyday_flagged"]),
     }
 
 
@@ -305,6 +339,7 @@ def headline_rows(summaries: dict[str, dict[str, Any]]) -> list[list[Any]]:
             fmt_rate(s["abusive_recall"]),
             fmt_rate(s["abusive_warned"]),
             s["macro_f1"],
+            fmt_rate(s["everyday_flagged"]),
         ]
         for name, s in summaries.items()
     ]
@@ -318,6 +353,7 @@ HEADLINE_HEADERS = [
     "abusive recall",
     "abusive warned",
     "macro F1",
+    "everyday SMS flagged",
 ]
 
 
@@ -478,7 +514,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(model/real/, ../shared/data/real_quoted). Rows are grouped by source (page, "
         "repository, publisher) and no group is on both sides of a split. The full verdict is "
         "measured (rules, numbers, known scripts, model). Targets: scam flagged >= 90 %, "
-        "genuine flagged <= 3 %, abusive recall >= 80 %.",
+        "genuine flagged <= 3 %, abusive recall >= 80 %. `everyday SMS flagged` is a guard: "
+        f"{GUARD_ROWS} real everyday genuine SMS from the public mudou set, held out in the same "
+        "folds, flagged as scam or high.",
         "",
         "## Corpus",
         "",

@@ -312,6 +312,9 @@ class Analyzer:
             if category in {"scam", "abusive"}:
                 category = "other"
             return category, min(risk, SHORT_CHAT_MAX_RISK)
+        if norm is None and analysis.sender is not None and analysis.sender.official:
+            # A call from a brand's listed number is the brand calling: the list says so.
+            return "legit", min(risk, SHORT_CHAT_MAX_RISK)
         if category != "scam" or self.model is None:
             return category, risk
         if norm is None:
