@@ -96,8 +96,11 @@ def fraud_type_of(tag: str) -> str:
     """A free-form scam tag (real_quoted's `scam_type`, a harvester's `fraud_type`) as one of
     FRAUD_TYPES, or 其他诈骗."""
     tag = tag or ""
+    for name, _ in FRAUD_TYPES:  # a tag that already names a type keeps it
+        if tag.startswith(name):
+            return name
     for name, words in FRAUD_TYPES:
-        if tag.startswith(name) or re.search(words, tag):
+        if re.search(words, tag):
             return name
     return "其他诈骗"
 

@@ -104,6 +104,7 @@ def test_grouped_folds_never_split_a_source(real_examples: list[data.Example]) -
         ("積分兑换钓鱼", "其他诈骗"),  # Traditional 積 is not 积: tags are matched as written
         ("积分兑换钓鱼", "冒充银行钓鱼"),
         ("刷单返利", "刷单返利"),
+        ("冒充平台客服(百万保障/会员/直播/快递理赔)", "冒充平台客服"),
         ("", "其他诈骗"),
     ],
 )
