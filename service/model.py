@@ -307,16 +307,23 @@ class TextModel:
         # Published scam scripts from the real training rows (service/known_scripts.py).
         self.scripts: Any = None
         self.version: str | None = None
-        self._terms: list[str] | None = None
+        # (terms by column, centred coefficients): derived from the vocabulary and the
+        # classifier on first explanation, never pickled.
+        self._explain: tuple[list[str], np.ndarray] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_terms"] = None  # rebuilt on first use; keeps the artifact bytes reproducible
+        # The explanation cache is rebuilt on first use. It is stored under its former name
+        # `_terms`, as None, so artifacts keep the same bytes as before it was renamed.
+        state = {
+            ("_terms" if key == "_explain" else key): (None if key == "_explain" else value)
+            for key, value in self.__dict__.items()
+        }
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("scripts", None)
-        state.setdefault("_terms", None)
+        state.pop("_terms", None)
+        state.setdefault("_explain", None)
         self.__dict__.update(state)
 
     def matrix(self, inputs: Sequence[ModelInput]) -> sparse.csr_matrix:
@@ -375,6 +382,17 @@ class TextModel:
         row = self.predict_inputs([ModelInput(item.text, kept)])[0]
         return {category: float(p) for category, p in zip(CATEGORIES, row, strict=True)}
 
+    def _explainer(self) -> tuple[list[str], np.ndarray]:
+        """Terms by column and coefficients centred over the categories (softmax is unchanged
+        by a common shift), computed once per process rather than once per explanation."""
+        if self._explain is None:
+            terms = [""] * (max(self.vectorizer.vocabulary_.values(), default=-1) + 1)
+            for term, column in self.vectorizer.vocabulary_.items():
+                terms[column] = term
+            coef = self.classifier.base.coef_
+            self._explain = (terms, coef - coef.mean(axis=0))
+        return self._explain
+
     def phrases(self, analysis: Analysis, category: str) -> list[tuple[int, int, float]]:
         """Spans of the normalised text whose n-grams pushed the model most toward `category`:
         (start, end, summed contribution), strongest first. A linear model's contribution of an
@@ -383,21 +401,15 @@ class TextModel:
         norm = analysis.norm
         if norm is None or category not in self.categories:
             return []
-        masked = mask_text(norm.text)
-        row = self.vectorizer.transform([masked])
-        coef = self.classifier.base.coef_
-        centred = coef[self.categories.index(category)] - coef.mean(axis=0)
-        if self._terms is None:
-            terms = [""] * (max(self.vectorizer.vocabulary_.values(), default=-1) + 1)
-            for term, column in self.vectorizer.vocabulary_.items():
-                terms[column] = term
-            self._terms = terms
+        terms, centred_by_category = self._explainer()
+        centred = centred_by_category[self.categories.index(category)]
         # The TF-IDF row of the shared vocabulary (character and, if any, word n-grams).
+        row = self.vectorizer.transform([mask_text(norm.text)])
         squeezed, where = _squeeze(norm.text)
         spans: list[list[float]] = []
         for column, value in zip(row.indices, row.data, strict=True):
             weight = float(value) * float(centred[column])
-            term = self._terms[column].removeprefix(WORD_PREFIX).replace(" ", "")
+            term = terms[column].removeprefix(WORD_PREFIX).replace(" ", "")
             if weight <= 0 or len(term) < 2 or not all(ch.isalnum() for ch in term):
                 continue
             if any(ch in TOKENS for ch in term):
