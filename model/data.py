@@ -253,28 +253,30 @@ def _real_examples(rows: Iterable[tuple[str, dict[str, Any]]], source: str) -> l
     return examples
 
 
+def _id_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(id, row) for each row of a JSONL file; a row without an id is named by file and line."""
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            row = json.loads(line)
+            rows.append((str(row.get("id") or f"{path.stem}:{number}"), row))
+    return rows
+
+
 def load_real(real_dir: Path = REAL_DIR) -> list[Example]:
     """The project's harvested real messages (model/real/*.jsonl), each row with its source."""
-    rows = []
-    for path in real_files(real_dir):
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if line.strip():
-                row = json.loads(line)
-                rows.append((str(row.get("id") or f"{path.stem}:{number}"), row))
-    return _real_examples(rows, REAL)
+    return _real_examples([r for path in real_files(real_dir) for r in _id_rows(path)], REAL)
 
 
 def load_real_quoted(data_dir: Path = DATA_DIR) -> list[Example]:
     """../shared/data/real_quoted: 413 real messages with sources (read in place, never copied)."""
     path = data_dir / REAL_QUOTED_FILE
-    if not path.is_file():
-        return []
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            row = json.loads(line)
-            rows.append((str(row.get("id") or f"rq:{number}"), row))
-    return _real_examples(rows, REAL_QUOTED)
+    return _real_examples(_id_rows(path), REAL_QUOTED) if path.is_file() else []
+
+
+def fraud_tag(example: Example) -> str:
+    """The free-form scam tag a real row carries (`fraud_type`, or real_quoted's `scam_type`)."""
+    return str(example.meta.get("fraud_type") or example.meta.get("scam_type") or "")
 
 
 CHINESEHARM = "chineseharm"

@@ -31,7 +31,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -175,13 +175,16 @@ def judge(
 
 def merge(parts: Sequence[Judged]) -> Judged:
     return Judged(
-        rows=[i for p in parts for i in p.rows],
-        category=[c for p in parts for c in p.category],
-        level=[c for p in parts for c in p.level],
-        risk=[r for p in parts for r in p.risk],
-        script_hits=[h for p in parts for h in p.script_hits],
-        reasons=[r for p in parts for r in p.reasons],
+        *(
+            [value for part in parts for value in getattr(part, name.name)]
+            for name in fields(Judged)
+        )
     )
+
+
+def take(judged: Judged, positions: Sequence[int]) -> Judged:
+    """The verdicts at these positions, every field alike."""
+    return Judged(*([getattr(judged, f.name)[n] for n in positions] for f in fields(Judged)))
 
 
 def cross_validate(
@@ -223,14 +226,7 @@ def summarize(dataset: Dataset, judged: Judged) -> dict[str, Any]:
         if dataset.examples[i].source not in data.REAL_SOURCES
     ]
     keep = [n for n, i in enumerate(judged.rows) if dataset.examples[i].source in data.REAL_SOURCES]
-    judged = Judged(
-        rows=[judged.rows[n] for n in keep],
-        category=[judged.category[n] for n in keep],
-        level=[judged.level[n] for n in keep],
-        risk=[judged.risk[n] for n in keep],
-        script_hits=[judged.script_hits[n] for n in keep],
-        reasons=[judged.reasons[n] for n in keep],
-    )
+    judged = take(judged, keep)
     examples = [dataset.examples[i] for i in judged.rows]
     labels = [e.label for e in examples]
     is_flagged = [flagged(c, lv) for c, lv in zip(judged.category, judged.level, strict=True)]
@@ -279,8 +275,7 @@ def summarize(dataset: Dataset, judged: Judged) -> dict[str, Any]:
     by_type: dict[str, list[int]] = defaultdict(list)
     for index, example in enumerate(examples):
         if example.label == "scam":
-            tag = str(example.meta.get("fraud_type") or example.meta.get("scam_type") or "")
-            by_type[fraud_type_of(tag)].append(index)
+            by_type[fraud_type_of(data.fraud_tag(example))].append(index)
     out["scam_by_type"] = {
         tag: rate(sum(is_flagged[i] for i in members), len(members))
         for tag, members in sorted(by_type.items(), key=lambda kv: -len(kv[1]))
@@ -416,11 +411,7 @@ def corpus_counts(dataset: Dataset) -> str:
     ]
     for name, counts in by.items():
         lines.append(f"- by {name}: " + ", ".join(f"{k} {v}" for k, v in counts.most_common()))
-    types = Counter(
-        fraud_type_of(str(e.meta.get("fraud_type") or e.meta.get("scam_type") or ""))
-        for e in examples
-        if e.label == "scam"
-    )
+    types = Counter(fraud_type_of(data.fraud_tag(e)) for e in examples if e.label == "scam")
     lines.append(
         "- scam rows by fraud type: " + ", ".join(f"{k} {v}" for k, v in types.most_common())
     )
@@ -440,7 +431,7 @@ def dump(dataset: Dataset, judged: Judged, path: Path) -> None:
                 "level": judged.level[n],
                 "risk": judged.risk[n],
                 "reasons": judged.reasons[n],
-                "fraud_type": example.meta.get("fraud_type") or example.meta.get("scam_type"),
+                "fraud_type": data.fraud_tag(example),
                 "text": example.record.text,
             }
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -13,7 +13,7 @@ import pytest
 from model import data
 from model.real_corpus import EXCLUDED_SOURCES, check, fraud_type_of, row_problems
 from model.real_eval import grouped_folds, rate
-from model.train import Dataset
+from model.train import SEED, Dataset, cv_folds, sample_weights
 from service.paths import DATA_DIR, REAL_DIR
 
 HELDOUT_TOOL = DATA_DIR.parent / "tools" / "heldout_overlap.py"
@@ -121,8 +121,6 @@ def test_rates_carry_wilson_intervals() -> None:
 
 
 def test_inner_cv_folds_keep_each_real_source_whole(real_examples: list[data.Example]) -> None:
-    from model.train import SEED, cv_folds
-
     labels = Dataset(real_examples, [], {}).labels
     groups = data.source_groups(real_examples)
     seen: dict[str, int] = {}
@@ -134,8 +132,6 @@ def test_inner_cv_folds_keep_each_real_source_whole(real_examples: list[data.Exa
 def test_real_rows_get_their_share_of_the_training_weight(
     real_examples: list[data.Example],
 ) -> None:
-    from model.train import sample_weights
-
     examples = real_examples + data.load_fbs(data.DATA_DIR)[:3000]
     is_real = np.array([e.source in data.REAL_SOURCES for e in examples])
 
