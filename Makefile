@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# `dunscan serve`: checks every setting, says where it listens, then runs gunicorn with
+# service/gunicorn_conf.py (HOST and PORT come from the environment or the make line).
 run: $(STAMP)
-	$(BIN)/gunicorn --config service/gunicorn_conf.py --bind $(HOST):$(PORT) 'service:create_app()'
+	$(BIN)/dunscan serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/ruff check service model tests

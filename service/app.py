@@ -1,92 +1,27 @@
 """The Flask application factory: `gunicorn 'service:create_app()'`.
 
-Configuration comes from defaults, then `DUNSCAN_*` environment variables (DUNSCAN_MAX_BATCH=50
-sets MAX_BATCH; values are parsed as JSON where they can be), then the test config. It is validated
-before anything starts, and the analyzer (rules, official lists, model) is loaded once per process
+Configuration is one typed object (service/settings.py): defaults, then `DUNSCAN_*` environment
+variables (DUNSCAN_MAX_BATCH=50 sets MAX_BATCH), then the test config. It is validated before
+anything starts, and the analyzer (rules, official lists, model) is loaded once per process
 here, never per request: a bad rule file, list or model stops the app with a message saying what.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any, Literal
+from typing import Any
 
-import limits
 from flask import Flask, Response
 from flask_limiter import Limiter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service import api, errors, logs, metrics, openapi
 from service.pipeline import Analyzer
-
-# Each entry: the DUNSCAN_* suffix, its default, and what it does (README "Configuration").
-DEFAULTS: dict[str, Any] = {
-    "MAX_BODY_BYTES": 2 * 1024 * 1024,  # whole request body; a full batch of long texts fits
-    "MAX_TEXT_CHARS": 5000,  # one message's text; real SMS are far shorter
-    "MAX_BATCH": 100,  # records in one /v1/check/batch request
-    "API_KEYS": "",  # comma-separated; when set, /v1/* requires one in X-API-Key
-    # One budget per API key (or per client IP without one), shared by every rate-limited route:
-    # "120/minute;2000/hour". Health, readiness, metrics and docs are exempt.
-    "RATELIMIT": "120/minute",
-    "RATELIMIT_STORAGE_URI": "memory://",  # redis://host:6379 when several instances share limits
-    "RATELIMIT_HEADERS_ENABLED": True,  # X-RateLimit-* on responses, Retry-After on a 429
-    "RATELIMIT_ENABLED": True,
-    # A shared store (Redis) that goes away must not take the API down with it: count in memory.
-    "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
-    "PROXY_FIX_X_FOR": 0,  # number of trusted reverse proxies in front (for the client IP)
-    "REQUIRE_MODEL": False,  # /readyz answers 503 while no trained model is loaded
-    "LOG_LEVEL": "INFO",
-}
+from service.settings import Settings, load_settings
 
 # Other surfaces, registered when their module exists, after the API, the limiter and the analyzer:
 # each exposes `init_app(app)`, which registers its blueprints and hooks.
 SURFACES = ("service.webhooks", "service.web")
-
-
-class Settings(BaseModel):
-    """The configuration values the service itself reads, checked before it starts."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    MAX_BODY_BYTES: int = Field(gt=0)
-    MAX_TEXT_CHARS: int = Field(gt=0)
-    MAX_BATCH: int = Field(gt=0)
-    API_KEYS: tuple[str, ...]
-    RATELIMIT: str
-    PROXY_FIX_X_FOR: int = Field(ge=0)
-    REQUIRE_MODEL: bool
-    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-
-    @field_validator("API_KEYS", mode="before")
-    @classmethod
-    def _split_keys(cls, value: Any) -> Any:
-        if isinstance(value, str | int):  # "k1,k2" (or a key that happens to parse as a number)
-            value = str(value).split(",")
-        if isinstance(value, list | tuple):
-            return tuple(str(key).strip() for key in value if str(key).strip())
-        return value
-
-    @field_validator("RATELIMIT")
-    @classmethod
-    def _parse_limits(cls, value: str) -> str:
-        limits.parse_many(value)  # "120/minute;2000/hour"; raises ValueError on a typo
-        return value
-
-    @field_validator("LOG_LEVEL", mode="before")
-    @classmethod
-    def _upper(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
-
-
-def _validated_settings(app: Flask) -> Settings:
-    try:
-        return Settings.model_validate(dict(app.config))
-    except ValidationError as error:
-        problems = "; ".join(
-            f"DUNSCAN_{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors()
-        )
-        raise ValueError(f"invalid configuration: {problems}") from None
 
 
 def _retry_after_only_when_limited(response: Response) -> Response:
@@ -114,14 +49,14 @@ def create_app(
     """Build the app. `analyzer` lets tests share one loaded analyzer across many apps."""
     # The web blueprint serves its assets with security headers; no bare /static route beside it.
     app = Flask("service", static_folder=None)
-    app.config.from_mapping(DEFAULTS)
-    app.config.from_prefixed_env("DUNSCAN")
-    if test_config:
-        app.config.from_mapping(test_config)
-
-    settings = _validated_settings(app)
-    app.config["API_KEYS"] = settings.API_KEYS
-    app.config["LOG_LEVEL"] = settings.LOG_LEVEL
+    # One validated settings object (service/settings.py): the environment, then the test
+    # config; a bad value raises ConfigError naming the variable before anything starts.
+    settings = load_settings(test_config)
+    app.config.from_mapping(settings.flask_config())
+    if test_config:  # keys that are not settings (TESTING, ...) go in as given
+        app.config.from_mapping(
+            {key: value for key, value in test_config.items() if key not in Settings.model_fields}
+        )
     app.config["RATELIMIT_APPLICATION"] = settings.RATELIMIT
     app.config["MAX_CONTENT_LENGTH"] = settings.MAX_BODY_BYTES
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.MAX_BODY_BYTES

@@ -3,6 +3,7 @@
     dunscan check --from 95188 "【支付宝】..."        one verdict as JSON
     dunscan check --call --from "+86 171 2345 6789"   a call record
     dunscan score IN.jsonl [-o OUT.jsonl]             one verdict per input line (CSV too)
+    dunscan serve [--host H] [--port P] [--workers N] the HTTP service under gunicorn
 
 Exit 0 on success, 2 with one line on unusable input, 1 when the service data cannot be loaded.
 """
@@ -13,6 +14,8 @@ import argparse
 import csv
 import importlib
 import json
+import os
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +24,7 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from service.schemas import Verdict, error_field, parse_record
+from service.settings import ConfigError, load_settings
 
 # Other surfaces add subcommands by exposing `register(subparsers)` in these modules.
 _EXTENSIONS = ("service.hooks_cli",)
@@ -186,6 +190,64 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 1 if args.strict and skipped else 0
 
 
+def _port_problem(host: str, port: int) -> str | None:
+    """Why gunicorn could not bind host:port (None when it can): said in one line up front."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            return f"cannot listen on {host}:{port}: {error.strerror or error}"
+    return None
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    """Run the service under gunicorn with the project's config (service/gunicorn_conf.py:
+    workers, timeouts, JSON logs, metrics); only the address and, if given, the worker count
+    are set here. gunicorn replaces this process, so signals reach it directly."""
+    settings = load_settings()
+    host = args.host or settings.HOST
+    port = args.port or settings.PORT
+    problem = _port_problem(host, port)
+    if problem:
+        raise UsageError(problem)
+    shown = f"[{host}]" if ":" in host else host
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        "python:service.gunicorn_conf",
+        "--bind",
+        f"{shown}:{port}",
+    ]
+    if args.workers:
+        command += ["--workers", str(args.workers)]
+    command.append("service:create_app()")
+    print(f"dunscan: listening on http://{shown}:{port}/ (Ctrl-C stops)", file=sys.stderr)
+    sys.stderr.flush()
+    os.execv(sys.executable, command)
+    return 0  # not reached
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dunscan", description="Is this collection SMS or call a scam?")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -210,6 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--no-model", action="store_true", help="numbers and rules only")
     score.set_defaults(func=_cmd_score)
 
+    serve = sub.add_parser("serve", help="run the HTTP service (gunicorn)")
+    serve.add_argument("--host", help="address to bind (default HOST, else 127.0.0.1)")
+    serve.add_argument("--port", type=_port, help="port to bind (default PORT, else 8000)")
+    serve.add_argument(
+        "--workers", type=_positive, help="gunicorn workers (default: service/gunicorn_conf.py)"
+    )
+    serve.set_defaults(func=_cmd_serve)
+
     for module_name in _EXTENSIONS:
         try:
             module = importlib.import_module(module_name)
@@ -224,7 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        load_settings()  # every DUNSCAN_* value checked before any command runs
         return int(args.func(args) or 0)
+    except ConfigError as error:
+        print(f"dunscan: {error}", file=sys.stderr)
+        return 2
     except UsageError as error:
         print(f"dunscan: error: {error}", file=sys.stderr)
         return 2

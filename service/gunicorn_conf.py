@@ -34,6 +34,10 @@ from gunicorn.glogging import Logger  # noqa: E402
 from prometheus_client import multiprocess  # noqa: E402  (after the directory is set)
 
 from service.logs import JsonFormatter  # noqa: E402
+from service.settings import settings_or_exit  # noqa: E402
+
+# A bad DUNSCAN_* value stops gunicorn here with one line, before any worker boots.
+settings_or_exit("gunicorn")
 
 
 def _cores() -> int:

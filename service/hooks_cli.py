@@ -39,10 +39,10 @@ def _cmd_add(args: argparse.Namespace) -> int:
         raise _usage_error("give --secret or --random-secret, not both")
     secret = generate_secret() if args.random_secret else args.secret
     try:
+        base = public_base_url(args.base_url)  # checked first: no hook for a URL phones can't use
         hook = create_hook(args.name, secret=secret, notify_url=args.notify)
     except HookError as error:
         raise _usage_error(str(error)) from error
-    base = public_base_url(args.base_url)
     url = hook.url(base)
     settings = setup_settings(url, hook.has_secret)
     if args.format == "json":

@@ -34,21 +34,11 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.schemas import CallRecord, SmsRecord, Verdict
+from service.settings import settings
 from service.store import Outbox, SeenKey, Store, store_for
 
 log = logging.getLogger(__name__)
 
-# Each: the DUNSCAN_* suffix and its default (README "Configuration").
-SETTINGS: dict[str, float] = {
-    "NOTIFY_BACKOFF_S": 5.0,  # first retry delay; doubles each attempt
-    "NOTIFY_BACKOFF_MAX_S": 900.0,  # longest wait between attempts
-    "NOTIFY_MAX_AGE_S": 86400.0,  # give up on a push older than this
-    "NOTIFY_RETENTION_S": 7 * 86400.0,  # delete finished rows (already emptied) after this
-    "NOTIFY_POLL_S": 2.0,  # how often the worker looks for due rows when not woken
-    "NOTIFY_LEASE_S": 60.0,  # a claimed row is free again after this if its claimer died
-    "NOTIFY_TIMEOUT_S": 10.0,  # per HTTP attempt
-    "NOTIFY_WORKER": 1.0,  # 0 turns the in-process worker off (then use the CLI or another host)
-}
 CATEGORY_TITLES = {
     "scam": "疑似诈骗",
     "abusive": "违规催收",
@@ -61,10 +51,11 @@ MAX_EVIDENCE_CHARS = 40
 
 
 def setting(app: Any, name: str) -> float:
-    """A notify setting: app config (from DUNSCAN_* or the test config), else the default."""
+    """A notify setting (NOTIFY_*, validated in service/settings.py): the app's config, or the
+    environment's settings when there is no app (`dunscan notify run-once`)."""
     value = app.config.get(name) if app is not None else None
     if value is None:
-        value = os.environ.get(f"DUNSCAN_{name}", SETTINGS[name])
+        value = getattr(settings(), name)
     return float(value)
 
 

@@ -1,24 +1,57 @@
-"""Where dunscan finds its data. Every path can be overridden by an environment variable."""
+"""Where dunscan finds its data. Every path can be overridden by an environment variable.
+
+The rules, official-number lists and the shipped model are package data: the wheel carries them
+as `service.data.rules` and `service.data.model` (pyproject.toml maps the top-level `rules/` and
+`model/artifact/` there at build time), found with importlib.resources wherever the package is
+installed. In a checkout (an editable install, or running from the source tree) those names do
+not import, and the top-level folders themselves are used: they are the source of truth.
+"""
 
 from __future__ import annotations
 
-import os
+from importlib import resources
 from pathlib import Path
 
+from service.settings import PathSettings
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# True when running from a source checkout rather than an installed wheel.
+IN_CHECKOUT = (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "service").is_dir()
 
 
-def _env_path(name: str, default: Path) -> Path:
-    value = os.environ.get(name)
-    return Path(value).expanduser().resolve() if value else default
+def _shipped(package: str, checkout_dir: Path) -> Path:
+    """The folder of a data package in the installed wheel, else the checkout's own folder."""
+    try:
+        folder = Path(str(resources.files(package)))
+    except ModuleNotFoundError:
+        return checkout_dir
+    return folder if folder.is_dir() else checkout_dir
 
 
-RULES_DIR = _env_path("DUNSCAN_RULES_DIR", REPO_ROOT / "rules")
+def _resolved(value: Path | None, default: Path) -> Path:
+    return value.expanduser().resolve() if value else default
+
+
+_env = PathSettings()
+RULES_DIR = _resolved(_env.RULES_DIR, _shipped("service.data.rules", REPO_ROOT / "rules"))
 PATTERNS_DIR = RULES_DIR / "patterns"
 NUMBERS_DIR = RULES_DIR / "numbers"
-MODEL_DIR = _env_path("DUNSCAN_MODEL_DIR", REPO_ROOT / "model")
-MODEL_PATH = _env_path("DUNSCAN_MODEL_PATH", MODEL_DIR / "artifact" / "dunscan-model.joblib")
+MODEL_DIR = _resolved(_env.MODEL_DIR, REPO_ROOT / "model")
+_SHIPPED_ARTIFACT = _shipped("service.data.model", MODEL_DIR / "artifact")
+MODEL_PATH = _resolved(
+    _env.MODEL_PATH,
+    (MODEL_DIR / "artifact" if _env.MODEL_DIR else _SHIPPED_ARTIFACT) / "dunscan-model.joblib",
+)
 CORPUS_DIR = REPO_ROOT / "model" / "corpus"
 REAL_DIR = REPO_ROOT / "model" / "real"
 # Public datasets live beside the repository and are never copied into it.
-DATA_DIR = _env_path("DUNSCAN_DATA_DIR", REPO_ROOT.parent / "shared" / "data")
+DATA_DIR = _resolved(_env.DATA_DIR, REPO_ROOT.parent / "shared" / "data")
+# Hooks and the push outbox (DUNSCAN_DATABASE_URL overrides): instance/ in a checkout, as it
+# always was; an installed package has no checkout, so the user's data folder instead, the same
+# from any working directory (`dunscan hooks add` and `dunscan serve` must find one database).
+if IN_CHECKOUT:
+    DEFAULT_DATABASE_PATH = REPO_ROOT / "instance" / "dunscan.sqlite3"
+else:
+    from platformdirs import user_data_path
+
+    DEFAULT_DATABASE_PATH = user_data_path("dunscan", appauthor=False) / "dunscan.sqlite3"

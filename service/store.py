@@ -9,7 +9,6 @@ holds only the short notification, cleared once delivered.
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 import threading
 import time
@@ -35,9 +34,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from service.paths import REPO_ROOT
+from service.paths import DEFAULT_DATABASE_PATH
+from service.settings import check_public_url, settings
 
-DEFAULT_DATABASE_PATH = REPO_ROOT / "instance" / "dunscan.sqlite3"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 NOTIFY_KINDS = ("ntfy", "bark", "json")
 MAX_NAME_CHARS = 64
@@ -46,11 +45,19 @@ MAX_URL_CHARS = 2000
 
 
 def database_url() -> str:
-    return os.environ.get("DUNSCAN_DATABASE_URL") or f"sqlite:///{DEFAULT_DATABASE_PATH}"
+    """DUNSCAN_DATABASE_URL, else the SQLite file (see `service.paths.DEFAULT_DATABASE_PATH`)."""
+    return settings().DATABASE_URL or f"sqlite:///{DEFAULT_DATABASE_PATH}"
 
 
 def public_base_url(explicit: str | None = None) -> str:
-    return (explicit or os.environ.get("DUNSCAN_PUBLIC_URL") or DEFAULT_PUBLIC_URL).rstrip("/")
+    """`explicit` (hooks add --base-url) or DUNSCAN_PUBLIC_URL; HookError on a URL phones
+    could not use."""
+    if explicit is None:
+        return settings().PUBLIC_URL or DEFAULT_PUBLIC_URL
+    try:
+        return check_public_url(explicit)
+    except ValueError as error:
+        raise HookError(f"--base-url {explicit!r}: {error}") from None
 
 
 class Base(DeclarativeBase):
