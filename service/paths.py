@@ -19,12 +19,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 IN_CHECKOUT = (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "service").is_dir()
 
 
-def _shipped(package: str, checkout_dir: Path) -> Path:
-    """The folder of a data package in the installed wheel, else the checkout's own folder."""
-    try:
-        folder = Path(str(resources.files(package)))
-    except ModuleNotFoundError:
-        return checkout_dir
+def _shipped(name: str, checkout_dir: Path) -> Path:
+    """A data folder of the installed wheel (`service/data/<name>`), else the checkout's own.
+
+    Looked up under the regular package `service.data`: the data folders themselves have no
+    `__init__.py`, and importlib.resources gives namespace packages no plain path.
+    """
+    folder = Path(str(resources.files("service.data"))) / name
     return folder if folder.is_dir() else checkout_dir
 
 
@@ -33,11 +34,11 @@ def _resolved(value: Path | None, default: Path) -> Path:
 
 
 _env = PathSettings()
-RULES_DIR = _resolved(_env.RULES_DIR, _shipped("service.data.rules", REPO_ROOT / "rules"))
+RULES_DIR = _resolved(_env.RULES_DIR, _shipped("rules", REPO_ROOT / "rules"))
 PATTERNS_DIR = RULES_DIR / "patterns"
 NUMBERS_DIR = RULES_DIR / "numbers"
 MODEL_DIR = _resolved(_env.MODEL_DIR, REPO_ROOT / "model")
-_SHIPPED_ARTIFACT = _shipped("service.data.model", MODEL_DIR / "artifact")
+_SHIPPED_ARTIFACT = _shipped("model", MODEL_DIR / "artifact")
 MODEL_PATH = _resolved(
     _env.MODEL_PATH,
     (MODEL_DIR / "artifact" if _env.MODEL_DIR else _SHIPPED_ARTIFACT) / "dunscan-model.joblib",
