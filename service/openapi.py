@@ -73,6 +73,100 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {str(status): _json("Error", meaning[status]) for status in statuses}
 
 
+# SmsForwarder's fields (README "SmsForwarder"; service/smsforwarder.py reads them). Every one is
+# optional in the schema: which arrive depends on the app's template and request method.
+_FORWARDER_FIELDS: dict[str, str] = {
+    "from": "The sender number ([from]).",
+    "org_content": "The SMS body, or a call record's localized text ([org_content]).",
+    "content": "The app's default multi-line block (sender, body, SIM, time, device).",
+    "timestamp": "Milliseconds since the epoch ([timestamp]); signed when a secret is set.",
+    "sign": "base64(HMAC-SHA256(secret, timestamp + newline + secret)), URL-encoded or not.",
+    "receive_time": "When the phone received it ([receive_time]).",
+    "device_mark": "The phone's name ([device_mark]).",
+    "card_slot": "SIM slot ([card_slot]).",
+}
+HOOK_RESPONSE: dict[str, Any] = {
+    "type": "object",
+    "required": ["accepted", "duplicate"],
+    "properties": {
+        "accepted": {"type": "boolean"},
+        "duplicate": {
+            "type": "boolean",
+            "description": "True for a record already accepted; nothing else is sent then.",
+        },
+        "kind": {"type": "string", "enum": ["sms", "call"]},
+        "risk": {"type": "number", "minimum": 0, "maximum": 1},
+        "level": {"type": "string", "enum": ["low", "medium", "high"]},
+        "category": {"type": "string", "enum": ["scam", "abusive", "legit", "other"]},
+        "notified": {"type": "boolean", "description": "A push to the owner was queued."},
+        "summary": {"type": "string", "description": "Short Chinese summary of the verdict."},
+    },
+}
+
+
+def _smsforwarder_hook() -> dict[str, Any]:
+    """The SmsForwarder webhook: every method and body shape the Android app sends."""
+    fields = {
+        "type": "object",
+        "properties": {
+            name: {"type": "string", "description": text}
+            for name, text in _FORWARDER_FIELDS.items()
+        },
+    }
+    body = {
+        "required": False,
+        "content": {
+            "application/json": {"schema": fields},
+            "application/x-www-form-urlencoded": {"schema": fields},
+        },
+    }
+    query = [
+        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+        for name in _FORWARDER_FIELDS
+    ]
+    token = {
+        "name": "token",
+        "in": "path",
+        "required": True,
+        "description": "The hook's secret URL token, printed once by `dunscan hooks add`.",
+        "schema": {"type": "string"},
+    }
+    responses = {
+        "200": {
+            "description": "Accepted and checked (or a duplicate, which the phone need not resend)",
+            "content": {"application/json": {"schema": _ref("HookResponse")}},
+        },
+        "401": _json("Error", "Missing, wrong or stale signature, or a signature reused"),
+        "404": _json("Error", "No hook with this token"),
+        "422": _json("Error", "No message could be read from the request"),
+    }
+
+    def operation(method: str, with_body: bool) -> dict[str, Any]:
+        described = {
+            "summary": "SmsForwarder webhook: check a forwarded SMS or call record",
+            "description": (
+                'For the SmsForwarder Android app (README "SmsForwarder"). POST sends the '
+                "fields as JSON (template) or a form (the app's default); PUT and PATCH send "
+                "them in the query string; GET appends them to the URL. A high-risk or abusive "
+                "verdict queues a push to the hook's notify URL."
+            ),
+            "operationId": f"smsforwarder{method.capitalize()}",
+            "tags": ["phones"],
+            "parameters": [token, *query],
+            "responses": responses,
+        }
+        if with_body:
+            described["requestBody"] = body
+        return described
+
+    return {
+        "post": operation("post", True),
+        "put": operation("put", True),
+        "patch": operation("patch", True),
+        "get": operation("get", False),
+    }
+
+
 def build_document(config: Any) -> dict[str, Any]:
     try:
         package_version = version("dunscan")
@@ -188,6 +282,7 @@ def build_document(config: Any) -> dict[str, Any]:
                 },
             }
         },
+        "/hooks/sf/{token}": _smsforwarder_hook(),
         "/healthz": {
             "get": {
                 "summary": "Liveness",
@@ -256,7 +351,7 @@ def build_document(config: Any) -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": _components(),
+            "schemas": {**_components(), "HookResponse": HOOK_RESPONSE},
             "securitySchemes": {
                 "ApiKey": {"type": "apiKey", "in": "header", "name": api.API_KEY_HEADER}
             },
