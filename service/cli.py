@@ -2,7 +2,8 @@
 
     dunscan check --from 95188 "【支付宝】..."        one verdict as JSON
     dunscan check --call --from "+86 171 2345 6789"   a call record
-    dunscan score IN.jsonl [-o OUT.jsonl]             one verdict per input line (CSV too)
+    dunscan score IN.jsonl [-o OUT.jsonl]             one verdict per input line (CSV, TSV,
+                                                      GBK, stdin with -, .xlsx output too)
     dunscan serve [--host H] [--port P] [--workers N] the HTTP service under gunicorn
 
 Exit 0 on success, 2 with one line on unusable input, 1 when the service data cannot be loaded.
@@ -11,24 +12,22 @@ Exit 0 on success, 2 with one line on unusable input, 1 when the service data ca
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib
 import json
 import os
 import socket
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from pydantic import ValidationError
 
-from service.schemas import Verdict, error_field, parse_record
+from service import records_io
+from service.schemas import error_field, parse_record
 from service.settings import ConfigError, load_settings
 
 # Other surfaces add subcommands by exposing `register(subparsers)` in these modules.
 _EXTENSIONS = ("service.hooks_cli",)
-CSV_VERDICT_COLUMNS = ("risk", "level", "category", "signal_ids", "claimed_brands", "advice")
 
 
 class UsageError(Exception):
@@ -84,108 +83,59 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _is_csv(path: Path) -> bool:
-    return path.suffix.lower() in {".csv", ".tsv"}
-
-
-def _read_rows(handle: TextIO, as_csv: bool) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """Yield (line number, row) or (line number, error message) for each input record."""
-    if as_csv:
-        reader = csv.DictReader(handle)
-        for row in reader:
-            clean: dict[str, Any] = {k: v for k, v in row.items() if k and v not in (None, "")}
-            if "duration_s" in clean:
-                try:
-                    clean["duration_s"] = int(clean["duration_s"])
-                except ValueError:
-                    yield reader.line_num, "duration_s: not a whole number"
-                    continue
-            yield reader.line_num, clean
-        return
-    for number, line in enumerate(handle, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            yield number, f"not valid JSON ({error.msg})"
-            continue
-        if not isinstance(row, dict):
-            yield number, "expected a JSON object"
-            continue
-        yield number, row
-
-
-def _flatten(row: dict[str, Any], verdict: Verdict) -> dict[str, Any]:
-    return {
-        **row,
-        "risk": verdict.risk,
-        "level": verdict.level,
-        "category": verdict.category,
-        "signal_ids": " ".join(s.id for s in verdict.signals if s.source != "model"),
-        "claimed_brands": " ".join(b.brand for b in verdict.claimed_brands),
-        "advice": " / ".join(verdict.advice),
-    }
-
-
-def _count_lines(path: Path) -> int:
-    with path.open("rb") as handle:
+def _count_lines(path: str) -> int | None:
+    """Lines in the input, for the progress bar (one cheap pass; unknown for stdin)."""
+    if path == "-":
+        return None
+    with Path(path).open("rb") as handle:
         return sum(1 for _ in handle)
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    source = Path(args.input)
-    if not source.is_file():
-        raise UsageError(f"no such input file: {source}")
-    target = Path(args.output) if args.output else None
-    as_csv = _is_csv(source)
-    out_csv = _is_csv(target) if target else as_csv
+    try:
+        if args.output not in (None, "-") and not args.output_format:
+            records_io.format_of(args.output, records_io.OUTPUT_FORMATS)  # refuse before reading
+        source = records_io.open_source(args.input, args.input_format, args.encoding)
+    except records_io.RecordFileError as error:
+        raise UsageError(str(error)) from error
     analyzer = _load_analyzer(not args.no_model)
 
     scored = skipped = 0
-    out = target.open("w", encoding="utf-8", newline="") if target else sys.stdout
-    writer: csv.DictWriter[str] | None = None
     try:
-        with source.open(encoding="utf-8-sig", newline="") as handle:
-            rows = _read_rows(handle, as_csv)
-            progress = tqdm(
-                rows,
-                total=_count_lines(source),
-                unit="msg",
-                file=sys.stderr,
-                disable=args.quiet or None,
-            )
-            for line_number, row in progress:
-                if isinstance(row, str):
-                    skipped += 1
-                    tqdm.write(f"line {line_number}: skipped: {row}", file=sys.stderr)
-                    continue
-                try:
-                    record = parse_record(row)
-                except ValidationError as error:
-                    skipped += 1
-                    message = _validation_message(error)
-                    tqdm.write(f"line {line_number}: skipped: {message}", file=sys.stderr)
-                    continue
-                verdict = analyzer.check(record, lang=args.lang)
-                if out_csv:
-                    flat = _flatten(row, verdict)
-                    if writer is None:
-                        columns = list(row) + [c for c in CSV_VERDICT_COLUMNS if c not in row]
-                        writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
-                        writer.writeheader()
-                    writer.writerow(flat)
-                else:
-                    result = {**row, "verdict": verdict.model_dump(mode="json")}
-                    out.write(json.dumps(result, ensure_ascii=False) + "\n")
-                scored += 1
-    except UnicodeDecodeError as error:
-        raise UsageError(f"{source} is not UTF-8 text ({error.reason})") from error
+        target = records_io.open_target(args.output, args.output_format, source.format)
+    except records_io.RecordFileError as error:
+        source.close()
+        raise UsageError(str(error)) from error
+    try:
+        progress = tqdm(
+            records_io.read_records(source),
+            total=_count_lines(args.input),
+            unit="msg",
+            file=sys.stderr,
+            disable=args.quiet or None,
+        )
+        for row in progress:
+            if row.fields is None:
+                skipped += 1
+                tqdm.write(f"line {row.line}: skipped: {row.problem}", file=sys.stderr)
+                continue
+            try:
+                record = parse_record(row.fields)
+            except ValidationError as error:
+                skipped += 1
+                message = _validation_message(error)
+                tqdm.write(f"line {row.line}: skipped: {message}", file=sys.stderr)
+                continue
+            verdict = analyzer.check(record, lang=args.lang)
+            target.writer.write(row, verdict)
+            scored += 1
+    except records_io.RecordFileError as error:
+        raise UsageError(str(error)) from error
     finally:
-        if target:
-            out.close()
+        source.close()
+        target.close()
     print(f"scored {scored}, skipped {skipped}", file=sys.stderr)
     return 1 if args.strict and skipped else 0
 
@@ -263,9 +213,28 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--no-model", action="store_true", help="numbers and rules only")
     check.set_defaults(func=_cmd_check)
 
-    score = sub.add_parser("score", help="score a JSONL or CSV file, one verdict per line")
-    score.add_argument("input", help="IN.jsonl or IN.csv (fields: id, kind, sender, text, ...)")
-    score.add_argument("-o", "--output", help="write here instead of stdout (.jsonl or .csv)")
+    score = sub.add_parser("score", help="score a JSONL, CSV or TSV file, one verdict per record")
+    score.add_argument(
+        "input",
+        help="IN.jsonl, IN.csv or IN.tsv (fields: id, kind, sender, text, ...), - for stdin",
+    )
+    score.add_argument(
+        "-o", "--output", help="write here instead of stdout (- too): .jsonl, .csv, .tsv or .xlsx"
+    )
+    score.add_argument(
+        "--input-format",
+        choices=records_io.INPUT_FORMATS,
+        help="default: from the extension; for stdin, JSONL if it starts with {, else CSV",
+    )
+    score.add_argument(
+        "--output-format",
+        choices=records_io.OUTPUT_FORMATS,
+        help="default: from the -o extension, else the input's format",
+    )
+    score.add_argument(
+        "--encoding",
+        help="input encoding (default: detected: UTF-8, UTF-8/16 with BOM, GBK/GB18030)",
+    )
     score.add_argument("--lang", choices=["zh", "en"], default="zh")
     score.add_argument("--quiet", action="store_true", help="no progress bar")
     score.add_argument("--strict", action="store_true", help="exit 1 if any line was skipped")
