@@ -1,4 +1,7 @@
-"""Push a short warning to the person when a forwarded record is high risk: ntfy, Bark or JSON.
+"""Push a short warning to the person when a forwarded record is high risk.
+
+Targets: any push service apprise speaks that a hook names (企业微信, 钉钉, 飞书, PushPlus,
+Server酱, ntfy, Bark, Telegram, e-mail; service/push.py), or a generic JSON webhook.
 
 The phone that forwarded the SMS shows no answer, so the verdict has to reach its owner another
 way. The notification is written to the outbox in the same transaction that accepts the record;
@@ -26,13 +29,13 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from email.header import Header
 from typing import Any
 
-import requests
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from service import push
+from service.push import DeliveryError
 from service.schemas import CallRecord, SmsRecord, Verdict
 from service.settings import settings
 from service.store import Outbox, SeenKey, Store, store_for
@@ -45,8 +48,6 @@ CATEGORY_TITLES = {
     "legit": "正规通知",
     "other": "其他",
 }
-# A 4xx other than these will not change on retry (wrong topic, bad key): the push is abandoned.
-RETRYABLE_4XX = frozenset({408, 425, 429})
 MAX_EVIDENCE_CHARS = 40
 
 
@@ -143,68 +144,18 @@ def enqueue(
 # --- sending ----------------------------------------------------------------------------------
 
 
-class DeliveryError(Exception):
-    def __init__(self, reason: str, permanent: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.permanent = permanent
-
-
-def _header_text(value: str) -> str:
-    """Headers are Latin-1; ntfy (since v2.4.0) decodes RFC 2047 words such as =?utf-8?b?…?=."""
-    try:
-        value.encode("ascii")
-        return value
-    except UnicodeEncodeError:
-        return Header(value, "utf-8").encode()
-
-
-def build_request(row: Outbox) -> dict[str, Any]:
-    """The keyword arguments for requests.request() that deliver one row."""
-    payload = json.loads(row.payload or "{}")
-    if row.kind == "ntfy":
-        # docs.ntfy.sh/publish: the body is the message; Title, Priority and Tags are headers.
-        return {
-            "method": "POST",
-            "url": row.url,
-            "data": row.body.encode(),
-            "headers": {
-                "Title": _header_text(row.title),
-                "Priority": "high",
-                "Tags": "warning",
-                "Content-Type": "text/plain; charset=utf-8",
-            },
-        }
-    if row.kind == "bark":
-        # Bark: POST to https://api.day.app/<key> with the same parameters as the GET form.
-        return {
-            "method": "POST",
-            "url": row.url.rstrip("/"),
-            "json": {
-                "title": row.title,
-                "body": row.body,
-                "group": "dunscan",
-                "level": "timeSensitive",
-            },
-        }
-    return {
-        "method": "POST",
-        "url": row.url,
-        "json": {"title": row.title, "body": row.body, "source": "dunscan", **payload},
-    }
-
-
 def send(row: Outbox, timeout_s: float) -> None:
-    """One delivery attempt; raises DeliveryError (permanent or not) unless the target said 2xx."""
-    try:
-        response = requests.request(timeout=timeout_s, **build_request(row))
-    except requests.RequestException as error:
-        raise DeliveryError(type(error).__name__) from error
-    if 200 <= response.status_code < 300:
+    """One delivery attempt; raises DeliveryError (permanent or not) unless it was delivered.
+
+    Push services (ntfy, Bark, 企业微信, 钉钉, 飞书, PushPlus, Server酱, …) go through apprise;
+    the generic JSON webhook keeps its documented body (service/push.py says why).
+    """
+    if row.kind == "json":
+        payload = json.loads(row.payload or "{}")
+        document = {"title": row.title, "body": row.body, "source": "dunscan", **payload}
+        push.send_json(row.url, document, timeout_s)
         return
-    status = response.status_code
-    permanent = 400 <= status < 500 and status not in RETRYABLE_4XX
-    raise DeliveryError(f"HTTP {status}", permanent=permanent)
+    push.send_apprise(push.apprise_url(row.kind, row.url), row.title, row.body, timeout_s)
 
 
 @dataclass

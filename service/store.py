@@ -35,6 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from service.paths import DEFAULT_DATABASE_PATH
+from service.push import check_apprise_url, is_apprise_url
 from service.settings import check_public_url, settings
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
@@ -243,19 +244,32 @@ def generate_secret() -> str:
 
 
 def mask_url(url: str) -> str:
-    """Scheme and host only: ntfy topics and Bark keys in the path are secrets too."""
+    """Scheme and host only: ntfy topics and Bark keys in the path are secrets too; for a push
+    service URL (wecombot://KEY, pushplus://TOKEN) the "host" is the key, so the scheme only."""
     parts = urlsplit(url.split("+", 1)[1] if url.split("+", 1)[0] in NOTIFY_KINDS else url)
+    if parts.scheme not in ("http", "https"):
+        return f"{parts.scheme}://…"
     return f"{parts.scheme}://{parts.hostname or ''}/…"
 
 
 def notify_target(url: str) -> tuple[str, str]:
     """Validate a notification URL and tell its kind: (kind, url to call).
 
-    `ntfy+https://…`, `bark+https://…` or `json+https://…` name the kind; otherwise ntfy.sh and
-    hosts starting with "ntfy." are ntfy, api.day.app and hosts starting with "bark." are Bark,
-    anything else gets a generic JSON POST.
+    A push service's own URL (`wecombot://KEY`, `dingtalk://TOKEN`, `feishu://TOKEN`,
+    `pushplus://TOKEN`, `schan://SENDKEY`, `ntfys://host/topic`, `barks://host/KEY`, …) is kind
+    `apprise`, checked by apprise itself. For http(s) URLs, as before: `ntfy+https://…`,
+    `bark+https://…` or `json+https://…` name the kind; otherwise ntfy.sh and hosts starting
+    with "ntfy." are ntfy, api.day.app and hosts starting with "bark." are Bark, anything else
+    gets a generic JSON POST.
     """
     url = url.strip()
+    if len(url) > MAX_URL_CHARS:
+        raise HookError(f"notify URL is longer than {MAX_URL_CHARS} characters")
+    if is_apprise_url(url):
+        try:
+            return "apprise", check_apprise_url(url)
+        except ValueError as error:
+            raise HookError(f"notify URL: {error}") from None
     kind: str | None = None
     prefix, _, rest = url.partition("+")
     if rest and prefix.lower() in NOTIFY_KINDS:
@@ -264,7 +278,10 @@ def notify_target(url: str) -> tuple[str, str]:
         raise HookError(f"notify URL is longer than {MAX_URL_CHARS} characters")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise HookError(f"notify URL must start with http:// or https:// and name a host: {url!r}")
+        raise HookError(
+            "notify URL must be http(s)://HOST/… or a push service URL "
+            "(wecombot://, dingtalk://, feishu://, pushplus://, schan://, ntfys://, barks://, …)"
+        )
     if any(ch.isspace() for ch in url):
         raise HookError("notify URL must not contain spaces")
     host = parts.hostname.lower()
@@ -279,6 +296,8 @@ def notify_target(url: str) -> tuple[str, str]:
     if kind in ("ntfy", "bark") and not path:
         what = "topic" if kind == "ntfy" else "device key"
         raise HookError(f"a {kind} URL needs the {what} in its path, e.g. https://{host}/KEY")
+    if kind == "ntfy" and "/" in path:
+        raise HookError(f"an ntfy URL is https://{host}/TOPIC: one topic, at the server's root")
     return kind, url
 
 

@@ -7,11 +7,12 @@ it should, or gives up after a generous limit and fails with what it saw.
 from __future__ import annotations
 
 import json
+import logging
+import re
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from email.header import decode_header, make_header
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -141,21 +142,26 @@ def outbox(store: Store) -> list[Outbox]:
         return list(session.scalars(select(Outbox).order_by(Outbox.id)))
 
 
-def test_ntfy_push_reaches_a_real_receiver(
+def test_an_old_ntfy_hook_still_delivers_through_apprise(
     make_app: Callable[..., Flask], receiver: Receiver
 ) -> None:
+    # A hook as `hooks add --notify ntfy+http://…/topic` stored it before apprise: kind "ntfy"
+    # and the http URL. apprise publishes it the way ntfy documents for JSON: at the root, the
+    # topic in the body.
     app = make_app()
     hook = create_hook(
         "mum", notify_url="ntfy+" + receiver.url("/dunscan-mum"), store=store_for(app)
     )
+    assert (hook.notify_kind, hook.notify_url) == ("ntfy", receiver.url("/dunscan-mum"))
     forward_scam(app, hook)
     wait_for(lambda: len(receiver.received) == 1, "the ntfy push")
     push = receiver.received[0]
-    assert push["path"] == "/dunscan-mum"
-    title = str(make_header(decode_header(push["headers"]["Title"])))  # RFC 2047, as ntfy reads it
-    assert "疑似诈骗" in title
-    assert push["headers"]["Priority"] == "high"
-    body = push["body"].decode()
+    assert push["path"] == "/"
+    published = json.loads(push["body"])
+    assert published["topic"] == "dunscan-mum"
+    assert "疑似诈骗" in published["title"]
+    assert push["headers"]["X-Priority"] == "high" and push["headers"]["X-Tags"] == "warning"
+    body = published["message"]
     assert "解冻费" in body  # the key evidence
     assert "95188" in body  # the brand's official number
     assert "171****6789" in body and "17123456789" not in body
@@ -165,20 +171,75 @@ def test_ntfy_push_reaches_a_real_receiver(
     assert (row.title, row.body) == ("", "")  # no text kept once delivered
 
 
-def test_bark_and_generic_json_pushes(make_app: Callable[..., Flask], receiver: Receiver) -> None:
+def test_an_old_bark_hook_and_a_generic_json_hook_still_deliver(
+    make_app: Callable[..., Flask], receiver: Receiver
+) -> None:
     app = make_app()
     bark = create_hook(
         "ios", notify_url="bark+" + receiver.url("/DEVICEKEY/"), store=store_for(app)
     )
     generic = create_hook("bot", notify_url=receiver.url("/hook"), store=store_for(app))
+    assert (bark.notify_kind, generic.notify_kind) == ("bark", "json")
     forward_scam(app, bark)
     forward_scam(app, generic)
     wait_for(lambda: len(receiver.received) == 2, "both pushes")
     by_path = {push["path"]: json.loads(push["body"]) for push in receiver.received}
-    assert by_path["/DEVICEKEY"]["group"] == "dunscan"
-    assert "疑似诈骗" in by_path["/DEVICEKEY"]["title"]
+    # Bark's own API: POST /push with the device key in the body.
+    assert by_path["/push"]["device_key"] == "DEVICEKEY"
+    assert by_path["/push"]["group"] == "dunscan"
+    assert by_path["/push"]["level"] == "timeSensitive"
+    assert "疑似诈骗" in by_path["/push"]["title"] and "解冻费" in by_path["/push"]["body"]
+    # The generic webhook keeps the body its receivers were built for.
+    assert by_path["/hook"]["source"] == "dunscan" and "疑似诈骗" in by_path["/hook"]["title"]
     assert by_path["/hook"]["category"] == "scam" and by_path["/hook"]["level"] == "high"
     assert "95188" in by_path["/hook"]["official_numbers"]["alipay"]
+
+
+def test_an_apprise_url_hook_delivers(make_app: Callable[..., Flask], receiver: Receiver) -> None:
+    app = make_app()
+    url = f"ntfy://127.0.0.1:{receiver.port}/dunscan-dad"
+    hook = create_hook("dad", notify_url=url, store=store_for(app))
+    assert hook.notify_kind == "apprise" and hook.public()["notify"] == "ntfy://…"
+    forward_scam(app, hook)
+    wait_for(lambda: len(receiver.received) == 1, "the apprise push")
+    assert json.loads(receiver.received[0]["body"])["topic"] == "dunscan-dad"
+    wait_for(lambda: outbox(store_for(app))[0].status == "delivered", "the row marked delivered")
+
+
+@pytest.mark.parametrize(
+    ("url", "service"),
+    [
+        ("wecombot://0123456789abcdef0123456789abcdef", "WeCom Bot"),
+        ("dingtalk://0123456789abcdef0123456789abcdef/", "DingTalk"),
+        ("feishu://0123456789abcdef0123456789abcdef", "Feishu"),
+        ("pushplus://0123456789abcdef0123456789abcdef", "PushPlus"),
+        ("schan://SCT12345Tabcdefghijklmnopqrstu", "ServerChan"),
+        ("barks://api.day.app/DEVICEKEY", "Bark"),
+    ],
+)
+def test_push_services_people_in_china_use_are_accepted(url: str, service: str) -> None:
+    import apprise
+
+    from service.store import notify_target
+
+    assert notify_target(url) == ("apprise", url)
+    plugin = apprise.Apprise.instantiate(url)
+    assert plugin is not None and service.lower() in str(plugin.service_name).lower()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("wecombot://", "not a valid wecombot:// URL"),
+        ("json://127.0.0.1/x", "must be http(s)://HOST/…"),
+        ("windows://", "must be http(s)://HOST/…"),
+    ],
+)
+def test_push_urls_that_cannot_work_are_refused(url: str, message: str) -> None:
+    from service.store import HookError, notify_target
+
+    with pytest.raises(HookError, match=re.escape(message)):
+        notify_target(url)
 
 
 def test_no_push_for_a_low_risk_message(make_app: Callable[..., Flask], receiver: Receiver) -> None:
@@ -230,8 +291,22 @@ def test_a_new_process_delivers_what_the_old_one_could_not(
         receiver.close()
 
 
+class _RootRecords(logging.Handler):
+    """What reaches the root logger, where a host (gunicorn, an embedding app) writes logs.
+    (pytest's caplog is no witness: it also hooks loggers that do not propagate.)"""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 def test_a_refusing_target_is_abandoned_not_hammered(make_app: Callable[..., Flask]) -> None:
     gone = Receiver(status=404)  # e.g. a wrong Bark key
+    root = _RootRecords()
+    logging.getLogger().addHandler(root)
     try:
         app = make_app()
         hook = create_hook("mum", notify_url="bark+" + gone.url("/WRONGKEY"), store=store_for(app))
@@ -240,7 +315,12 @@ def test_a_refusing_target_is_abandoned_not_hammered(make_app: Callable[..., Fla
         row = outbox(store_for(app))[0]
         assert (row.attempts, row.last_error, row.body) == (1, "HTTP 404", "")
         assert len(gone.received) == 1
+        # apprise's own lines describe the target: they stay out of the service's logs, which
+        # carry our one line per attempt instead.
+        assert not [record for record in root.records if record.name.startswith("apprise")]
+        assert any(getattr(r, "outcome", None) == "abandoned" for r in root.records)
     finally:
+        logging.getLogger().removeHandler(root)
         gone.close()
 
 
