@@ -1,9 +1,10 @@
 """The project's database: webhook hooks, seen-request keys and the notification outbox.
 
-SQLAlchemy 2.x. A SQLite file by default (`instance/dunscan.sqlite3`, created with its tables on
+SQLAlchemy 2.x. A SQLite file by default (`instance/dunscan.sqlite3` in a checkout, created on
 first use, no setup); `DUNSCAN_DATABASE_URL=postgresql+psycopg://...` when several instances share
-one database. Tables are created on start; nothing here ever stores a message text: the outbox
-holds only the short notification, cleared once delivered.
+one database. The schema is Alembic's (service/migrations), brought up to date on start. Nothing
+here ever stores a message text: the outbox holds only the short notification, cleared once
+delivered.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from service.settings import check_public_url, settings
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 NOTIFY_KINDS = ("ntfy", "bark", "json")
+BASELINE_REVISION = "0001"  # service/migrations/versions/0001_baseline.py
 MAX_NAME_CHARS = 64
 MAX_SECRET_CHARS = 200
 MAX_URL_CHARS = 2000
@@ -141,8 +143,36 @@ def _prepare_sqlite(engine: Engine, url: str) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# Any fixed number: PostgreSQL's transaction-scoped advisory lock that serialises start-ups.
+_MIGRATION_LOCK = 0x64756E73
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (service/migrations), in one transaction.
+
+    A database that `create_all` made before migrations existed (tables, no alembic_version) is
+    stamped at the baseline, its rows untouched. Several workers or instances starting at once
+    take turns: SQLite's BEGIN IMMEDIATE (see _prepare_sqlite) or a PostgreSQL advisory lock.
+    """
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect, text
+
+    config = Config()
+    config.set_main_option("script_location", "service:migrations")
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        config.attributes["connection"] = connection
+        tables = set(inspect(connection).get_table_names())
+        if "alembic_version" not in tables and Hook.__tablename__ in tables:
+            command.stamp(config, BASELINE_REVISION)
+        command.upgrade(config, "head")
+
+
 class Store:
-    """An engine and a session factory over one database; tables exist once it is built."""
+    """An engine and a session factory over one database; its schema is migrated to the newest
+    revision once it is built."""
 
     def __init__(self, url: str | None = None) -> None:
         self.url = url or database_url()
@@ -154,7 +184,7 @@ class Store:
         )
         if is_sqlite:
             _prepare_sqlite(self.engine, self.url)
-        Base.metadata.create_all(self.engine)
+        migrate(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
