@@ -497,6 +497,13 @@ class _Owner:
 # ---------------------------------------------------------------------------------------------
 
 _DOT = r"(?:\.|\[\.\]|\(\.\)|\[dot\]|\(dot\))"
+# A bare word.word (no scheme, no www) counts as a link only when it ends in one of these: the
+# TLDs scam SMS use, kept by hand on purpose. The Public Suffix List (tldextract's bundled
+# snapshot) knows every TLD, and that is the problem here: readme.md, setup.py, photo.zip,
+# clip.mov and run.sh all end in real TLDs, so taking the full list would mark file names and
+# code in a pasted message as links. Links with a scheme or www. are found whatever their TLD,
+# and brand domains are matched label by label against the official lists (domain_owner), so
+# no registrable-domain split is needed either.
 _TLDS = (
     "com|cn|net|org|cc|top|xyz|vip|info|shop|club|site|online|me|io|co|tk|ml|ga|cf|gq|link|ltd|"
     "wang|ren|work|live|app|pro|fun|icu|asia|hk|tw|mo|biz|cloud|store|tech|bid|win|loan|ink|kim|"
