@@ -100,15 +100,11 @@ def _cmd_score(args: argparse.Namespace) -> int:
         source = records_io.open_source(args.input, args.input_format, args.encoding)
     except records_io.RecordFileError as error:
         raise UsageError(str(error)) from error
-    analyzer = _load_analyzer(not args.no_model)
-
     scored = skipped = 0
+    target: records_io.Target | None = None
     try:
+        analyzer = _load_analyzer(not args.no_model)
         target = records_io.open_target(args.output, args.output_format, source.format)
-    except records_io.RecordFileError as error:
-        source.close()
-        raise UsageError(str(error)) from error
-    try:
         progress = tqdm(
             records_io.read_records(source),
             total=_count_lines(args.input),
@@ -135,7 +131,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from error
     finally:
         source.close()
-        target.close()
+        if target is not None:
+            target.close()
     print(f"scored {scored}, skipped {skipped}", file=sys.stderr)
     return 1 if args.strict and skipped else 0
 

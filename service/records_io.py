@@ -72,9 +72,15 @@ def format_of(path: str, allowed: tuple[str, ...]) -> str | None:
 class _Prefixed(io.RawIOBase):
     """`head` bytes already read, then the rest of `stream`: stdin cannot seek back."""
 
-    def __init__(self, head: bytes, stream: IO[bytes]) -> None:
+    def __init__(self, head: bytes, stream: IO[bytes], owned: bool) -> None:
         self._head = head
         self._stream = stream
+        self._owned = owned  # a file we opened is closed with us; stdin is left open
+
+    def close(self) -> None:
+        if self._owned and not self.closed:
+            self._stream.close()
+        super().close()
 
     def readable(self) -> bool:
         return True
@@ -147,7 +153,7 @@ def open_source(path: str, input_format: str | None = None, encoding: str | None
             codecs.lookup(encoding)
         except LookupError:
             raise RecordFileError(f"unknown encoding {encoding!r}") from None
-    buffered = io.BufferedReader(_Prefixed(head, raw))
+    buffered = io.BufferedReader(_Prefixed(head, raw, owned=name != "-"))
     text = io.TextIOWrapper(buffered, encoding=encoding, errors="strict", newline="")
     if fmt is None:  # stdin without --input-format: a JSON object starts a JSONL file
         first = head.decode(encoding, errors="ignore").lstrip("\ufeff \t\r\n")[:1]
