@@ -1,14 +1,15 @@
 """Reading and writing record files for `dunscan score`, as people have them.
 
 - Input is a path or `-` (stdin), JSONL or CSV/TSV (by extension, else by its first character),
-  in UTF-8 (with or without a BOM), UTF-16 with a BOM, or GBK/GB18030: what Excel on a Chinese
-  Windows writes when it saves "CSV". The encoding is decided by a strict cascade on the first
-  64 KiB (BOM; else strict UTF-8; else strict GB18030, a superset of GBK and GB2312), not by a
-  statistical detector: those are the only encodings such files come in, a strict UTF-8 decode
-  of real GBK text with Chinese in it fails within a few characters, and a guess from a short
-  sample (charset-normalizer and the like) can land on Big5 or Shift-JIS for a few Chinese
-  words, which turns a readable file into mojibake without a word. A file that is none of these
-  is refused with the line where it broke; `--encoding` overrides the choice.
+  in UTF-8 (with or without a BOM), UTF-16 with a BOM, GBK/GB18030 (what Excel on a mainland
+  Chinese Windows writes when it saves "CSV") or Big5 (the same on a Taiwan or Hong Kong one).
+  The encoding is decided on the first 64 KiB by strict decoding, not by a general statistical
+  detector: a BOM; else strict UTF-8 (which fails within a few characters on real GBK or Big5
+  Chinese); else GB18030 (a superset of GBK) or cp950 (Big5), and since Big5 bytes also decode
+  as GBK nonsense, the one whose text is mostly everyday characters. charset-normalizer,
+  tried on these files, called a short GBK "还款" Big5: a few wrong characters in a verdict's
+  input are worse than a refusal. A file that is none of these is refused in one line, and
+  one that breaks further on is refused with the reason; `--encoding` overrides the choice.
 - Output is JSONL (each input object with its verdict), CSV/TSV (every input column kept, in
   order, then the verdict columns) or .xlsx (the same table; openpyxl's write-only mode), to a
   path or stdout. Any other extension is refused before anything is read.
@@ -96,22 +97,55 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
+# Where each encoding keeps its everyday characters: GB2312's level-1 hanzi (the 3,755 most
+# used) and Big5's "frequently used" block (5,401). A right decode of real Chinese text is almost
+# all everyday characters; the wrong one turns the same bytes into rare ones (中國 in Big5 read
+# as GBK is 笢弝-like noise), so the share of everyday characters tells the two apart.
+_EVERYDAY_LEAD_BYTES = {"gb18030": ("gb2312", 0xB0, 0xD7), "cp950": ("cp950", 0xA4, 0xC6)}
+
+
+def _everyday_share(encoding: str, text: str) -> float:
+    hanzi = [ch for ch in text if "\u4e00" <= ch <= "\u9fff"]
+    if not hanzi:
+        return 1.0
+    codec, low, high = _EVERYDAY_LEAD_BYTES[encoding]
+    everyday = 0
+    for ch in hanzi:
+        try:
+            lead = ch.encode(codec)[0]
+        except UnicodeEncodeError:
+            continue
+        everyday += low <= lead <= high
+    return everyday / len(hanzi)
+
+
 def detect_encoding(sample: bytes, complete: bool) -> str:
-    """The encoding of a file from its first bytes (see the module docstring for the why)."""
+    """The encoding of a file from its first bytes (see the module docstring for the why).
+
+    BOM, else strict UTF-8. Otherwise the two legacy Chinese encodings Excel writes: GB18030
+    (GBK, mainland Windows) and Big5/cp950 (Taiwan and Hong Kong Windows). Big5 bytes also
+    decode as GBK, into nonsense, so when both decode the one whose text is more everyday
+    characters wins, GB18030 on a tie (a few characters cannot tell them apart).
+    """
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
-    for encoding in ("utf-8", "gb18030"):
+    decoded: dict[str, str] = {}
+    for encoding in ("utf-8", "gb18030", "cp950"):
         try:
             # A sample cut mid-character is not an error (final=False), unless it is the file.
-            codecs.getincrementaldecoder(encoding)("strict").decode(sample, final=complete)
+            text = codecs.getincrementaldecoder(encoding)("strict").decode(sample, final=complete)
         except UnicodeDecodeError:
             continue
-        return encoding
-    raise RecordFileError(
-        "not UTF-8 or GBK/GB18030 text (saved in another encoding? give --encoding)"
-    )
+        if encoding == "utf-8":
+            return encoding
+        decoded[encoding] = text
+    if not decoded:
+        raise RecordFileError(
+            "not UTF-8, GBK/GB18030 or Big5 text (saved in another encoding? give --encoding)"
+        )
+    return max(decoded, key=lambda encoding: _everyday_share(encoding, decoded[encoding]))
 
 
 @dataclass

@@ -38,6 +38,18 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+def test_a_taiwan_excel_csv_in_big5_is_read_not_turned_into_gbk_nonsense(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = "【中國信託】您的貸款已逾期，請立即繳納手續費，否則將影響信用，客服0912345678"
+    source = tmp_path / "in.csv"
+    source.write_bytes(f"id,text\nt1,{text}\n".encode("cp950"))
+    status, out, err = run(capsys, "score", str(source), "--quiet", "--no-model")
+    assert status == 0, err
+    (row,) = csv.DictReader(io.StringIO(out))
+    assert row["text"] == text
+
+
 @pytest.mark.parametrize("encoding", ["gbk", "gb18030", "utf-8-sig", "utf-8", "utf-16"])
 def test_csv_in_every_encoding_excel_writes_keeps_every_column(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], encoding: str
@@ -172,13 +184,15 @@ def test_text_in_no_known_encoding_is_refused(tmp_path: Path, capsys) -> None:
     source.write_bytes(b'{"text": "\xff\xfe\xff"}\n')  # 0xFF starts no UTF-8 or GB18030 character
     status, _, err = run(capsys, "score", str(source), "--quiet")
     assert status == 2
-    assert "not UTF-8 or GBK/GB18030 text" in err and err.count("\n") == 1
+    assert "not UTF-8, GBK/GB18030 or Big5 text" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize(
     ("data", "complete", "expected"),
     [
-        ("还款".encode("gbk"), True, "gb18030"),
+        ("还款".encode("gbk"), True, "gb18030"),  # too short to tell from Big5: mainland default
+        ("明天还款，张伟".encode("gbk"), True, "gb18030"),
+        ("【中國信託】您的貸款已逾期，請立即繳納手續費".encode("cp950"), True, "cp950"),
         ("还款".encode(), True, "utf-8"),
         ("还款".encode()[:-1], False, "utf-8"),  # a sample cut mid-character
         ("还款".encode("utf-8-sig"), True, "utf-8-sig"),
