@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -157,3 +158,22 @@ def test_the_dockerfile_installs_the_wheel_and_serves() -> None:
     # what the wheel stage copies is what the build reads
     for name in BUILD_INPUTS[2:]:
         assert f"COPY {name} ./{name}" in dockerfile
+
+
+def test_hooks_use_one_migrated_database_from_any_folder(
+    installed: tuple[Path, Path, dict],
+) -> None:
+    # The migrations ship inside the wheel, and the database is the user's, not the folder's.
+    bin_dir, elsewhere, env = installed
+    dunscan = str(bin_dir / "dunscan")
+    other = elsewhere / "other"
+    other.mkdir(exist_ok=True)
+    _run(
+        [dunscan, "hooks", "add", "--name", "mum", "--notify", "wecombot://KEY123"], elsewhere, env
+    )
+    listed = json.loads(_run([dunscan, "hooks", "list", "--format", "json"], other, env))
+    assert [(hook["name"], hook["notify"]) for hook in listed] == [("mum", "wecombot://…")]
+    database = Path(env["XDG_DATA_HOME"]) / "dunscan" / "dunscan.sqlite3"
+    with sqlite3.connect(database) as connection:
+        (revision,) = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert revision
