@@ -1,7 +1,8 @@
 """Every setting dunscan reads from the environment, in one typed object (pydantic-settings).
 
-`DUNSCAN_<NAME>` sets field `<NAME>` (`DUNSCAN_MAX_BATCH=50`), except `HOST` and `PORT`, which
-follow the usual unprefixed convention (`DUNSCAN_HOST` / `DUNSCAN_PORT` work too). The service
+`DUNSCAN_<NAME>` sets field `<NAME>` (`DUNSCAN_MAX_BATCH=50`), except `HOST`, `PORT` and
+`WEB_CONCURRENCY`, which follow the usual unprefixed convention (`DUNSCAN_HOST` / `DUNSCAN_PORT`
+work too). The service
 (`create_app`, the gunicorn config), the CLI and `dunscan serve` build it before they do anything
 else, so a bad value stops them at once with one line that names the variable and what it
 accepts, instead of a 500 on the first webhook or a stack trace inside a JSON log line.
@@ -107,6 +108,14 @@ class Settings(PathSettings):
         validation_alias=AliasChoices("DUNSCAN_PORT", "PORT"),
         description="port `dunscan serve` and `make run` bind",
     )
+    # Read by service/gunicorn_conf.py itself (gunicorn's convention); checked here so a typo
+    # stops the start-up in one line instead of a traceback from the config file.
+    WEB_CONCURRENCY: int | None = Field(
+        None,
+        ge=0,
+        validation_alias=AliasChoices("WEB_CONCURRENCY"),
+        description="gunicorn workers (0 or unset: service/gunicorn_conf.py decides)",
+    )
     DATABASE_URL: str | None = Field(
         None, description="hooks, seen requests, outbox (default: a SQLite file)"
     )
@@ -163,8 +172,11 @@ class Settings(PathSettings):
         return self.model_dump()
 
 
+UNPREFIXED = frozenset({"HOST", "PORT", "WEB_CONCURRENCY"})
+
+
 def _variable(field: str) -> str:
-    return field if field in ("HOST", "PORT") else f"{ENV_PREFIX}{field}"
+    return field if field in UNPREFIXED else f"{ENV_PREFIX}{field}"
 
 
 def _problem(item: dict[str, Any]) -> str:

@@ -22,7 +22,7 @@ README = (REPO / "README.md").read_text(encoding="utf-8")
 
 
 def _variable(field: str) -> str:
-    return field if field in ("HOST", "PORT") else f"DUNSCAN_{field}"
+    return field if field in ("HOST", "PORT", "WEB_CONCURRENCY") else f"DUNSCAN_{field}"
 
 
 @pytest.mark.parametrize("field", sorted(Settings.model_fields))
@@ -43,6 +43,7 @@ def test_the_readme_table_lists_every_setting(field: str) -> None:
         ("DUNSCAN_LOG_LEVEL", "CHATTY", "'INFO'"),
         ("DUNSCAN_RATELIMIT", "lots", "120/minute"),
         ("PORT", "http", "valid integer"),
+        ("WEB_CONCURRENCY", "four", "valid integer"),
     ],
 )
 def test_a_bad_value_stops_the_cli_with_one_line(
