@@ -34,6 +34,7 @@ def _resolved(value: Path | None, default: Path) -> Path:
 
 
 _env = PathSettings()
+ARTIFACT_NAME = "dunscan-model.joblib"  # with its manifest, dunscan-model.json, beside it
 RULES_DIR = _resolved(_env.RULES_DIR, _shipped("rules", REPO_ROOT / "rules"))
 PATTERNS_DIR = RULES_DIR / "patterns"
 NUMBERS_DIR = RULES_DIR / "numbers"
@@ -41,7 +42,7 @@ MODEL_DIR = _resolved(_env.MODEL_DIR, REPO_ROOT / "model")
 _SHIPPED_ARTIFACT = _shipped("model", MODEL_DIR / "artifact")
 MODEL_PATH = _resolved(
     _env.MODEL_PATH,
-    (MODEL_DIR / "artifact" if _env.MODEL_DIR else _SHIPPED_ARTIFACT) / "dunscan-model.joblib",
+    (MODEL_DIR / "artifact" if _env.MODEL_DIR else _SHIPPED_ARTIFACT) / ARTIFACT_NAME,
 )
 CORPUS_DIR = REPO_ROOT / "model" / "corpus"
 REAL_DIR = REPO_ROOT / "model" / "real"

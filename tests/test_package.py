@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from service.paths import MODEL_PATH
+
 REPO = Path(__file__).resolve().parent.parent
 # What the build reads (pyproject.toml's package-dir and package-data name these).
 BUILD_INPUTS = ("pyproject.toml", "README.md", "service", "rules", "model/artifact")
@@ -83,7 +85,7 @@ def test_the_wheel_carries_rules_lists_and_model(installed: tuple[Path, Path, di
     shipped = Path(package).parent / "data"
     assert Path(package).is_relative_to(bin_dir.parent) and not package.startswith(str(REPO))
     assert Path(patterns) == shipped / "rules" / "patterns"
-    assert Path(model) == shipped / "model" / "dunscan-model.joblib"
+    assert Path(model) == shipped / "model" / MODEL_PATH.name  # the artifact this checkout ships
     assert database.startswith(env["XDG_DATA_HOME"])
 
 
