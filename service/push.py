@@ -170,10 +170,12 @@ def send_apprise(url: str, title: str, body: str, timeout_s: float) -> None:
     raise _failure(status, "connection error" if connection else None)
 
 
-def send_json(url: str, document: dict[str, Any], timeout_s: float) -> None:
-    """The generic webhook: our JSON document, POSTed as it always was."""
+def send_json(
+    url: str, document: dict[str, Any], timeout_s: float, headers: dict[str, str] | None = None
+) -> None:
+    """The generic webhook: our JSON document (and any headers), POSTed as it always was."""
     try:
-        response = requests.post(url, json=document, timeout=timeout_s)
+        response = requests.post(url, json=document, headers=headers, timeout=timeout_s)
     except requests.RequestException as error:
         raise DeliveryError(type(error).__name__) from error
     if not 200 <= response.status_code < 300:
