@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn
 from urllib.parse import urlsplit
 
-import limits
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -146,6 +145,8 @@ class Settings(PathSettings):
     @field_validator("RATELIMIT")
     @classmethod
     def _parse_limits(cls, value: str) -> str:
+        import limits  # here, not at the top: 60 ms a CLI start need not pay for the default
+
         try:
             limits.parse_many(value)  # "120/minute;2000/hour"
         except ValueError:
