@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import logging
+import sys
 import time
 from datetime import date
 from typing import Any
@@ -173,10 +174,13 @@ def _wants_text() -> bool:
     return request.accept_mimetypes.best_match(["application/json", "text/plain"]) == "text/plain"
 
 
-def _json_body() -> Any:
-    data = request.get_data(cache=True)  # over MAX_BODY_BYTES: werkzeug raises 413 here
-    if not data.strip():
-        raise ApiError(400, "malformed_json", 'The request body is empty; send {"text": "..."}.')
+def parse_json(data: bytes) -> Any:
+    """JSON from a request body, or an ApiError (400) saying what is wrong with it.
+
+    Beside malformed JSON, two inputs make Python's parser raise errors of its own: nesting deep
+    enough to exhaust the stack (RecursionError) and an integer of more than 4,300 digits (a
+    plain ValueError from int()). Both are the client's fault and are answered as such.
+    """
     try:
         return json.loads(data)
     except UnicodeDecodeError:
@@ -190,6 +194,19 @@ def _json_body() -> Any:
         ) from None
     except RecursionError:
         raise ApiError(400, "malformed_json", "The JSON is nested too deeply.") from None
+    except ValueError:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise ApiError(
+            400,
+            "malformed_json",
+            f"The JSON holds a number with more than {sys.get_int_max_str_digits()} digits.",
+        ) from None
+
+
+def _json_body() -> Any:
+    data = request.get_data(cache=True)  # over MAX_BODY_BYTES: werkzeug raises 413 here
+    if not data.strip():
+        raise ApiError(400, "malformed_json", 'The request body is empty; send {"text": "..."}.')
+    return parse_json(data)
 
 
 def _form_body() -> dict[str, Any]:

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+)
 
 CATEGORIES: tuple[str, ...] = ("scam", "abusive", "legit", "other")
 Category = Literal["scam", "abusive", "legit", "other"]
@@ -13,27 +22,46 @@ Level = Literal["high", "medium", "low"]
 Lang = Literal["zh", "en"]
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _no_lone_surrogates(value: Any) -> Any:
+    # JSON may escape half a UTF-16 pair ("\ud800") and Python's json reads the raw bytes
+    # ED A0 80 the same way; such a string cannot be encoded as UTF-8, so nothing downstream
+    # (normalisation, hashing, the response) can handle it. Refused here, as a field error.
+    if isinstance(value, str) and _LONE_SURROGATE.search(value):
+        raise ValueError("contains a lone surrogate (half of a UTF-16 pair), which is not text")
+    return value
+
+
+# A JSON string that is valid Unicode text.
+Text = Annotated[StrictStr, AfterValidator(_no_lone_surrogates)]
+# An id the client chose: text or an integer (one validator on the union keeps the error's field
+# "id" rather than pydantic's per-member location).
+RecordId = Annotated[StrictStr | StrictInt, AfterValidator(_no_lone_surrogates)]
+
+
 class _Record(BaseModel):
     # Unknown fields are ignored (clients send extras); wrong types are rejected.
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    id: StrictStr | StrictInt | None = None
-    sender: StrictStr | None = None
+    id: RecordId | None = None
+    sender: Text | None = None
     received_at: datetime | None = None
 
 
 class SmsRecord(_Record):
     kind: Literal["sms"] = "sms"
-    text: StrictStr
+    text: Text
 
 
 class CallRecord(_Record):
     kind: Literal["call"]
-    sender: StrictStr
+    sender: Text
     duration_s: Annotated[StrictInt, Field(ge=0)] | None = None
     direction: Literal["incoming", "outgoing", "missed"] | None = None
     # A call may carry a transcript or a note; the verdict works without it.
-    text: StrictStr | None = None
+    text: Text | None = None
 
 
 Record = Annotated[SmsRecord | CallRecord, Field(discriminator="kind")]

@@ -14,7 +14,6 @@ Logs carry the hook id, the outcome and timings; never the token, the text or a 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -26,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.routing import PathConverter
 
 from service import notify
+from service.api import parse_json
 from service.errors import ApiError, validation_error
 from service.schemas import CallRecord, SmsRecord
 from service.smsforwarder import (
@@ -88,7 +88,8 @@ def _fields(path_rest: str | None) -> dict[str, Any]:
         fields.update(parse_qsl(path_rest, keep_blank_values=True))
     fields.update(request.args.to_dict())
     if request.is_json:
-        body = request.get_json(silent=True)
+        data = request.get_data(cache=True)
+        body = parse_json(data) if data.strip() else None
         if not isinstance(body, dict):
             raise ApiError(400, "bad_request", "the body is not a JSON object", "body")
         fields.update(body)
@@ -97,8 +98,8 @@ def _fields(path_rest: str | None) -> dict[str, Any]:
     elif request.mimetype.startswith("text/") and request.content_length:
         # A text/* Content-Type header sends the template as a string; a JSON one is usual.
         try:
-            body = json.loads(request.get_data(as_text=True))
-        except ValueError:
+            body = parse_json(request.get_data())
+        except ApiError:  # not JSON: the text itself is the message
             body = None
         if isinstance(body, dict):
             fields.update(body)

@@ -1,0 +1,169 @@
+"""Hostile input an internet-facing instance meets (issue 12): every one answered with a JSON 4xx
+naming the problem, or an error entry for that record alone inside a batch; never a 500.
+
+The requests are the minimal reproductions from the issue, sent as raw bytes so that nothing in
+the test client cleans them up first.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from service.app import create_app
+from service.pipeline import Analyzer
+from service.store import HookInfo, create_hook, store_for
+
+LONE_SURROGATE_ESCAPED = b'"\\ud800 \xe4\xbd\xa0\xe5\xa5\xbd"'  # "\ud800 你好" as a JSON escape
+LONE_SURROGATE_RAW = b'"\xed\xa0\x80 \xe4\xbd\xa0\xe5\xa5\xbd"'  # the same as raw CESU bytes
+HUGE_INT = b"1" * 5000  # over Python's 4,300-digit int conversion limit
+DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.fixture
+def app(tmp_path: Any, analyzer: Analyzer) -> Flask:
+    config = {
+        "TESTING": True,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'hostile.sqlite3'}",
+        "RATELIMIT_ENABLED": False,
+        "NOTIFY_WORKER": 0,
+    }
+    return create_app(config, analyzer=analyzer)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def signed_hook(app: Flask) -> HookInfo:
+    return create_hook("signed", secret="S3CRET-x", store=store_for(app))
+
+
+@pytest.fixture
+def open_hook(app: Flask) -> HookInfo:
+    return create_hook("open", store=store_for(app))
+
+
+def post_json(client: FlaskClient, path: str, body: bytes) -> Any:
+    return client.post(path, data=body, content_type="application/json")
+
+
+def assert_json_4xx(response: Any, field: str | None = None) -> dict[str, Any]:
+    assert 400 <= response.status_code < 500, (response.status_code, response.get_data()[:200])
+    assert response.mimetype == "application/json"
+    error = response.get_json()["error"]
+    assert error["message"]
+    if field is not None:
+        assert error["field"] == field
+    return error
+
+
+@pytest.mark.parametrize("surrogate", [LONE_SURROGATE_ESCAPED, LONE_SURROGATE_RAW])
+@pytest.mark.parametrize("field", ["text", "sender", "id"])
+def test_a_lone_surrogate_in_a_check_is_a_422_naming_the_field(
+    client: FlaskClient, surrogate: bytes, field: str
+) -> None:
+    record = {"text": b'"hello"', "sender": b'"95188"', "id": b'"a"'}
+    record[field] = surrogate
+    body = b"{" + b",".join(b'"%s":%s' % (k.encode(), v) for k, v in record.items()) + b"}"
+    error = assert_json_4xx(post_json(client, "/v1/check", body), field)
+    assert "surrogate" in error["message"]
+
+
+@pytest.mark.parametrize("surrogate", [LONE_SURROGATE_ESCAPED, LONE_SURROGATE_RAW])
+def test_a_lone_surrogate_in_one_batch_record_fails_that_record_only(
+    client: FlaskClient, surrogate: bytes
+) -> None:
+    body = b'{"records":[{"text":%s},{"text":"\xe4\xbd\xa0\xe5\xa5\xbd"}]}' % surrogate
+    response = post_json(client, "/v1/check/batch", body)
+    assert response.status_code == 200
+    results = response.get_json()["results"]
+    assert results[0]["error"]["field"] == "records[0].text"
+    assert results[1]["verdict"]["level"] in ("high", "medium", "low")
+    assert response.get_json()["errors"] == 1
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/v1/check", b'{"text":"hello","id":%s}' % HUGE_INT),
+        ("/v1/check", b'{"text":"hello","duration_s":%s}' % HUGE_INT),
+        ("/v1/check/batch", b'{"records":[{"text":"hello","id":%s}]}' % HUGE_INT),
+        ("/v1/check/batch", b'{"records":[{"text":"hello"}],"x":[%s]}' % HUGE_INT),
+    ],
+)
+def test_an_integer_of_5000_digits_is_a_400(client: FlaskClient, path: str, body: bytes) -> None:
+    error = assert_json_4xx(post_json(client, path, body))
+    assert "digits" in error["message"]
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain"])
+def test_deep_json_to_a_hook_is_refused_before_the_signature_check_without_a_500(
+    client: FlaskClient, signed_hook: HookInfo, content_type: str
+) -> None:
+    response = client.post(signed_hook.path, data=DEEP_JSON, content_type=content_type)
+    assert_json_4xx(response)
+
+
+def test_an_integer_of_5000_digits_to_a_hook_is_a_400(
+    client: FlaskClient, open_hook: HookInfo
+) -> None:
+    body = b'{"from":"95188","org_content":"hello","x":%s}' % HUGE_INT
+    error = assert_json_4xx(post_json(client, open_hook.path, body))
+    assert "digits" in error["message"]
+
+
+@pytest.mark.parametrize("surrogate", [LONE_SURROGATE_ESCAPED, LONE_SURROGATE_RAW])
+@pytest.mark.parametrize("field", ["org_content", "from"])
+def test_a_lone_surrogate_in_a_webhook_is_a_422(
+    client: FlaskClient, open_hook: HookInfo, surrogate: bytes, field: str
+) -> None:
+    fields = {"from": b'"95188"', "org_content": b'"hello"'}
+    fields[field] = surrogate
+    body = b"{" + b",".join(b'"%s":%s' % (k.encode(), v) for k, v in fields.items()) + b"}"
+    error = assert_json_4xx(post_json(client, open_hook.path, body))
+    assert "surrogate" in error["message"]
+
+
+def test_a_lone_surrogate_in_the_web_form_is_shown_as_an_input_problem(
+    client: FlaskClient,
+) -> None:
+    # A browser form never sends one, but a script can; the page answers with its error message.
+    response = client.post(
+        "/", data=b"text=a%ED%A0%80", content_type="application/x-www-form-urlencoded"
+    )
+    # werkzeug decodes the bytes as U+FFFD, which is harmless text: a verdict page.
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+
+
+def test_every_surrogate_reproduction_gives_a_json_body_that_encodes(client: FlaskClient) -> None:
+    # The original failure: the verdict echoed the sender and the response could not be encoded.
+    response = post_json(client, "/v1/check", b'{"text":"hello","sender":"\\udfff"}')
+    json.dumps(response.get_json(), ensure_ascii=False).encode("utf-8")
+    assert_json_4xx(response, "sender")
+
+
+def test_the_cli_skips_hostile_lines_with_their_line_numbers(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from service.cli import main
+
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(
+        b'{"text":"\\ud800"}\n'
+        b'{"text":"hello","id":%s}\n' % HUGE_INT + b"[" * 100_000 + b"\n" + b'{"text":"ok"}\n'
+    )
+    status = main(["score", str(source), "-o", str(tmp_path / "out.jsonl"), "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 0
+    assert "line 1: skipped: text" in err and "surrogate" in err
+    assert "line 2: skipped: a number with too many digits" in err
+    assert "line 3: skipped: " in err
+    assert "scored 1, skipped 3" in err
