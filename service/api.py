@@ -127,7 +127,7 @@ def analyzer() -> Analyzer:
     return current_app.extensions["dunscan"]
 
 
-def _matching_key(offered: str) -> str | None:
+def matching_key(offered: str) -> str | None:
     """The configured key equal to `offered`, compared in constant time against every key."""
     found = None
     for key in current_app.config["API_KEYS"]:
@@ -139,7 +139,7 @@ def _matching_key(offered: str) -> str | None:
 def rate_limit_key() -> str:
     """Limits count per API key when a valid one is sent, else per client address."""
     offered = request.headers.get(API_KEY_HEADER, "")
-    if offered and current_app.config["API_KEYS"] and _matching_key(offered):
+    if offered and current_app.config["API_KEYS"] and matching_key(offered):
         # Only a digest reaches the limiter's storage (which may be a shared Redis).
         return "key:" + hashlib.sha256(offered.encode()).hexdigest()[:16]
     return "ip:" + (request.remote_addr or "unknown")
@@ -150,7 +150,7 @@ def _require_api_key() -> None:
     if not current_app.config["API_KEYS"]:
         return
     offered = request.headers.get(API_KEY_HEADER, "")
-    if not offered or _matching_key(offered) is None:
+    if not offered or matching_key(offered) is None:
         raise ApiError(
             401,
             "unauthorized",

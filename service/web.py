@@ -46,7 +46,7 @@ from flask import (
 from pydantic import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge, TooManyRequests
 
-from service.api import MAX_SENDER_CHARS
+from service.api import API_KEY_HEADER, MAX_SENDER_CHARS, matching_key
 from service.metrics import count_verdict
 from service.pipeline import Analyzer
 from service.schemas import Signal, Verdict, parse_record
@@ -235,8 +235,33 @@ def _check(text: str, sender: str) -> Verdict:
     return verdict
 
 
+def _needs_api_key() -> bool:
+    return bool(current_app.config.get("API_KEYS"))
+
+
+@bp.context_processor
+def _key_field() -> dict[str, Any]:
+    return {"needs_api_key": _needs_api_key()}
+
+
+def _require_form_key() -> None:
+    """With API keys on, the form spends the same checks the API does, so it needs a key too.
+
+    The key travels in the form (a password field the browser can remember), not a session: a
+    CSRF token or a same-origin check would only prove the request came from our page, and
+    anyone can load the page. The person's message is kept on the refusal page, so a shared SMS
+    is not lost while the key is typed in."""
+    if not _needs_api_key():
+        return
+    offered = request.form.get("api_key", "") or request.headers.get(API_KEY_HEADER, "")
+    if not offered or matching_key(offered) is None:
+        message = "这个服务需要访问密钥：请填入管理员给你的密钥后再检查。"
+        raise InputProblem(401, message, "api_key")
+
+
 def _render_check(text: str, sender: str, shared: bool = False) -> tuple[str, int]:
     try:
+        _require_form_key()
         verdict = _check(text, sender)
     except InputProblem as problem:
         page = render_template(

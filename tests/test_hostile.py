@@ -167,3 +167,54 @@ def test_the_cli_skips_hostile_lines_with_their_line_numbers(
     assert "line 2: skipped: a number with too many digits" in err
     assert "line 3: skipped: " in err
     assert "scored 1, skipped 3" in err
+
+
+# --- API keys and the web form --------------------------------------------------------------
+
+SCAM_TEXT = "【支付宝】您的借呗已逾期，账户将被冻结，请缴纳解冻费后联系专员17123456789"
+
+
+@pytest.fixture
+def keyed_client(tmp_path: Any, analyzer: Analyzer) -> FlaskClient:
+    config = {
+        "TESTING": True,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'keyed.sqlite3'}",
+        "API_KEYS": "alpha-key",
+        "NOTIFY_WORKER": 0,
+    }
+    return create_app(config, analyzer=analyzer).test_client()
+
+
+@pytest.mark.parametrize(
+    "path, form",
+    [("/", {"text": SCAM_TEXT}), ("/share", {"text": SCAM_TEXT, "title": "", "url": ""})],
+)
+@pytest.mark.parametrize("key", [None, "", "wrong-key"])
+def test_with_api_keys_the_form_gives_no_verdict_without_a_valid_key(
+    keyed_client: FlaskClient, path: str, form: dict[str, str], key: str | None
+) -> None:
+    if key is not None:
+        form = {**form, "api_key": key}
+    response = keyed_client.post(path, data=form)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 401
+    assert 'id="verdict"' not in page
+    # The shared message is kept on the page, with a field for the key, so nothing is lost.
+    assert SCAM_TEXT in page
+    assert 'name="api_key"' in page
+
+
+@pytest.mark.parametrize("path", ["/", "/share"])
+def test_with_api_keys_the_form_gives_a_verdict_with_the_key(
+    keyed_client: FlaskClient, path: str
+) -> None:
+    response = keyed_client.post(path, data={"text": SCAM_TEXT, "api_key": "alpha-key"})
+    assert response.status_code == 200
+    assert 'id="verdict"' in response.get_data(as_text=True)
+
+
+def test_without_api_keys_the_form_asks_for_none(client: FlaskClient) -> None:
+    response = client.post("/", data={"text": SCAM_TEXT})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert 'id="verdict"' in page and 'name="api_key"' not in page
