@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Flask, Response, g, jsonify
+from flask import Flask, Response, g, jsonify, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +150,24 @@ def _handle_unexpected(error: Exception) -> Response:
     )
 
 
+def _json_redirect() -> Response | None:
+    """Werkzeug's own redirects (a path with doubled slashes, a missing trailing slash) answer
+    before any error handler with an HTML body and an absolute Location built from the Host
+    header, which the client writes. Answered here instead: JSON, and a Location relative to
+    this server (path and query only)."""
+    redirect = request.routing_exception
+    if not isinstance(redirect, RequestRedirect):
+        return None
+    target = urlsplit(redirect.new_url)
+    location = "/" + target.path.lstrip("/") + (f"?{target.query}" if target.query else "")
+    response = jsonify({"location": location})
+    response.status_code = redirect.code
+    response.headers["Location"] = location
+    return response
+
+
 def init_app(app: Flask) -> None:
+    app.before_request(_json_redirect)
     app.register_error_handler(ApiError, _handle_api_error)
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(Exception, _handle_unexpected)

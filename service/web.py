@@ -47,6 +47,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge, TooManyRequests
 
 from service.api import API_KEY_HEADER, MAX_SENDER_CHARS, matching_key
+from service.errors import ApiError
 from service.metrics import count_verdict
 from service.pipeline import Analyzer
 from service.schemas import Signal, Verdict, parse_record
@@ -426,14 +427,52 @@ def offline() -> Response:
 # --- setup for phones -------------------------------------------------------------------------
 
 
+# Host names that may build links when DUNSCAN_PUBLIC_URL is unset: the machine itself.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def _listed_hosts() -> list[str]:
+    """DUNSCAN_PUBLIC_HOSTS: "dunscan.example.org,.example.net" (a leading dot: any subdomain)."""
+    configured = current_app.config.get("PUBLIC_HOSTS") or ""
+    names = configured.split(",") if isinstance(configured, str) else list(configured)
+    return [*LOOPBACK_HOSTS, *(str(name).strip().lower() for name in names if str(name).strip())]
+
+
+def host_is_listed(host: str, listed: list[str]) -> bool:
+    """Whether a Host header (with or without a port) names one of `listed`."""
+    try:
+        hostname = (urlsplit(f"//{host}").hostname or "").rstrip(".")
+    except ValueError:  # "[::1" and other broken brackets
+        return False
+    for name in listed:
+        if name.startswith("."):
+            if hostname.endswith(name) or hostname == name[1:]:
+                return True
+        elif hostname == name:
+            return True
+    return False
+
+
 def public_base_url() -> str:
     """Where phones reach this server: `DUNSCAN_PUBLIC_URL` (config PUBLIC_URL) when set, which
-    is what a server behind a proxy or tunnel needs; otherwise the URL this request came in on."""
+    is what a server behind a proxy or tunnel needs; otherwise the URL this request came in on,
+    but only for a host the operator listed in DUNSCAN_PUBLIC_HOSTS (or loopback).
+
+    The Host header is the client's to write: a link built from any Host would let a stranger
+    mint a setup page, an HTTP Shortcuts import and a QR code that send a person's messages to
+    their own server."""
     configured = str(current_app.config.get("PUBLIC_URL") or "").strip()
     if configured:
         parts = urlsplit(configured)
         if parts.scheme in ("http", "https") and parts.netloc:
             return configured.rstrip("/")
+    if not host_is_listed(request.host, _listed_hosts()):
+        raise ApiError(
+            400,
+            "untrusted_host",
+            "This server does not know its public address: its operator sets DUNSCAN_PUBLIC_URL "
+            "or lists this host name in DUNSCAN_PUBLIC_HOSTS.",
+        )
     return request.host_url.rstrip("/")
 
 

@@ -218,3 +218,85 @@ def test_without_api_keys_the_form_asks_for_none(client: FlaskClient) -> None:
     page = response.get_data(as_text=True)
     assert response.status_code == 200
     assert 'id="verdict"' in page and 'name="api_key"' not in page
+
+
+# --- forged Host -------------------------------------------------------------------------------
+
+EVIL = "evil.example"
+SETUP_PATHS = ["/setup", "/setup/http-shortcuts.json", "/setup/qr.svg?target=http_shortcuts"]
+
+
+@pytest.mark.parametrize("path", SETUP_PATHS)
+def test_a_forged_host_never_reaches_the_setup_links(client: FlaskClient, path: str) -> None:
+    response = client.get(path, headers={"Host": EVIL})
+    assert EVIL not in response.get_data(as_text=True)
+    assert EVIL not in str(response.headers)
+    # Without DUNSCAN_PUBLIC_URL and with a host nobody listed, no link can be built: a JSON
+    # 400 tells the operator what to set.
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "untrusted_host"
+
+
+@pytest.mark.parametrize("path", SETUP_PATHS)
+def test_setup_links_come_from_the_public_url_whatever_the_host(
+    tmp_path: Any, analyzer: Analyzer, path: str
+) -> None:
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'p.sqlite3'}",
+            "PUBLIC_URL": "https://dunscan.example.org",
+        },
+        analyzer=analyzer,
+    )
+    response = app.test_client().get(path, headers={"Host": EVIL})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert EVIL not in body and "dunscan.example.org" in body
+
+
+@pytest.mark.parametrize(
+    "host, trusted",
+    [
+        ("dunscan.example.org", True),
+        ("dunscan.example.org:8443", True),
+        ("phone.lan.example.net", True),
+        ("localhost:8000", True),
+        ("[::1]:8000", True),
+        (EVIL, False),
+        ("example.net", True),  # a leading dot lists the domain and its subdomains
+        ("notexample.net", False),
+        ("dunscan.example.org.evil.example", False),
+    ],
+)
+def test_listed_hosts_may_build_links(
+    tmp_path: Any, analyzer: Analyzer, host: str, trusted: bool
+) -> None:
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'p.sqlite3'}",
+            "PUBLIC_HOSTS": "dunscan.example.org, .example.net",
+        },
+        analyzer=analyzer,
+    )
+    response = app.test_client().get("/setup/http-shortcuts.json", headers={"Host": host})
+    if trusted:
+        assert response.status_code == 200
+        url = response.get_json()["categories"][0]["shortcuts"][0]["url"]
+        assert url == f"http://{host}/v1/check"
+    else:
+        assert response.status_code == 400
+
+
+@pytest.mark.parametrize("path", ["//v1//brands", "/v1//brands", "//healthz"])
+def test_merge_slash_redirects_are_json_with_a_relative_location(
+    client: FlaskClient, path: str
+) -> None:
+    response = client.get(path, headers={"Host": EVIL})
+    assert response.status_code == 308
+    assert response.mimetype == "application/json"
+    location = response.headers["Location"]
+    assert location.startswith("/") and not location.startswith("//")
+    assert EVIL not in location
+    assert response.get_json()["location"] == location
