@@ -321,6 +321,9 @@ class Deliverer:
             else:
                 result.abandoned += 1
         result.purged = self.purge(now)
+        if result.delivered or result.abandoned or result.purged:
+            # The warnings just emptied still sit in SQLite's write-ahead log until a checkpoint.
+            self.store.forget_deleted()
         return result
 
     def purge(self, now: float | None = None) -> int:

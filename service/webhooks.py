@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, current_app, jsonify, request
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from werkzeug.routing import PathConverter
@@ -280,20 +281,31 @@ def smsforwarder(token: str) -> Any:
     return jsonify(body), status
 
 
-@blueprint.after_request
-def _redact_path_for_access_logs(response: Response) -> Response:
+def redact_hook_paths(environ: dict[str, Any]) -> None:
     """The path holds the hook token (and, in the app's template-less GET mode, the message):
     the server's access log reads PATH_INFO from this same environ after the response, so it is
     shortened here to the first characters of the token."""
     for key in ("PATH_INFO", "RAW_URI", "REQUEST_URI"):
-        value = request.environ.get(key)
+        value = environ.get(key)
         if isinstance(value, str) and value.startswith(HOOK_PATH_PREFIX):
             token = value[len(HOOK_PATH_PREFIX) :]
-            request.environ[key] = f"{HOOK_PATH_PREFIX}{token[:4]}…"
-    return response
+            environ[key] = f"{HOOK_PATH_PREFIX}{token[:4]}…"
+
+
+def _redacting(wsgi_app: Callable[..., Any]) -> Callable[..., Any]:
+    # Around the whole app, not on the blueprint: a DELETE, TRACE or made-up method on a hook URL
+    # never reaches the blueprint (405 or 404 from routing), and its path is logged all the same.
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        try:
+            return wsgi_app(environ, start_response)
+        finally:
+            redact_hook_paths(environ)
+
+    return app
 
 
 def init_app(app: Flask) -> None:
+    app.wsgi_app = _redacting(app.wsgi_app)  # type: ignore[method-assign]
     app.url_map.converters["sf_token"] = _TokenAndRestConverter
     app.register_blueprint(blueprint)
     store_for(app)  # create the tables at start, not on the first phone's request

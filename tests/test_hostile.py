@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import EnvironBuilder
 
 from service.app import create_app
 from service.pipeline import Analyzer
@@ -300,3 +301,86 @@ def test_merge_slash_redirects_are_json_with_a_relative_location(
     assert location.startswith("/") and not location.startswith("//")
     assert EVIL not in location
     assert response.get_json()["location"] == location
+
+
+# --- leaks: tokens in logged paths, /metrics series --------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["DELETE", "TRACE", "OPTIONS", "PROPFIND", "GET", "POST"])
+def test_the_path_an_access_log_reads_never_holds_the_token_whatever_the_method(
+    app: Flask, open_hook: HookInfo, method: str
+) -> None:
+    # gunicorn's access log reads PATH_INFO (and RAW_URI) from this environ after the response.
+    token = open_hook.token or ""
+    path = open_hook.path + "&content=17123456789"
+    environ = EnvironBuilder(path=path, method=method).get_environ()
+    environ["RAW_URI"] = environ["REQUEST_URI"] = path
+    statuses: list[str] = []
+    app.wsgi_app(environ, lambda status, headers: statuses.append(status))
+    for key in ("PATH_INFO", "RAW_URI", "REQUEST_URI"):
+        assert token not in environ[key], (method, key, statuses)
+    assert environ["PATH_INFO"] == f"/hooks/sf/{token[:4]}…"
+
+
+def test_the_json_log_formatter_cuts_hook_tokens_from_any_field() -> None:
+    import logging
+
+    from service.logs import JsonFormatter
+
+    token = "AbCdEfGhIjKlMnOpQrStUvWx"
+    record = logging.LogRecord("gunicorn.access", logging.INFO, "", 0, "request", (), None)
+    record.path = f"/hooks/sf/{token}&content=hello"
+    record.method = "TRACE"
+    line = JsonFormatter().format(record)
+    assert token not in line and "hello" not in line
+    assert json.loads(line)["path"] == "/hooks/sf/AbCd…"
+
+
+def test_made_up_methods_share_one_metrics_label(client: FlaskClient) -> None:
+    for number in range(50):
+        client.open("/healthz", method=f"FAKE{number}")
+    metrics = client.get("/metrics").get_data(as_text=True)
+    series = [
+        line for line in metrics.splitlines() if line.startswith("dunscan_http_requests_total")
+    ]
+    assert not any("FAKE" in line for line in series)
+    assert any('method="other"' in line for line in series)
+    assert len(series) < 10
+
+
+def test_no_warning_text_is_left_in_the_database_files_after_delivery(
+    tmp_path: Any, analyzer: Analyzer
+) -> None:
+    from test_notify import SCAM_SENDER, SCAM_TEXT, Receiver
+
+    from service.notify import Deliverer
+    from service.store import Outbox
+
+    database = tmp_path / "residue.sqlite3"
+    app = create_app(
+        {"TESTING": True, "DATABASE_URL": f"sqlite:///{database}", "NOTIFY_WORKER": 0},
+        analyzer=analyzer,
+    )
+    receiver = Receiver()
+    try:
+        store = store_for(app)
+        hook = create_hook("residue", notify_url="json+" + receiver.url(), store=store)
+        response = app.test_client().post(
+            hook.path, data={"from": SCAM_SENDER, "org_content": SCAM_TEXT}
+        )
+        assert response.get_json()["notified"] is True
+        with store.session() as session:
+            (row,) = session.query(Outbox).all()
+            lines = [line for line in row.body.splitlines() if line.strip()] + [row.title]
+        written = b"".join(path.read_bytes() for path in tmp_path.glob("residue.sqlite3*"))
+        assert all(line.encode() in written for line in lines)  # the check can see it
+        assert Deliverer(store, app).run_once().delivered == 1
+        assert len(receiver.received) == 1
+    finally:
+        receiver.close()
+    files = sorted(tmp_path.glob("residue.sqlite3*"))
+    assert database in files
+    left = {path.name: path.read_bytes() for path in files}
+    for line in lines:
+        for name, content in left.items():
+            assert line.encode() not in content, (name, line)
