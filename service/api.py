@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import sys
 import time
 from datetime import date
@@ -32,6 +33,24 @@ log = logging.getLogger(__name__)
 
 API_KEY_HEADER = "X-API-Key"
 LANGS: tuple[Lang, ...] = ("zh", "en")
+# What ?lang= accepts (README, OpenAPI): zh or en in any case, optionally with a region.
+LANG_PATTERN = r"^([zZ][hH]|[eE][nN])(-[A-Za-z0-9]+)*$"
+# Text that is not only whitespace. The whitespace is spelled out (Python's str.isspace set)
+# instead of \s, which means different things in Python and in the ECMA regexes of JSON Schema:
+# the schema's pattern and the check below must refuse exactly the same strings.
+WHITESPACE = "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK = f"[^{WHITESPACE}]"
+
+
+def is_blank(text: str) -> bool:
+    return re.search(NOT_BLANK, text) is None
+
+
+# The query parameters each operation reads; any other is refused rather than ignored.
+QUERY_PARAMETERS: dict[str, frozenset[str]] = {
+    "api.check": frozenset({"lang", "sender"}),
+    "api.check_batch": frozenset({"lang"}),
+}
 MAX_SENDER_CHARS = 64
 # Form fields a shortcut app may send; anything else in a form is ignored, like unknown JSON fields.
 FORM_FIELDS = ("text", "sender", "kind", "id", "received_at", "direction", "duration_s")
@@ -159,14 +178,29 @@ def _require_api_key() -> None:
         )
 
 
+@api.before_request
+def _refuse_unknown_query_parameters() -> None:
+    allowed = QUERY_PARAMETERS.get(request.endpoint or "", frozenset())
+    unknown = sorted(set(request.args) - allowed)
+    if unknown:
+        listed = ", ".join(sorted(allowed)) or "none"
+        raise ApiError(
+            422,
+            "validation_error",
+            f"Unknown query parameter {unknown[0]!r}; this endpoint takes: {listed}.",
+            unknown[0],
+        )
+
+
 def _lang() -> Lang:
     """?lang=en|zh wins; otherwise the Accept-Language header; Chinese by default."""
     asked = request.args.get("lang")
     if asked is not None:
-        primary = asked.strip().lower().split("-")[0]
-        if primary not in LANGS:
+        # The schema's own pattern decides (searched, as JSON Schema does), so the two agree.
+        matched = re.search(LANG_PATTERN, asked)
+        if matched is None:
             raise ApiError(422, "validation_error", "lang must be 'zh' or 'en'", "lang")
-        return primary  # type: ignore[return-value]
+        return matched.group(1).lower()  # type: ignore[return-value]
     return request.accept_languages.best_match(LANGS, default="zh")  # type: ignore[return-value]
 
 
@@ -260,10 +294,12 @@ def _record(data: Any, prefix: tuple[str | int, ...] = ()) -> SmsRecord | CallRe
         raise ApiError(422, "validation_error", message, field_path(prefix))
     sender = data.get("sender")
     if isinstance(sender, str):
-        sender = sender.strip()
+        # Counted as sent, before trimming: the limit is the schema's maxLength.
+        too_long = len(sender) > MAX_SENDER_CHARS
+        sender = "" if is_blank(sender) else sender.strip()
         # An empty sender (a shortcut's unset variable) means "no sender", not a number to check.
         data = {**data, "sender": sender or None}
-        if len(sender) > MAX_SENDER_CHARS:
+        if too_long:
             raise ApiError(
                 422,
                 "validation_error",
@@ -279,7 +315,7 @@ def _record(data: Any, prefix: tuple[str | int, ...] = ()) -> SmsRecord | CallRe
         raise ApiError(
             413, "text_too_long", f"text is longer than {max_chars} characters.", field("text")
         )
-    if record.kind == "sms" and not (record.text or "").strip():
+    if record.kind == "sms" and is_blank(record.text or ""):
         raise ApiError(422, "validation_error", "text is empty.", field("text"))
     return record
 
@@ -312,6 +348,11 @@ def _check(record: SmsRecord | CallRecord, lang: Lang) -> Verdict:
 @api.post("/check")
 def check() -> Response:
     lang = _lang()
+    query_sender = request.args.get("sender")
+    if query_sender is not None and len(query_sender) > MAX_SENDER_CHARS:
+        # Checked whatever the body's type (only text/plain reads it), as the schema says.
+        message = f"sender is longer than {MAX_SENDER_CHARS} characters."
+        raise ApiError(422, "validation_error", message, "sender")
     record = _record(_record_input())
     verdict = _check(record, lang)
     if _wants_text():

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictInt,
@@ -36,9 +37,44 @@ def _no_lone_surrogates(value: Any) -> Any:
 
 # A JSON string that is valid Unicode text.
 Text = Annotated[StrictStr, AfterValidator(_no_lone_surrogates)]
+
+
+def _integral_number(value: Any) -> Any:
+    # JSON Schema's "integer" is a number without a fraction, so 42.0 and 4.2e16 are integers
+    # to a client (and to the OpenAPI document); StrictInt alone would refuse them.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Whole = Annotated[StrictInt, BeforeValidator(_integral_number)]
 # An id the client chose: text or an integer (one validator on the union keeps the error's field
 # "id" rather than pydantic's per-member location).
-RecordId = Annotated[StrictStr | StrictInt, AfterValidator(_no_lone_surrogates)]
+RecordId = Annotated[
+    StrictStr | StrictInt, BeforeValidator(_integral_number), AfterValidator(_no_lone_surrogates)
+]
+
+
+# RFC 3339 date-time, what OpenAPI's `format: date-time` means: date, "T", time, UTC offset.
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})"
+)
+
+
+def _rfc3339_only(value: Any) -> Any:
+    # pydantic alone would also take 1700000000, "1700000000" and "2026-11-20" as datetimes: a
+    # number is ambiguous (seconds? milliseconds? which zone?) and the schema promises a date-time.
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _RFC3339.fullmatch(value):
+        return value
+    raise ValueError(
+        "received_at must be an RFC 3339 date-time with its UTC offset, "
+        "e.g. 2026-11-20T09:30:00+08:00"
+    )
+
+
+ReceivedAt = Annotated[datetime, BeforeValidator(_rfc3339_only)]
 
 
 class _Record(BaseModel):
@@ -47,7 +83,7 @@ class _Record(BaseModel):
 
     id: RecordId | None = None
     sender: Text | None = None
-    received_at: datetime | None = None
+    received_at: ReceivedAt | None = None
 
 
 class SmsRecord(_Record):
@@ -58,7 +94,7 @@ class SmsRecord(_Record):
 class CallRecord(_Record):
     kind: Literal["call"]
     sender: Text
-    duration_s: Annotated[StrictInt, Field(ge=0)] | None = None
+    duration_s: Annotated[Whole, Field(ge=0)] | None = None
     direction: Literal["incoming", "outgoing", "missed"] | None = None
     # A call may carry a transcript or a note; the verdict works without it.
     text: Text | None = None

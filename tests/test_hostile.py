@@ -384,3 +384,66 @@ def test_no_warning_text_is_left_in_the_database_files_after_delivery(
     for line in lines:
         for name, content in left.items():
             assert line.encode() not in content, (name, line)
+
+
+# --- the schema says what the service does ------------------------------------------------------
+
+
+def _record_schema(client: FlaskClient, name: str) -> dict[str, Any]:
+    return client.get("/openapi.json").get_json()["components"]["schemas"][name]
+
+
+def test_the_schema_states_the_text_and_sender_limits(client: FlaskClient) -> None:
+    sms = _record_schema(client, "SmsRecord")["properties"]
+    assert sms["text"]["minLength"] == 1 and sms["text"]["maxLength"] == 5000
+    assert "pattern" in sms["text"]  # not only whitespace
+    sender = next(b for b in sms["sender"]["anyOf"] if b.get("type") == "string")
+    assert sender["maxLength"] == 64
+    call = _record_schema(client, "CallRecord")["properties"]
+    assert call["sender"]["maxLength"] == 64 and call["sender"]["minLength"] == 1
+
+
+@pytest.mark.parametrize("text", ["", " ", "\u3000\n", "\x1f"])
+def test_blank_text_is_refused_and_the_schema_pattern_refuses_it_too(
+    client: FlaskClient, text: str
+) -> None:
+    import re
+
+    pattern = _record_schema(client, "SmsRecord")["properties"]["text"]["pattern"]
+    assert re.search(pattern, text) is None
+    assert_json_4xx(client.post("/v1/check", json={"text": text}), "text")
+
+
+def test_a_sender_of_65_characters_is_refused_even_when_padded(client: FlaskClient) -> None:
+    padded = "95188" + " " * 60
+    assert_json_4xx(client.post("/v1/check", json={"text": "你好", "sender": padded}), "sender")
+
+
+@pytest.mark.parametrize(
+    "received_at", [1700000000, "1700000000", "2026-11-20", "2026-11-20 09:30:00", 1.7e9]
+)
+def test_received_at_must_be_an_rfc3339_date_time(client: FlaskClient, received_at: Any) -> None:
+    response = client.post("/v1/check", json={"text": "你好", "received_at": received_at})
+    assert_json_4xx(response, "received_at")
+
+
+def test_an_rfc3339_received_at_is_accepted(client: FlaskClient) -> None:
+    response = client.post(
+        "/v1/check", json={"text": "你好", "received_at": "2026-11-20T09:30:00+08:00"}
+    )
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/check?lnag=en", "/v1/check?lang=en&debug=1", "/v1/check/batch?sender=1"]
+)
+def test_unknown_query_parameters_are_refused(client: FlaskClient, path: str) -> None:
+    body = {"records": [{"text": "你好"}]} if "batch" in path else {"text": "你好"}
+    error = assert_json_4xx(client.post(path, json=body))
+    assert error["field"] in ("lnag", "debug", "sender")
+
+
+def test_an_integral_number_is_an_integer_as_json_schema_says(client: FlaskClient) -> None:
+    record = {"kind": "call", "sender": "95188", "duration_s": 42.0, "id": 7.0}
+    verdict = client.post("/v1/check", json=record).get_json()
+    assert verdict["id"] == 7
