@@ -19,6 +19,7 @@ import time
 from datetime import date
 from typing import Any
 
+import limits
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from pydantic import BaseModel, Field, ValidationError
 
@@ -464,6 +465,56 @@ def readyz() -> tuple[Response, int]:
     return jsonify(body), 200 if ready else 503
 
 
+# --- work limits --------------------------------------------------------------------------------
+
+# Characters of message text per minute, per API key (or client address), shared by every route
+# that scores text, beside the request budget: one maximal batch (100 x 5,000 characters) costs
+# as much scoring as 500 single checks, while counting as one request. The default lets one such
+# batch through per minute.
+DEFAULT_RATELIMIT_CHARS = "500000/minute"
+CHARACTERS_SCOPE = "characters"
+
+
+def _character_limit() -> str:
+    return str(current_app.config.get("RATELIMIT_CHARS") or DEFAULT_RATELIMIT_CHARS)
+
+
+def request_characters() -> int:
+    """What a request asks to be scored, in characters: form values, else the decoded body,
+    plus query values. Counted before the body is parsed (the limiter runs first)."""
+    if request.mimetype in FORM_TYPES:
+        count = sum(len(value) for value in request.form.values())
+    else:
+        count = len(request.get_data(cache=True).decode("utf-8", "replace"))
+    count += sum(len(value) for value in request.args.values())
+    return max(count, 1)
+
+
+def _character_limit_message() -> str:
+    return f"{_character_limit()} characters of message text"
+
+
+def limit_characters(app: Flask, endpoint: str) -> None:
+    """Put `endpoint` under the shared characters-per-minute budget (DUNSCAN_RATELIMIT_CHARS)."""
+    configured = app.config.get("RATELIMIT_CHARS") or DEFAULT_RATELIMIT_CHARS
+    try:
+        limits.parse_many(str(configured))
+    except ValueError as error:
+        raise ValueError(
+            f"invalid configuration: DUNSCAN_RATELIMIT_CHARS: {configured!r}: {error}"
+        ) from None
+    for limiter in app.extensions.get("limiter", ()):
+        app.view_functions[endpoint] = limiter.shared_limit(
+            _character_limit,
+            scope=CHARACTERS_SCOPE,
+            cost=request_characters,
+            error_message=_character_limit_message,
+            override_defaults=False,  # a route keeps its other limits beside this one
+        )(app.view_functions[endpoint])
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(api)
     app.register_blueprint(health)
+    limit_characters(app, "api.check")
+    limit_characters(app, "api.check_batch")

@@ -46,7 +46,7 @@ from flask import (
 from pydantic import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge, TooManyRequests
 
-from service.api import API_KEY_HEADER, MAX_SENDER_CHARS, matching_key
+from service.api import API_KEY_HEADER, MAX_SENDER_CHARS, limit_characters, matching_key
 from service.errors import ApiError
 from service.metrics import count_verdict
 from service.pipeline import Analyzer
@@ -104,6 +104,8 @@ assets.after_request(_security_headers)
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.register_blueprint(assets)
+    limit_characters(app, "web.check")
+    limit_characters(app, "web.share")
     for limiter in app.extensions.get("limiter", ()):
         limiter.exempt(assets)
 

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.routing import PathConverter
 
 from service import notify
-from service.api import parse_json
+from service.api import limit_characters, parse_json
 from service.errors import ApiError, validation_error
 from service.schemas import CallRecord, SmsRecord
 from service.smsforwarder import (
@@ -172,6 +172,38 @@ def _remember(
     return True
 
 
+def _seen_answer(
+    session: Any,
+    hook: Hook,
+    signature_key: str | None,
+    fingerprint: str,
+    now: float,
+    started: float,
+) -> dict[str, Any] | None:
+    """The answer to a record already accepted, else None; raises 401 for a lifted signature."""
+    duplicate = {"accepted": True, "duplicate": True}
+    if signature_key is not None:
+        seen = session.query(SeenKey).filter_by(hook_id=hook.id, key=signature_key)
+        previous = seen.one_or_none()
+        if previous is not None and previous.expires_at >= now:
+            if previous.fingerprint != fingerprint:
+                # Same timestamp and sign, other content: the signature was lifted.
+                raise _refuse(
+                    "replay",
+                    hook.id,
+                    started,
+                    ApiError(401, "unauthorized", "this signature was already used", "sign"),
+                )
+            _log("duplicate", hook.id, started, reason="resend")
+            return duplicate
+    record_key = session.query(SeenKey).filter_by(hook_id=hook.id, key=f"rec:{fingerprint}")
+    existing = record_key.one_or_none()
+    if existing is not None and existing.expires_at >= now:
+        _log("duplicate", hook.id, started, reason="same_record")
+        return duplicate
+    return None
+
+
 def _accept(
     hook: Hook, record: SmsRecord | CallRecord, signature_key: str | None, started: float
 ) -> tuple[dict[str, Any], int]:
@@ -179,41 +211,27 @@ def _accept(
     analyzer = current_app.extensions["dunscan"]
     fingerprint = record_fingerprint(hook.id, record)
     now = time.time()
+    # A resend or a replay is answered without scoring it.
+    with store.session() as session:
+        answer = _seen_answer(session, hook, signature_key, fingerprint, now, started)
+    if answer is not None:
+        return answer, 200
+    # Scored outside any transaction: a write transaction holds the database's write lock (for
+    # SQLite, the whole file), and every other hook's message would wait for this scoring.
+    scoring = time.perf_counter()
+    verdict = analyzer.check(record, lang="zh")
+    score_ms = round((time.perf_counter() - scoring) * 1000, 1)
+    notified = bool(hook.notify_url) and notify.should_notify(verdict)
     try:
         with store.session() as session:
+            # Again inside the transaction: a concurrent request may have accepted it meanwhile.
+            answer = _seen_answer(session, hook, signature_key, fingerprint, now, started)
+            if answer is not None:
+                return answer, 200
             if signature_key is not None:
-                seen = session.query(SeenKey).filter_by(hook_id=hook.id, key=signature_key)
-                previous = seen.one_or_none()
-                if previous is not None and previous.expires_at >= now:
-                    if previous.fingerprint != fingerprint:
-                        # Same timestamp and sign, other content: the signature was lifted.
-                        raise _refuse(
-                            "replay",
-                            hook.id,
-                            started,
-                            ApiError(
-                                401, "unauthorized", "this signature was already used", "sign"
-                            ),
-                        )
-                    _log("duplicate", hook.id, started, reason="resend")
-                    return {"accepted": True, "duplicate": True}, 200
-                _remember(
-                    session,
-                    hook.id,
-                    signature_key,
-                    fingerprint,
-                    2 * _setting("HOOK_MAX_SKEW_S"),
-                    now,
-                )
-            if not _remember(
-                session, hook.id, f"rec:{fingerprint}", None, _setting("HOOK_DEDUP_S"), now
-            ):
-                _log("duplicate", hook.id, started, reason="same_record")
-                return {"accepted": True, "duplicate": True}, 200
-            scoring = time.perf_counter()
-            verdict = analyzer.check(record, lang="zh")
-            score_ms = round((time.perf_counter() - scoring) * 1000, 1)
-            notified = bool(hook.notify_url) and notify.should_notify(verdict)
+                ttl = 2 * _setting("HOOK_MAX_SKEW_S")
+                _remember(session, hook.id, signature_key, fingerprint, ttl, now)
+            _remember(session, hook.id, f"rec:{fingerprint}", None, _setting("HOOK_DEDUP_S"), now)
             if notified:
                 title, body, payload = notify.compose(record, verdict)
                 notify.enqueue(
@@ -277,6 +295,15 @@ def smsforwarder(token: str) -> Any:
         raise _refuse("bad_request", hook.id, started, refusal) from error
     except ValidationError as error:
         raise _refuse("bad_request", hook.id, started, validation_error(error)) from error
+    max_chars = int(current_app.config["MAX_TEXT_CHARS"])
+    if len(record.text or "") > max_chars:
+        refusal = ApiError(
+            413,
+            "text_too_long",
+            f"the message is longer than {max_chars} characters",
+            "org_content",
+        )
+        raise _refuse("too_long", hook.id, started, refusal)
     body, status = _accept(hook, record, signature_key, started)
     return jsonify(body), status
 
@@ -308,5 +335,6 @@ def init_app(app: Flask) -> None:
     app.wsgi_app = _redacting(app.wsgi_app)  # type: ignore[method-assign]
     app.url_map.converters["sf_token"] = _TokenAndRestConverter
     app.register_blueprint(blueprint)
+    limit_characters(app, "webhooks.smsforwarder")
     store_for(app)  # create the tables at start, not on the first phone's request
     notify.init_app(app)

@@ -447,3 +447,110 @@ def test_an_integral_number_is_an_integer_as_json_schema_says(client: FlaskClien
     record = {"kind": "call", "sender": "95188", "duration_s": 42.0, "id": 7.0}
     verdict = client.post("/v1/check", json=record).get_json()
     assert verdict["id"] == 7
+
+
+# --- limits by work, not by request --------------------------------------------------------------
+
+
+def _limited_app(tmp_path: Any, analyzer: Analyzer, **config: Any) -> Flask:
+    base = {
+        "TESTING": True,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'limits.sqlite3'}",
+        "NOTIFY_WORKER": 0,
+    }
+    return create_app({**base, **config}, analyzer=analyzer)
+
+
+def test_characters_per_minute_are_limited_beside_requests(
+    tmp_path: Any, analyzer: Analyzer
+) -> None:
+    app = _limited_app(tmp_path, analyzer, RATELIMIT="1000/minute", RATELIMIT_CHARS="3000/minute")
+    client = app.test_client()
+    long_text = "您的借呗已逾期" * 100  # 700 characters
+    for _ in range(3):
+        assert client.post("/v1/check", json={"text": long_text}).status_code == 200
+    batch = {"records": [{"text": long_text}] * 2}
+    refused = client.post("/v1/check/batch", json=batch)
+    assert refused.status_code == 429
+    assert "characters" in refused.get_json()["error"]["message"]
+    assert int(refused.headers["Retry-After"]) > 0
+    # Another client address has its own budget.
+    other = client.post(
+        "/v1/check", json={"text": long_text}, environ_base={"REMOTE_ADDR": "10.9.9.9"}
+    )
+    assert other.status_code == 200
+
+
+def test_the_character_budget_counts_per_api_key(tmp_path: Any, analyzer: Analyzer) -> None:
+    app = _limited_app(tmp_path, analyzer, API_KEYS="k-one,k-two", RATELIMIT_CHARS="1500/minute")
+    client = app.test_client()
+    text = {"text": "您的借呗已逾期" * 150}  # 1,050 characters
+    assert client.post("/v1/check", json=text, headers={"X-API-Key": "k-one"}).status_code == 200
+    assert client.post("/v1/check", json=text, headers={"X-API-Key": "k-one"}).status_code == 429
+    assert client.post("/v1/check", json=text, headers={"X-API-Key": "k-two"}).status_code == 200
+
+
+def test_webhooks_spend_the_character_budget_too(tmp_path: Any, analyzer: Analyzer) -> None:
+    app = _limited_app(tmp_path, analyzer, RATELIMIT_CHARS="1500/minute")
+    hook = create_hook("budget", store=store_for(app))
+    client = app.test_client()
+    body = {"from": "95188", "org_content": "您的借呗已逾期" * 150}
+    assert client.post(hook.path, json=body).status_code == 200
+    body["org_content"] += "。"  # not a duplicate
+    assert client.post(hook.path, json=body).status_code == 429
+
+
+def test_a_bad_character_limit_stops_the_app(tmp_path: Any, analyzer: Analyzer) -> None:
+    with pytest.raises(ValueError, match="RATELIMIT_CHARS"):
+        _limited_app(tmp_path, analyzer, RATELIMIT_CHARS="lots")
+
+
+def test_webhook_text_has_a_length_cap(client: FlaskClient, open_hook: HookInfo) -> None:
+    body = {"from": "95188", "org_content": "短" * 5001}
+    response = client.post(open_hook.path, json=body)
+    error = assert_json_4xx(response)
+    assert response.status_code == 413 and error["code"] == "text_too_long"
+
+
+class LockProbingAnalyzer:
+    """The real analyzer; while it scores, another connection tries to take the database's write
+    lock without waiting. Scoring inside the accepting transaction would hold that lock, so every
+    other hook's message would queue behind the slowest scoring."""
+
+    def __init__(self, real: Analyzer, database: Any) -> None:
+        self.real = real
+        self.database = database
+        self.lock_free_while_scoring: list[bool] = []
+
+    def check(self, record: Any, lang: str = "zh") -> Any:
+        import sqlite3
+
+        probe = sqlite3.connect(self.database, timeout=0, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            self.lock_free_while_scoring.append(True)
+        except sqlite3.OperationalError:  # "database is locked"
+            self.lock_free_while_scoring.append(False)
+        finally:
+            probe.close()
+        return self.real.check(record, lang=lang)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def test_webhook_scoring_holds_no_database_write_lock(tmp_path: Any, analyzer: Analyzer) -> None:
+    database = tmp_path / "lock.sqlite3"
+    probing = LockProbingAnalyzer(analyzer, database)
+    app = create_app(
+        {"TESTING": True, "DATABASE_URL": f"sqlite:///{database}", "NOTIFY_WORKER": 0},
+        analyzer=probing,  # type: ignore[arg-type]
+    )
+    hook = create_hook("lock", notify_url="json+http://127.0.0.1:9/x", store=store_for(app))
+    client = app.test_client()
+    for text in ("【支付宝】您的借呗已逾期，请缴纳解冻费后联系专员17123456789", "今晚一起吃饭吗"):
+        assert (
+            client.post(hook.path, json={"from": "95188", "org_content": text}).status_code == 200
+        )
+    assert probing.lock_free_while_scoring == [True, True]
