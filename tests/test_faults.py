@@ -1,0 +1,109 @@
+"""Faults on the real stack: gunicorn with the repo's config, a real receiver on loopback, and a
+worker killed with SIGKILL while webhooks are in flight.
+
+What must hold: every record that was answered 2xx (accepted) reaches the receiver, and the
+receiver can tell repeats by the push's Idempotency-Key, so it shows each warning exactly once.
+A request the dying worker never answered is not accepted: the phone retries it. Waiting is a
+bounded poll; nothing here asserts a duration.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from test_gunicorn import _start, _wait_until_healthy
+from test_notify import Receiver
+
+from service.store import Store, create_hook
+
+SCAM_TEXT = "【支付宝】您的借呗已逾期，账户将被冻结，请缴纳解冻费后联系专员17123456789，编号{}"
+RECORDS = 60
+WAIT_LIMIT_S = 120.0
+
+
+def _workers(master_pid: int) -> list[int]:
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def _post(url: str, body: dict[str, str]) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, {}
+    except OSError:  # the worker holding this connection was killed: no answer, not accepted
+        return 0, {}
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_a_worker_killed_mid_webhook_loses_no_accepted_record(tmp_path: Path) -> None:
+    receiver = Receiver()
+    database = tmp_path / "store.sqlite3"
+    store = Store(f"sqlite:///{database}")
+    hook = create_hook("faults", notify_url="json+" + receiver.url(), store=store)
+    store.dispose()
+    server = _start(
+        tmp_path,
+        DUNSCAN_NOTIFY_POLL_S="0.2",
+        DUNSCAN_NOTIFY_BACKOFF_S="0.2",
+        DUNSCAN_NOTIFY_BACKOFF_MAX_S="1",
+        DUNSCAN_NOTIFY_LEASE_S="3",  # a dead claimer's rows come back quickly
+        DUNSCAN_RATELIMIT_ENABLED="false",
+    )
+    try:
+        _wait_until_healthy(server)
+        results: list[tuple[int, dict]] = []
+        lock = threading.Lock()
+
+        def send(index: int) -> None:
+            body = {"from": "+86 171 2345 6789", "org_content": SCAM_TEXT.format(index)}
+            outcome = _post(server.url + hook.path, body)
+            with lock:
+                results.append(outcome)
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(RECORDS)]
+        for thread in threads[: RECORDS // 3]:
+            thread.start()
+        victim = _workers(server.process.pid)[0]
+        os.kill(victim, signal.SIGKILL)  # mid-load: requests and deliveries in flight
+        for thread in threads[RECORDS // 3 :]:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        accepted = sum(1 for status, body in results if status == 200 and body.get("notified"))
+        assert accepted >= RECORDS // 2, Counter(status for status, _ in results)
+
+        def keys() -> Counter[str]:
+            return Counter(push["headers"].get("Idempotency-Key") for push in receiver.received)
+
+        deadline = time.monotonic() + WAIT_LIMIT_S
+        while time.monotonic() < deadline and len(keys()) < accepted:
+            time.sleep(0.2)
+        seen = keys()
+        assert None not in seen
+        # Nothing accepted is lost, and nothing is pushed that was not accepted.
+        assert len(seen) == accepted, (len(seen), accepted)
+        for push in receiver.received:
+            body = json.loads(push["body"])
+            assert body["idempotency_key"] == push["headers"]["Idempotency-Key"]
+        repeats = sum(count - 1 for count in seen.values())
+        print(f"faults: {accepted} accepted, {len(receiver.received)} pushes, {repeats} repeats")
+    finally:
+        if server.process.poll() is None:
+            server.process.send_signal(signal.SIGTERM)
+            server.process.wait(timeout=60)
+        receiver.close()
