@@ -107,3 +107,35 @@ def test_a_worker_killed_mid_webhook_loses_no_accepted_record(tmp_path: Path) ->
             server.process.send_signal(signal.SIGTERM)
             server.process.wait(timeout=60)
         receiver.close()
+
+
+def test_a_database_that_is_gone_is_a_503_the_phone_retries(tmp_path: Path) -> None:
+    """Nothing is answered 2xx unless committed: with the database unreachable the webhook says
+    503 (JSON, Retry-After), which SmsForwarder retries, instead of a 500 or a false 200."""
+    from service.app import create_app
+    from service.pipeline import Analyzer
+    from service.store import store_for
+
+    folder = tmp_path / "db"
+    folder.mkdir()
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": f"sqlite:///{folder / 'gone.sqlite3'}",
+            "NOTIFY_WORKER": 0,
+            "RATELIMIT_ENABLED": False,
+        },
+        analyzer=Analyzer.load(use_model=False),
+    )
+    hook = create_hook("gone", store=store_for(app))
+    store_for(app).dispose()
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()
+    folder.write_text("not a directory any more")  # the database cannot be opened again
+    response = app.test_client().post(
+        hook.path, json={"from": "95188", "org_content": "您的借呗已逾期"}
+    )
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "database_unavailable"
+    assert int(response.headers["Retry-After"]) > 0
