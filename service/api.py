@@ -470,8 +470,9 @@ def readyz() -> tuple[Response, int]:
 # Characters of message text per minute, per API key (or client address), shared by every route
 # that scores text, beside the request budget: one maximal batch (100 x 5,000 characters) costs
 # as much scoring as 500 single checks, while counting as one request. The default lets one such
-# batch through per minute.
-DEFAULT_RATELIMIT_CHARS = "500000/minute"
+# batch (500,000 characters of text plus its JSON) through per minute; a budget below that would
+# refuse a maximal batch on every retry.
+DEFAULT_RATELIMIT_CHARS = "600000/minute"
 CHARACTERS_SCOPE = "characters"
 
 

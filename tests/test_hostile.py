@@ -554,3 +554,16 @@ def test_webhook_scoring_holds_no_database_write_lock(tmp_path: Any, analyzer: A
             client.post(hook.path, json={"from": "95188", "org_content": text}).status_code == 200
         )
     assert probing.lock_free_while_scoring == [True, True]
+
+
+def test_one_maximal_batch_fits_the_default_character_budget(
+    tmp_path: Any, analyzer: Analyzer
+) -> None:
+    # A budget smaller than one maximal batch would refuse it forever (429 on every retry).
+    app = _limited_app(tmp_path, analyzer)
+    client = app.test_client()
+    batch = json.dumps({"records": [{"text": "您" * 5000}] * 100}, ensure_ascii=False)
+    headers = {"Content-Type": "application/json"}
+    first = client.post("/v1/check/batch", data=batch.encode(), headers=headers)
+    assert first.status_code == 200 and first.get_json()["errors"] == 0
+    assert client.post("/v1/check/batch", data=batch.encode(), headers=headers).status_code == 429
