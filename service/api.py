@@ -392,8 +392,9 @@ def check_batch() -> Response:
 
 @api.get("/numbers/<number>")
 def number(number: str) -> Response:
+    # Blank and length as the schema states them (pattern, maxLength): on the value as sent.
     raw = number.strip()
-    if not raw or len(raw) > MAX_SENDER_CHARS:
+    if is_blank(number) or len(number) > MAX_SENDER_CHARS:
         raise ApiError(
             422,
             "validation_error",

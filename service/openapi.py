@@ -207,7 +207,12 @@ def build_document(config: Any) -> dict[str, Any]:
                         "in": "path",
                         "required": True,
                         "description": "Any way a phone shows it, URL-encoded (+86%20171...).",
-                        "schema": {"type": "string", "maxLength": api.MAX_SENDER_CHARS},
+                        "schema": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": api.MAX_SENDER_CHARS,
+                            "pattern": NOT_BLANK,
+                        },
                     }
                 ],
                 "responses": {

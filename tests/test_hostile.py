@@ -567,3 +567,14 @@ def test_one_maximal_batch_fits_the_default_character_budget(
     first = client.post("/v1/check/batch", data=batch.encode(), headers=headers)
     assert first.status_code == 200 and first.get_json()["errors"] == 0
     assert client.post("/v1/check/batch", data=batch.encode(), headers=headers).status_code == 429
+
+
+@pytest.mark.parametrize("number", ["%1F", "%20%20", "%E3%80%80"])
+def test_a_blank_number_is_refused_as_its_schema_says(client: FlaskClient, number: str) -> None:
+    import re
+
+    document = client.get("/openapi.json").get_json()
+    (parameter,) = document["paths"]["/v1/numbers/{number}"]["get"]["parameters"]
+    decoded = bytes.fromhex(number.replace("%", "")).decode()
+    assert re.search(parameter["schema"]["pattern"], decoded) is None
+    assert_json_4xx(client.get(f"/v1/numbers/{number}"), "number")
