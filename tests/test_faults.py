@@ -139,3 +139,61 @@ def test_a_database_that_is_gone_is_a_503_the_phone_retries(tmp_path: Path) -> N
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "database_unavailable"
     assert int(response.headers["Retry-After"]) > 0
+
+
+def test_a_full_database_is_a_503_and_keeps_what_it_had(tmp_path: Path) -> None:
+    """The outbox cannot grow (SQLite answers "database or disk is full", as on a full disk):
+    the webhook says 503 and saves nothing half-way; what was accepted before stays."""
+    from sqlalchemy import event, func, select
+
+    from service.app import create_app
+    from service.pipeline import Analyzer
+    from service.store import Outbox, SeenKey, store_for
+
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'full.sqlite3'}",
+            "NOTIFY_WORKER": 0,
+            "RATELIMIT_ENABLED": False,
+        },
+        analyzer=Analyzer.load(use_model=False),
+    )
+    store = store_for(app)
+    hook = create_hook("full", notify_url="json+http://127.0.0.1:9/x", store=store)
+    client = app.test_client()
+    first = {"from": "+86 171 2345 6789", "org_content": SCAM_TEXT.format(1)}
+    assert client.post(hook.path, json=first).get_json()["notified"] is True
+
+    def counts() -> tuple[int, int]:
+        with store.session() as session:
+            outbox = session.scalar(select(func.count()).select_from(Outbox)) or 0
+            seen = session.scalar(select(func.count()).select_from(SeenKey)) or 0
+        return int(outbox), int(seen)
+
+    before = counts()
+
+    @event.listens_for(store.engine, "connect")
+    def _no_room(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        pages = dbapi_connection.execute("PRAGMA page_count").fetchone()[0]
+        dbapi_connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    store.engine.dispose()  # new connections, each with no room left to grow
+    filler = "x" * 3000  # rows bigger than the free space left in the last pages
+    refused = 0
+    for index in range(2, 40):
+        body = {"from": "+86 171 2345 6789", "org_content": SCAM_TEXT.format(index) + filler}
+        response = client.post(hook.path, json=body)
+        assert response.status_code in (200, 503), response.get_json()
+        if response.status_code == 503:
+            refused += 1
+            assert response.get_json()["error"]["code"] == "database_unavailable"
+            assert response.headers["Retry-After"]
+    assert refused > 0
+    event.remove(store.engine, "connect", _no_room)
+    store.engine.dispose()
+    after = counts()
+    # Every answer was all or nothing: each 200 added one push and its keys, a 503 nothing.
+    accepted = 38 - refused
+    assert after[0] == before[0] + accepted
+    assert after[1] == before[1] + accepted
