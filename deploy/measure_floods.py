@@ -121,6 +121,7 @@ def flood_webhooks() -> dict[str, object]:
 
 
 def main() -> None:
+    # Both runs have the one-large-batch-per-process slot (service.api.LARGE_BATCH_CHARS).
     print("8 clients flooding maximal batches, characters budget off:")
     print("  ", flood_batches("1000000000/minute"))
     print("8 clients flooding maximal batches, characters budget at its default (600000/minute):")

@@ -15,7 +15,10 @@ import json
 import logging
 import re
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
@@ -361,6 +364,43 @@ def check() -> Response:
     return jsonify(verdict.model_dump(mode="json"))
 
 
+# A batch with more text than this is "large": each process scores one large batch at a time, and
+# answers another with 503 and Retry-After meanwhile. The character budget stops one client from
+# sending many; this stops many clients' first batches from taking every worker at once, so an
+# ordinary check always finds a thread and its share of the CPU.
+LARGE_BATCH_CHARS = 50_000
+BUSY_RETRY_AFTER_S = 5
+_LARGE_BATCH_SLOT = "dunscan_large_batch_slot"
+
+
+def _text_characters(records: list[Any]) -> int:
+    return sum(
+        len(item["text"])
+        for item in records
+        if isinstance(item, dict) and isinstance(item.get("text"), str)
+    )
+
+
+@contextmanager
+def _large_batch_slot(characters: int) -> Iterator[None]:
+    if characters <= LARGE_BATCH_CHARS:
+        yield
+        return
+    slot = current_app.extensions.setdefault(_LARGE_BATCH_SLOT, threading.Lock())
+    if not slot.acquire(blocking=False):
+        raise ApiError(
+            503,
+            "busy",
+            f"Another batch of more than {LARGE_BATCH_CHARS} characters is being checked here; "
+            f"retry after {BUSY_RETRY_AFTER_S} s, or send smaller batches.",
+            headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
+        )
+    try:
+        yield
+    finally:
+        slot.release()
+
+
 @api.post("/check/batch")
 def check_batch() -> Response:
     lang = _lang()
@@ -379,13 +419,15 @@ def check_batch() -> Response:
             413, "batch_too_large", f"At most {max_batch} records per request.", "records"
         )
     results: list[dict[str, Any]] = []
-    for index, data in enumerate(batch.records):
-        try:
-            record = _record(data, ("records", index))
-        except ApiError as error:
-            results.append({"index": index, "error": error.detail()})
-            continue
-        results.append({"index": index, "verdict": _check(record, lang).model_dump(mode="json")})
+    with _large_batch_slot(_text_characters(batch.records)):
+        for index, data in enumerate(batch.records):
+            try:
+                record = _record(data, ("records", index))
+            except ApiError as error:
+                results.append({"index": index, "error": error.detail()})
+                continue
+            verdict = _check(record, lang).model_dump(mode="json")
+            results.append({"index": index, "verdict": verdict})
     failed = sum("error" in item for item in results)
     return jsonify({"results": results, "count": len(results), "errors": failed})
 

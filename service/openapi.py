@@ -98,7 +98,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         415: "Unsupported Content-Type",
         422: "Missing or mistyped field; `field` names it",
         429: "Rate limited; see Retry-After",
-        503: "Not ready",
+        503: "Not ready, or busy (a large batch is being checked); see Retry-After",
     }
     return {str(status): _json("Error", meaning[status]) for status in statuses}
 
@@ -192,7 +192,7 @@ def build_document(config: Any) -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _json("BatchResponse", "One result per record, in input order"),
-                    **_errors(400, 413, 415, 422, *v1_errors),
+                    **_errors(400, 413, 415, 422, 503, *v1_errors),
                 },
             }
         },

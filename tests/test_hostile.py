@@ -578,3 +578,62 @@ def test_a_blank_number_is_refused_as_its_schema_says(client: FlaskClient, numbe
     decoded = bytes.fromhex(number.replace("%", "")).decode()
     assert re.search(parameter["schema"]["pattern"], decoded) is None
     assert_json_4xx(client.get(f"/v1/numbers/{number}"), "number")
+
+
+class GateAnalyzer:
+    """The real analyzer; the first record of more than 1,000 characters waits at a gate, so a
+    large batch is deterministically in progress while the test sends the others."""
+
+    def __init__(self, real: Analyzer) -> None:
+        import threading
+
+        self.real = real
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def check(self, record: Any, lang: str = "zh") -> Any:
+        if len(record.text or "") > 1000 and not self.entered.is_set():
+            self.entered.set()
+            assert self.release.wait(30)
+        return self.real.check(record, lang=lang)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def test_one_large_batch_at_a_time_per_process_and_ordinary_work_goes_on(
+    tmp_path: Any, analyzer: Analyzer
+) -> None:
+    import threading
+
+    gate = GateAnalyzer(analyzer)
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'gate.sqlite3'}",
+            "NOTIFY_WORKER": 0,
+            "RATELIMIT_ENABLED": False,
+        },
+        analyzer=gate,  # type: ignore[arg-type]
+    )
+    large = {"records": [{"text": "您的借呗已逾期" * 500}] * 20}  # 70,000 characters
+    first: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: first.append(app.test_client().post("/v1/check/batch", json=large))
+    )
+    worker.start()
+    try:
+        assert gate.entered.wait(30)
+        client = app.test_client()
+        busy = client.post("/v1/check/batch", json=large)
+        assert busy.status_code == 503 and busy.get_json()["error"]["code"] == "busy"
+        assert busy.headers["Retry-After"] == "5"
+        small = client.post("/v1/check/batch", json={"records": [{"text": "你好"}] * 3})
+        assert small.status_code == 200
+        assert client.post("/v1/check", json={"text": "你好"}).status_code == 200
+    finally:
+        gate.release.set()
+        worker.join(60)
+    assert first[0].status_code == 200 and first[0].get_json()["count"] == 20
+    # The slot is free again.
+    assert app.test_client().post("/v1/check/batch", json=large).status_code == 200
