@@ -22,6 +22,7 @@ NOTIFY_RETENTION_S; expired seen-request keys are purged on the same pass.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -144,6 +145,20 @@ def enqueue(
 # --- sending ----------------------------------------------------------------------------------
 
 
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def idempotency_key(row: Outbox) -> str:
+    """The same for every attempt at one push, different for every push.
+
+    Delivery is at least once: a worker killed after the receiver answered 2xx but before the row
+    was marked delivered leaves the row to be sent again when its lease runs out. A receiver that
+    must show each warning once keeps the keys it has seen (for NOTIFY_MAX_AGE_S) and drops a
+    repeat. Derived from the row (id, hook, creation time), so no schema change is needed."""
+    identity = f"dunscan-outbox:{row.id}:{row.hook_id}:{row.created_at!r}"
+    return hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+
 def send(row: Outbox, timeout_s: float) -> None:
     """One delivery attempt; raises DeliveryError (permanent or not) unless it was delivered.
 
@@ -152,9 +167,18 @@ def send(row: Outbox, timeout_s: float) -> None:
     """
     if row.kind == "json":
         payload = json.loads(row.payload or "{}")
-        document = {"title": row.title, "body": row.body, "source": "dunscan", **payload}
-        push.send_json(row.url, document, timeout_s)
+        key = idempotency_key(row)
+        document = {
+            "title": row.title,
+            "body": row.body,
+            "source": "dunscan",
+            **payload,
+            "idempotency_key": key,
+        }
+        push.send_json(row.url, document, timeout_s, headers={IDEMPOTENCY_HEADER: key})
         return
+    # Push services take no custom header through apprise (and ntfy and Bark ignored it anyway):
+    # there a repeat after a worker death shows twice, as the README says.
     push.send_apprise(push.apprise_url(row.kind, row.url), row.title, row.body, timeout_s)
 
 
@@ -263,6 +287,9 @@ class Deliverer:
             else:
                 result.abandoned += 1
         result.purged = self.purge(now)
+        if result.delivered or result.abandoned or result.purged:
+            # The warnings just emptied still sit in SQLite's write-ahead log until a checkpoint.
+            self.store.forget_deleted()
         return result
 
     def purge(self, now: float | None = None) -> int:

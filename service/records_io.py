@@ -229,6 +229,12 @@ def _read_jsonl(text: IO[str]) -> Iterator[Row]:
         except json.JSONDecodeError as error:
             yield Row(number, {}, None, f"not valid JSON ({error.msg})")
             continue
+        except RecursionError:
+            yield Row(number, {}, None, "JSON nested too deeply")
+            continue
+        except ValueError:  # an integer past Python's 4,300-digit conversion limit
+            yield Row(number, {}, None, "a number with too many digits")
+            continue
         if not isinstance(row, dict):
             yield Row(number, {}, None, "expected a JSON object")
             continue

@@ -83,6 +83,10 @@ class Settings(PathSettings):
     RATELIMIT: str = Field(
         "120/minute", description="limits per API key or client IP, ';' joins several"
     )
+    # None: service/api.py's default (600000/minute, one maximal batch per minute).
+    RATELIMIT_CHARS: str | None = Field(
+        None, description="characters of message text per minute per API key or client IP"
+    )
     RATELIMIT_STORAGE_URI: str = Field(
         "memory://", description="where limits are counted; redis://host:6379 to share them"
     )
@@ -119,6 +123,9 @@ class Settings(PathSettings):
         None, description="hooks, seen requests, outbox (default: a SQLite file)"
     )
     PUBLIC_URL: str | None = Field(None, description="how phones reach this service")
+    PUBLIC_HOSTS: str = Field(
+        "", description="without PUBLIC_URL: comma-separated Host names that may build links"
+    )
 
     # --- SmsForwarder hooks and the push outbox ------------------------------------------------
     HOOK_MAX_SKEW_S: Seconds = 3600.0
@@ -142,9 +149,11 @@ class Settings(PathSettings):
             return tuple(str(key).strip() for key in value if str(key).strip())
         return value
 
-    @field_validator("RATELIMIT")
+    @field_validator("RATELIMIT", "RATELIMIT_CHARS")
     @classmethod
-    def _parse_limits(cls, value: str) -> str:
+    def _parse_limits(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         import limits  # here, not at the top: 60 ms a CLI start need not pay for the default
 
         try:
