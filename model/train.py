@@ -1,17 +1,17 @@
 """`make train`: fit the shipped model reproducibly, measure it, write artifact + manifest + card.
 
-    python -m model.train [--out model/artifact/dunscan-model.joblib] [--no-card]
+    python -m model.train [--out model/artifact/dunscan-model.npz] [--no-card]
 
 Steps: load and deduplicate every source (model/data.py), run each record through the real
 pipeline analysis (rules, numbers), measure on held-out splits (model/evaluate.py), fit the final
-model on everything, then write the joblib artifact, its JSON manifest (hashes, versions, seed,
-metrics) and MODEL_CARD.md. Everything is seeded; the artifact bytes depend only on the inputs.
+model on everything, then write the artifact (the model compiled to arrays, service/scorer.py),
+its JSON manifest (hashes, versions, seed, metrics) and MODEL_CARD.md. Everything is seeded; the
+artifact bytes depend only on the inputs.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import subprocess
@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -50,6 +49,7 @@ from service.model import (
 from service.normalize import normalize
 from service.paths import CORPUS_DIR, DATA_DIR, MODEL_DIR, MODEL_PATH, REAL_DIR, REPO_ROOT
 from service.schemas import CATEGORIES
+from service.scorer import compile_model, write_arrays
 
 log = logging.getLogger("model.train")
 
@@ -454,11 +454,9 @@ def created_date() -> str:
 
 
 def write_artifact(model: TextModel, path: Path) -> str:
-    """joblib-dump deterministically; return the sha256 of the written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    joblib.dump(model, buffer, compress=("zlib", 6), protocol=5)
-    path.write_bytes(buffer.getvalue())
+    """Compile the trained model to arrays (service/scorer.py) and write them deterministically;
+    return the sha256 of the written file."""
+    write_arrays(compile_model(model), path)
     return sha256_file(path)
 
 
