@@ -24,6 +24,9 @@ from service.schemas import Verdict, error_field, parse_record
 
 # Other surfaces add subcommands by exposing `register(subparsers)` in these modules.
 _EXTENSIONS = ("service.hooks_cli",)
+# Commands of this module: when one of them is asked for, the extensions (which import the
+# store, SQLAlchemy and the web code) are not imported at all; a `dunscan check` starts faster.
+_CORE_COMMANDS = frozenset({"check", "score"})
 CSV_VERDICT_COLUMNS = ("risk", "level", "category", "signal_ids", "claimed_brands", "advice")
 
 
@@ -186,7 +189,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 1 if args.strict and skipped else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     parser = _Parser(prog="dunscan", description="Is this collection SMS or call a scam?")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -210,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--no-model", action="store_true", help="numbers and rules only")
     score.set_defaults(func=_cmd_score)
 
-    for module_name in _EXTENSIONS:
+    for module_name in _EXTENSIONS if extensions else ():
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:
@@ -223,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        given = sys.argv[1:] if argv is None else argv
+        core = bool(given) and given[0] in _CORE_COMMANDS
+        args = build_parser(extensions=not core).parse_args(argv)
         return int(args.func(args) or 0)
     except UsageError as error:
         print(f"dunscan: error: {error}", file=sys.stderr)

@@ -222,6 +222,8 @@ def _re2_options() -> re2.Options:
 
 
 _OPTIONS = _re2_options()
+# libyaml's safe parser where PyYAML was built with it (start-up reads every rule file).
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _WORD_BOUNDARY = re.compile(r"(?<!\\)(?:\\\\)*\\[bB]")
 _ESCAPES = re.compile(r"\\(?:[pP]\{[^}]*\}|.)")
 
@@ -340,7 +342,7 @@ def _load_file(path: Path, seen: dict[str, str], check_examples: bool) -> list[_
         raise RuleLoadError(f"{shown}: {message}")
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         file_fail(f"not valid UTF-8 YAML ({exc}); fix the syntax")
     if not isinstance(data, dict):

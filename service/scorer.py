@@ -344,14 +344,14 @@ def write_arrays(model: CompiledModel, path: Path) -> None:
         "meta": np.frombuffer(meta, dtype=np.uint8),
     }
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as zf:
         for name, array in arrays.items():
             npy = io.BytesIO()
             np.lib.format.write_array(npy, np.ascontiguousarray(array), allow_pickle=False)
             info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = zipfile.ZIP_STORED
             info.external_attr = 0o644 << 16
-            zf.writestr(info, npy.getvalue(), compresslevel=6)
+            zf.writestr(info, npy.getvalue())
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(buffer.getvalue())
 
