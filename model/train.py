@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -460,6 +461,45 @@ def write_artifact(model: TextModel, path: Path) -> str:
     return sha256_file(path)
 
 
+# Set in the environment of a training run whose numerics are pinned (see pinned_environment).
+PINNED_FLAG = "DUNSCAN_TRAIN_PINNED"
+
+
+def pinned_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment that makes training give the same bits on any machine of one CPU
+    architecture (with constraints.txt installed).
+
+    Measured (issue 12 item 10): thread counts and hash seeds did not change the bytes, but the
+    CPU did. numpy dispatches float32 log/exp and friends to AVX2/AVX-512 code where the CPU has
+    it, and OpenBLAS picks a kernel per CPU; their last bits differ, L-BFGS then takes another
+    path, and a model trained with generic kernels differed by up to 0.025 in probability from
+    one trained with AVX-512 on the same machine. So training runs on numpy's baseline code
+    (every dispatch target disabled), one generic OpenBLAS kernel and one thread.
+    """
+    import platform
+
+    env = dict(os.environ if environ is None else environ)
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__
+    except ImportError:  # another numpy layout: leave numpy's dispatch as it is
+        __cpu_dispatch__ = []
+    env["NPY_DISABLE_CPU_FEATURES"] = " ".join(__cpu_dispatch__)
+    core = {"x86_64": "Prescott", "amd64": "Prescott", "aarch64": "ARMV8", "arm64": "ARMV8"}
+    if platform.machine().lower() in core:
+        env["OPENBLAS_CORETYPE"] = core[platform.machine().lower()]
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[name] = "1"
+    env["PYTHONHASHSEED"] = "0"
+    env[PINNED_FLAG] = "1"
+    return env
+
+
+def numerics() -> dict[str, str]:
+    """What the manifest records about the pinned numerics of this run."""
+    names = ("NPY_DISABLE_CPU_FEATURES", "OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS")
+    return {name: os.environ.get(name, "") for name in names}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from model import evaluate
 
@@ -467,6 +507,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=MODEL_PATH)
     parser.add_argument("--no-card", action="store_true", help="do not rewrite MODEL_CARD.md")
     args = parser.parse_args(argv)
+    if os.environ.get(PINNED_FLAG) != "1":
+        # numpy and OpenBLAS read these settings when they load: start again with them set.
+        command = [sys.executable, "-m", "model.train", *(sys.argv[1:] if argv is None else argv)]
+        os.execve(sys.executable, command, pinned_environment())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     np.random.seed(SEED)
     started = time.perf_counter()
@@ -506,6 +550,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "size_bytes": args.out.stat().st_size,
         "versions": library_versions(),
         "seed": SEED,
+        "numerics": numerics(),
         "hyperparameters": {
             "ngram_range": list(NGRAM_RANGE),
             "min_df": MIN_DF,
