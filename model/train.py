@@ -489,6 +489,8 @@ def pinned_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
         env["OPENBLAS_CORETYPE"] = core[platform.machine().lower()]
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[name] = "1"
+    # OpenBLAS sizes its blocks from the L2 cache it detects; a fixed size, one blocking.
+    env["OPENBLAS_L2_SIZE"] = "512"
     env["PYTHONHASHSEED"] = "0"
     env[PINNED_FLAG] = "1"
     return env
@@ -496,7 +498,12 @@ def pinned_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
 
 def numerics() -> dict[str, str]:
     """What the manifest records about the pinned numerics of this run."""
-    names = ("NPY_DISABLE_CPU_FEATURES", "OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS")
+    names = (
+        "NPY_DISABLE_CPU_FEATURES",
+        "OPENBLAS_CORETYPE",
+        "OPENBLAS_NUM_THREADS",
+        "OPENBLAS_L2_SIZE",
+    )
     return {name: os.environ.get(name, "") for name in names}
 
 
@@ -638,6 +645,12 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
         f"| created (date of the newest commit of its inputs) | {manifest['created']} |",
         f"| libraries | {', '.join(f'{k} {v}' for k, v in manifest['versions'].items())} |",
         f"| seed | {manifest['seed']} |",
+        "| numerics | pinned by `make train` for the same bytes on any machine of one CPU "
+        "architecture: "
+        + ", ".join(f"{k}={v or '(unset)'}" for k, v in manifest.get("numerics", {}).items())
+        + " |",
+        "| format | numpy arrays in a stored zip, read with pickling disabled "
+        "(service/scorer.py) |",
         f"| rules / numbers versions | {manifest['rules_version']} / "
         f"{manifest['numbers_version']} |",
         f"| corpus sha256 | `{manifest['corpus_sha256']}` |",
