@@ -390,6 +390,8 @@ class TextModel:
 
     def predict_many(self, analyses: Sequence[Analysis]) -> list[dict[str, float]]:
         """One probability per category for each analysis: one transform, one product."""
+        if not analyses:  # scikit-learn refuses an empty matrix
+            return []
         rows = self.predict_inputs([model_input(analysis) for analysis in analyses])
         return [
             {category: float(p) for category, p in zip(CATEGORIES, row, strict=True)}
