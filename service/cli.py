@@ -148,6 +148,9 @@ class _BatchScorer:
 
             global _WORKER_ANALYZER
             _WORKER_ANALYZER = analyzer  # forked workers share the loaded model copy-on-write
+            # A forked worker flushes its copy of stdout when it exits: nothing may be pending.
+            sys.stdout.flush()
+            sys.stderr.flush()
             methods = multiprocessing.get_all_start_methods()
             context = multiprocessing.get_context("fork" if "fork" in methods else None)
             self.pool = context.Pool(
