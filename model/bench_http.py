@@ -179,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     return 1
                 time.sleep(0.1)
             ready = time.perf_counter() - started
+            time.sleep(1.0)  # every worker forked and booted
             workers = _children(server.pid)
             memory_idle = {pid: _memory_kb(pid) for pid in [server.pid, *workers]}
             _drive(port, bodies, 2, 200, 10.0)  # warm every worker's caches

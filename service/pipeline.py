@@ -185,6 +185,18 @@ class Analyzer:
         )
         return analyzer
 
+    def warm(self) -> Analyzer:
+        """Build what the first checks would otherwise build lazily (the known-script index, the
+        explanation terms): in a server that loads once and forks, the workers then share them
+        instead of each building its own copy."""
+        scripts = getattr(self.model, "scripts", None)
+        if scripts is not None:
+            scripts.match("")
+        explainer = getattr(self.model, "_explainer", None)
+        if explainer is not None:
+            explainer()
+        return self
+
     @property
     def versions(self) -> dict[str, str | None]:
         return {
