@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export DUNSCAN_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: install run test lint eval eval-compare train bench bench-http clean
+.PHONY: install run test test-spark lint eval eval-compare train bench bench-http clean
 
 # The venv is rebuilt only when the dependency declarations change.
 $(STAMP): pyproject.toml constraints.txt
@@ -25,6 +25,12 @@ test: $(STAMP)
 	$(BIN)/ruff check service model tests
 	$(BIN)/ruff format --check service model tests
 	$(BIN)/python -m pytest
+
+# The Spark batch scorer on local[2] against `dunscan score` (needs a Java runtime; installs the
+# `spark` extra, about 450 MB, into the venv).
+test-spark: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark]'
+	$(BIN)/python -m pytest tests/test_spark.py -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check service model tests
