@@ -17,17 +17,22 @@ import json
 import os
 import socket
 import sys
+from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from service import records_io
-from service.schemas import error_field, parse_record
+from service.schemas import Verdict, error_field, parse_record
 from service.settings import ConfigError, load_settings
 
 # Other surfaces add subcommands by exposing `register(subparsers)` in these modules.
 _EXTENSIONS = ("service.hooks_cli",)
+# Commands of this module: when one of them is asked for, the extensions (which import the
+# store, SQLAlchemy and the web code) are not imported at all; a `dunscan check` starts faster.
+_CORE_COMMANDS = frozenset({"check", "score", "serve"})
 
 
 class UsageError(Exception):
@@ -91,6 +96,78 @@ def _count_lines(path: str) -> int | None:
         return sum(1 for _ in handle)
 
 
+# Records scored together: one TF-IDF transform and one matrix product per chunk.
+SCORE_CHUNK = 256
+
+
+class _BatchScorer:
+    """Scores chunks of records with `Analyzer.check_many`, giving them back in input order:
+    in this process, or over `jobs` worker processes with at most two chunks per process in
+    flight, so memory stays flat whatever the input size. Rows (records_io.Row) ride along
+    untouched, for the writer."""
+
+    def __init__(self, analyzer: Any, lang: str, jobs: int) -> None:
+        self.analyzer = analyzer
+        self.lang = lang
+        self.pool: Any = None
+        self.in_flight: deque[tuple[list[Any], Any]] = deque()
+        self.limit = 2 * jobs
+        if jobs > 1:
+            import multiprocessing
+
+            global _WORKER_ANALYZER
+            _WORKER_ANALYZER = analyzer  # forked workers share the loaded model copy-on-write
+            # A forked worker flushes its copy of stdout when it exits: nothing may be pending.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if "fork" in methods else None)
+            self.pool = context.Pool(
+                jobs, initializer=_init_worker, initargs=(analyzer.model is not None,)
+            )
+
+    def submit(self, chunk: list[tuple[Any, Any]]) -> Iterator[tuple[Any, Verdict]]:
+        """Queue a chunk; yield every (row, verdict) that is ready, in input order."""
+        rows = [row for row, _ in chunk]
+        records = [record for _, record in chunk]
+        if self.pool is None:
+            yield from zip(rows, self.analyzer.check_many(records, self.lang), strict=True)
+            return
+        self.in_flight.append((rows, self.pool.apply_async(_score_chunk, (records, self.lang))))
+        while len(self.in_flight) >= self.limit:
+            yield from self._next()
+
+    def finish(self) -> Iterator[tuple[Any, Verdict]]:
+        while self.in_flight:
+            yield from self._next()
+        if self.pool is not None:
+            self.pool.close()
+            self.pool.join()
+            self.pool = None
+
+    def _next(self) -> Iterator[tuple[Any, Verdict]]:
+        rows, result = self.in_flight.popleft()
+        yield from zip(rows, result.get(), strict=True)
+
+    def abort(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+
+_WORKER_ANALYZER: Any = None
+
+
+def _init_worker(use_model: bool) -> None:
+    global _WORKER_ANALYZER
+    if _WORKER_ANALYZER is None:  # not inherited (spawn): load it in this process
+        _WORKER_ANALYZER = _load_analyzer(use_model)
+
+
+def _score_chunk(records: list[Any], lang: str) -> list[Verdict]:
+    return _WORKER_ANALYZER.check_many(records, lang)
+
+
 def _cmd_score(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -100,11 +177,24 @@ def _cmd_score(args: argparse.Namespace) -> int:
         source = records_io.open_source(args.input, args.input_format, args.encoding)
     except records_io.RecordFileError as error:
         raise UsageError(str(error)) from error
+    if args.jobs < 1:
+        source.close()
+        raise UsageError("--jobs must be at least 1")
     scored = skipped = 0
     target: records_io.Target | None = None
+    scorer: _BatchScorer | None = None
+    pending: list[tuple[records_io.Row, Any]] = []
+
+    def write(row: records_io.Row, verdict: Verdict) -> None:
+        nonlocal scored
+        assert target is not None
+        target.writer.write(row, verdict)
+        scored += 1
+
     try:
         analyzer = _load_analyzer(not args.no_model)
         target = records_io.open_target(args.output, args.output_format, source.format)
+        scorer = _BatchScorer(analyzer, args.lang, args.jobs)
         progress = tqdm(
             records_io.read_records(source),
             total=_count_lines(args.input),
@@ -124,12 +214,21 @@ def _cmd_score(args: argparse.Namespace) -> int:
                 message = _validation_message(error)
                 tqdm.write(f"line {row.line}: skipped: {message}", file=sys.stderr)
                 continue
-            verdict = analyzer.check(record, lang=args.lang)
-            target.writer.write(row, verdict)
-            scored += 1
+            pending.append((row, record))
+            if len(pending) >= SCORE_CHUNK:
+                for done in scorer.submit(pending):
+                    write(*done)
+                pending = []
+        if pending:
+            for done in scorer.submit(pending):
+                write(*done)
+        for done in scorer.finish():
+            write(*done)
     except records_io.RecordFileError as error:
         raise UsageError(str(error)) from error
     finally:
+        if scorer is not None:
+            scorer.abort()
         source.close()
         if target is not None:
             target.close()
@@ -195,7 +294,7 @@ def _port(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     parser = _Parser(prog="dunscan", description="Is this collection SMS or call a scam?")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -236,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--quiet", action="store_true", help="no progress bar")
     score.add_argument("--strict", action="store_true", help="exit 1 if any line was skipped")
     score.add_argument("--no-model", action="store_true", help="numbers and rules only")
+    score.add_argument(
+        "--jobs", type=int, default=1, help="worker processes (output keeps the input order)"
+    )
     score.set_defaults(func=_cmd_score)
 
     serve = sub.add_parser("serve", help="run the HTTP service (gunicorn)")
@@ -246,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=_cmd_serve)
 
-    for module_name in _EXTENSIONS:
+    for module_name in _EXTENSIONS if extensions else ():
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:
@@ -259,7 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        given = sys.argv[1:] if argv is None else argv
+        core = bool(given) and given[0] in _CORE_COMMANDS
+        args = build_parser(extensions=not core).parse_args(argv)
         load_settings()  # every DUNSCAN_* value checked before any command runs
         return int(args.func(args) or 0)
     except ConfigError as error:

@@ -34,7 +34,7 @@ def _resolved(value: Path | None, default: Path) -> Path:
 
 
 _env = PathSettings()
-ARTIFACT_NAME = "dunscan-model.joblib"  # with its manifest, dunscan-model.json, beside it
+ARTIFACT_NAME = "dunscan-model.npz"  # with its manifest, dunscan-model.json, beside it
 RULES_DIR = _resolved(_env.RULES_DIR, _shipped("rules", REPO_ROOT / "rules"))
 PATTERNS_DIR = RULES_DIR / "patterns"
 NUMBERS_DIR = RULES_DIR / "numbers"

@@ -115,9 +115,9 @@ class Settings(PathSettings):
     # stops the start-up in one line instead of a traceback from the config file.
     WEB_CONCURRENCY: int | None = Field(
         None,
-        ge=0,
+        ge=1,
         validation_alias=AliasChoices("WEB_CONCURRENCY"),
-        description="gunicorn workers (0 or unset: service/gunicorn_conf.py decides)",
+        description="gunicorn workers (unset: service/cpus.py counts the usable CPUs)",
     )
     DATABASE_URL: str | None = Field(
         None, description="hooks, seen requests, outbox (default: a SQLite file)"
