@@ -118,6 +118,8 @@ def _flatten(row: dict[str, Any], verdict: Verdict) -> dict[str, Any]:
         "risk": verdict.risk,
         "level": verdict.level,
         "category": verdict.category,
+        "sender_location": verdict.sender.location if verdict.sender else None,
+        "sender_carrier": verdict.sender.carrier if verdict.sender else None,
         "signal_ids": " ".join(s.id for s in verdict.signals if s.source != "model"),
         "claimed_brands": " ".join(b.brand for b in verdict.claimed_brands),
         "advice": " / ".join(verdict.advice),

@@ -50,9 +50,38 @@ def reasons(verdict: Verdict, lang: Lang = "zh", limit: int = MAX_REASONS) -> li
     return lines
 
 
+MAX_NUMBER_LINES = 3
+
+
+def number_lines(verdict: Verdict, lang: Lang = "zh") -> list[str]:
+    """What a Chinese phone shows under a number (归属地, carrier) for the sender and the numbers
+    in the text, e.g. "发件号码 171 2345 6789：虚拟运营商（中国联通网络）"; numbers with no known
+    facts (short codes, 106 ports) are left out."""
+    entries: list[tuple[str, str, str | None, str | None]] = []
+    if verdict.sender is not None:
+        label = "Sender" if lang == "en" else "发件号码"
+        sender = verdict.sender
+        entries.append((label, sender.raw, sender.location, sender.carrier))
+    seen = {verdict.sender.normalized} if verdict.sender is not None else set()
+    for found in verdict.numbers_in_text:
+        if found.normalized in seen:
+            continue
+        seen.add(found.normalized)
+        entries.append(
+            ("Number" if lang == "en" else "短信里的号码", found.raw, found.location, found.carrier)
+        )
+    lines = []
+    for label, raw, location, carrier in entries:
+        facts = [fact for fact in (location, carrier) if fact]
+        if facts:
+            lines.append(f"{label} {raw}{': ' if lang == 'en' else '：'}{' '.join(facts)}")
+    return lines[:MAX_NUMBER_LINES]
+
+
 def summarize(verdict: Verdict, lang: Lang = "zh") -> str:
-    """Headline, up to three reasons, the brand's official contact and the advice."""
+    """Headline, number facts, up to three reasons, the brand's official contact and the advice."""
     lines = [headline(verdict, lang)]
+    lines.extend(number_lines(verdict, lang))
     found = reasons(verdict, lang)
     if found:
         lines.append("Why:" if lang == "en" else "依据：")
