@@ -468,9 +468,9 @@ def http_shortcuts_file() -> Response:
 def qr_code() -> Response:
     target = request.args.get("target", "setup")
     links = _setup_links(public_base_url())
-    if target not in ("setup", "http_shortcuts"):
+    if target not in ("setup", "http_shortcuts", "home"):
         # Only our own setup links: the service must not mint QR codes for arbitrary text.
-        message = "unknown QR target; use setup or http_shortcuts\n"
+        message = "unknown QR target; use home, setup or http_shortcuts\n"
         return Response(message, 404, mimetype="text/plain")
     buffer = io.BytesIO()
     segno.make(links[target], error="m").save(

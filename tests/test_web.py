@@ -471,7 +471,16 @@ def test_setup_page_links_every_way_in(make_app: Callable[..., Flask]) -> None:
     assert page.find("a", href=_deep_link(PUBLIC))
     assert page.find("a", href="/setup/http-shortcuts.json")
     assert page.find("img", src="/setup/qr.svg?target=http_shortcuts")
-    assert page.find("img", src="/setup/qr.svg?target=setup")
+    # The short path for a family member comes first: one QR code to the checking page.
+    first_image = next(attrs for tag, attrs in page.elements if tag == "img")
+    assert first_image["src"] == "/setup/qr.svg?target=home"
+    assert "复制" in page.texts["short-path"] and "检查" in page.texts["short-path"]
+    # Everything else is folded.
+    assert {a.get("id") for t, a in page.elements if t == "details"} >= {
+        "install",
+        "http-shortcuts",
+        "smsforwarder",
+    }
     html = response.get_data(as_text=True)
     for expected in ("添加到主屏幕", "Google Play", "HTTPS", "dunscan hooks add", "SmsForwarder"):
         assert expected in html
@@ -491,7 +500,8 @@ def test_base_url_falls_back_to_the_request_host(client: FlaskClient) -> None:
 
 
 @pytest.mark.parametrize(
-    ("target", "payload"), [("setup", f"{PUBLIC}/setup"), ("http_shortcuts", None)]
+    ("target", "payload"),
+    [("setup", f"{PUBLIC}/setup"), ("home", f"{PUBLIC}/"), ("http_shortcuts", None)],
 )
 def test_qr_code_encodes_the_setup_link(
     make_app: Callable[..., Flask], target: str, payload: str | None

@@ -23,7 +23,6 @@ function showTextSize(large) {
   const toggle = document.getElementById("text-size");
   if (toggle) {
     toggle.setAttribute("aria-pressed", large ? "true" : "false");
-    toggle.textContent = large ? toggle.dataset.normalLabel : toggle.dataset.largeLabel;
   }
 }
 
