@@ -398,3 +398,25 @@ def test_large_text_switch_persists(phone: Watched, server_url: str) -> None:
     page.tap("#text-size")
     page.goto(f"{server_url}/")
     assert not page.evaluate("document.documentElement.classList.contains('large-text')")
+
+
+def test_api_docs_are_readable_on_a_phone(browser: Browser, server_url: str) -> None:
+    screen = SCREENS[0]
+    phone = Watched(browser, viewport=screen)
+    page = phone.page
+    try:
+        page.goto(f"{server_url}/docs")
+        page.wait_for_selector(".opblock-summary")
+        # Laid out for the phone's width (a viewport), not a shrunken desktop page.
+        assert page.evaluate("window.innerWidth") == screen["width"]
+        font = page.evaluate(
+            "parseFloat(getComputedStyle(document.querySelector('.opblock-summary-path')).fontSize)"
+        )
+        assert font >= 14
+        page.locator(".opblock-summary", has_text="/v1/check").first.tap()
+        page.wait_for_selector(".opblock-body")
+        OUTPUT.mkdir(exist_ok=True)
+        page.screenshot(path=str(OUTPUT / "docs-360x800.png"))
+        assert page.evaluate("document.documentElement.scrollWidth") <= screen["width"]
+    finally:
+        phone.context.close()
