@@ -176,7 +176,13 @@ def _run_class(ch: str) -> str:
     return ""  # punctuation, spaces, symbols, emoji: always a boundary
 
 
-def snap_to_words(text: str, start: int, end: int, limit: int = SNAP_LIMIT) -> tuple[int, int]:
+def _within(distance: int, limit: int | None) -> bool:
+    return limit is None or distance < limit
+
+
+def snap_to_words(
+    text: str, start: int, end: int, limit: int | None = SNAP_LIMIT
+) -> tuple[int, int]:
     """Move a span's edges outward to the ends of the word runs they fall inside ("专|员微信" ->
     "请添加专员微信"), when that end is at most `limit` characters away. A run is a stretch of
     Chinese characters, or of Latin letters and digits, between punctuation or spaces.
@@ -187,7 +193,7 @@ def snap_to_words(text: str, start: int, end: int, limit: int = SNAP_LIMIT) -> t
         kind = _run_class(text[start])
         if kind and _run_class(text[start - 1]) == kind:
             edge = start
-            while edge > 0 and _run_class(text[edge - 1]) == kind and start - edge < limit:
+            while edge > 0 and _run_class(text[edge - 1]) == kind and _within(start - edge, limit):
                 edge -= 1
             if edge == 0 or _run_class(text[edge - 1]) != kind:
                 start = edge
@@ -195,7 +201,9 @@ def snap_to_words(text: str, start: int, end: int, limit: int = SNAP_LIMIT) -> t
         kind = _run_class(text[end - 1])
         if kind and _run_class(text[end]) == kind:
             edge = end
-            while edge < len(text) and _run_class(text[edge]) == kind and edge - end < limit:
+            while (
+                edge < len(text) and _run_class(text[edge]) == kind and _within(edge - end, limit)
+            ):
                 edge += 1
             if edge == len(text) or _run_class(text[edge]) != kind:
                 end = edge
@@ -240,7 +248,11 @@ def _mark_ranges(
         if start >= end:
             continue
         if snap:
-            start, end = snap_to_words(text, start, end)
+            # A rule's span is drawn around words by the person who wrote the pattern; the
+            # model's phrases are character n-grams with arbitrary edges, so they grow to the
+            # whole clause they fall in.
+            limit = None if signal.source == "model" else SNAP_LIMIT
+            start, end = snap_to_words(text, start, end, limit)
         spans.append((start, end, signal.explanation or "", _kind(signal), index))
     ranges: list[tuple[int, int, list[str], list[Kind], list[int]]] = []
     for start, end, explanation, kind, index in sorted(spans):
@@ -388,7 +400,10 @@ def build_reasons(verdict: Verdict, text: str) -> tuple[list[Reason], dict[int, 
         elif link is not None and _link_key(link):
             evidence = link
         elif spans:
-            start, end = snap_to_words(text, min(s[0] for s in spans), max(s[1] for s in spans))
+            limit = None if all(s.source == "model" for s in signals) else SNAP_LIMIT
+            start, end = snap_to_words(
+                text, min(s[0] for s in spans), max(s[1] for s in spans), limit
+            )
             evidence = text[max(0, start) : min(len(text), end)].strip()
         else:
             evidence = lead.evidence

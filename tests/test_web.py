@@ -730,11 +730,32 @@ def test_marks_never_cut_a_word(text: str, start: int, end: int, expected: str) 
     assert new_start <= start and new_end >= end
 
 
-def test_a_model_phrase_mark_is_snapped_on_the_page() -> None:
-    text = "您好，请添加专员微信处理，逾期将上报征信"
-    signals = [Signal(id="model_phrase", source="model", span=(6, 9), explanation="E")]
+@pytest.mark.parametrize(
+    ("text", "span", "expected"),
+    [
+        ("您好，请添加专员微信处理，逾期将上报征信", (6, 9), "请添加专员微信处理"),
+        # The model's n-grams have arbitrary edges: they grow to their clause, however long.
+        (
+            "再把你欠债的事发给你所有亲戚朋友和同事。",
+            (7, 11),
+            "再把你欠债的事发给你所有亲戚朋友和同事",
+        ),
+    ],
+)
+def test_a_model_phrase_mark_is_snapped_on_the_page(
+    text: str, span: tuple[int, int], expected: str
+) -> None:
+    signals = [Signal(id="model_phrase", source="model", span=span, explanation="E")]
     marked = [s.text for s in evidence_segments(text, signals, snap=True) if s.marked]
-    assert marked == ["请添加专员微信处理"]
+    assert marked == [expected]
+
+
+def test_a_rule_mark_keeps_its_edges_inside_a_long_clause() -> None:
+    # "上门找你" starts 8 characters into its run: a rule's edge there is a word boundary.
+    text = "今天不还款明天就上门找你，等着"
+    signals = [Signal(id="abusive_home_visit", source="rule", span=(8, 12), explanation="E")]
+    marked = [s.text for s in evidence_segments(text, signals, snap=True) if s.marked]
+    assert marked == ["上门找你"]
 
 
 @pytest.mark.parametrize(
