@@ -248,11 +248,7 @@ def _mark_ranges(
         if start >= end:
             continue
         if snap:
-            # A rule's span is drawn around words by the person who wrote the pattern; the
-            # model's phrases are character n-grams with arbitrary edges, so they grow to the
-            # whole clause they fall in.
-            limit = None if signal.source == "model" else SNAP_LIMIT
-            start, end = snap_to_words(text, start, end, limit)
+            start, end = _snapped(text, signal) or (start, end)
         spans.append((start, end, signal.explanation or "", _kind(signal), index))
     ranges: list[tuple[int, int, list[str], list[Kind], list[int]]] = []
     for start, end, explanation, kind, index in sorted(spans):
@@ -310,10 +306,21 @@ def _plain(signal: Signal, brand: str) -> str:
     return template.format(brand=brand)
 
 
-def _group(signals: list[Signal], sender_key: str | None) -> list[list[int]]:
-    """Indexes of `signals` grouped by the piece of evidence they are about: overlapping spans,
+def _snapped(text: str, signal: Signal) -> tuple[int, int] | None:
+    """The span a signal's mark covers on the page. A rule's span is drawn around words by the
+    person who wrote the pattern; the model's phrases are character n-grams with arbitrary
+    edges, so they grow to the whole clause they fall in."""
+    if signal.span is None:
+        return None
+    limit = None if signal.source == "model" else SNAP_LIMIT
+    return snap_to_words(text, max(0, signal.span[0]), min(len(text), signal.span[1]), limit)
+
+
+def _group(text: str, signals: list[Signal], sender_key: str | None) -> list[list[int]]:
+    """Indexes of `signals` grouped by the piece of evidence they are about: overlapping marks,
     the same phone number (the sender counts as one), or the same web address."""
     parent = list(range(len(signals)))
+    spans = [_snapped(text, signal) for signal in signals]
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -342,7 +349,7 @@ def _group(signals: list[Signal], sender_key: str | None) -> list[list[int]]:
             else:
                 first_by_key[key] = index
         for other in range(index):
-            a, b = signals[index].span, signals[other].span
+            a, b = spans[index], spans[other]
             if a and b and a[0] < b[1] and b[0] < a[1]:
                 union(index, other)
     groups: dict[int, list[int]] = {}
@@ -376,7 +383,7 @@ def build_reasons(verdict: Verdict, text: str) -> tuple[list[Reason], dict[int, 
     facts = _number_facts(verdict)
     reasons: list[Reason] = []
     reason_of: dict[int, str] = {}
-    for members in _group(explained, sender_key):
+    for members in _group(text, explained, sender_key):
         signals = [explained[i] for i in members]
         lead = max(signals, key=lambda s: (s.category != "legit", s.weight or 0.0))
         kind = _kind(lead)

@@ -825,3 +825,19 @@ def test_large_text_is_remembered(client: FlaskClient) -> None:
     assert page_of(client.post("/", data={"text": SCAM})).find("html", class_="large-text")
     client.get("/text-size?size=normal")
     assert not page_of(client.get("/")).find("html", class_="large-text")
+
+
+def test_model_phrases_in_one_clause_are_one_reason(
+    client: FlaskClient, analyzer: Analyzer
+) -> None:
+    text = "您好，您在我平台的借款已逾期，请今天内处理，详询 17123456789"
+    verdict = analyzer.check(parse_record({"text": text, "sender": "17123456789"}))
+    phrases = [s for s in verdict.signals if s.id == "model_phrase"]
+    assert len(phrases) >= 2  # the real model weighs several n-grams of the same clauses
+    _, page = _verdict_page(client, text, "17123456789")
+    quoted = [
+        page.texts[a["id"] or ""]
+        for t, a in page.elements
+        if t == "li" and (a.get("id") or "").startswith("why-")
+    ]
+    assert sum("请今天内处理" in reason for reason in quoted) == 1
