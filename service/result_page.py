@@ -403,7 +403,9 @@ def build_reasons(verdict: Verdict, text: str) -> tuple[list[Reason], dict[int, 
         spans = [s.span for s in signals if s.span]
         if phone is not None:
             # A number is shown once, as written, however many times the message repeats it.
-            evidence = next(s.evidence for s in signals if _phone_key(s.evidence) == phone)
+            evidence = next(
+                (s.evidence for s in signals if _phone_key(s.evidence) == phone), lead.evidence
+            )
         elif link is not None and _link_key(link):
             evidence = link
         elif spans:
