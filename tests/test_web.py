@@ -866,3 +866,17 @@ def test_the_result_view_holds_on_real_messages(analyzer: Analyzer) -> None:
         assert len(listed) == len(set(listed))
         if verdict.level != "low":
             assert reasons, "a warning must come with a reason"
+
+
+def test_the_phone_summary_names_each_piece_of_evidence_once(analyzer: Analyzer) -> None:
+    from service.summary import reasons
+
+    text = (
+        "【支付宝】您的借呗已逾期，或致电 17123456789 / 171-2345-6789，"
+        "详情 http://jiedong-alipay.cc http://jiedong-alipay.cc 缴纳解冻费"
+    )
+    verdict = analyzer.check(parse_record({"text": text, "sender": "17123456789"}))
+    lines = reasons(verdict)
+    assert len(lines) == 3
+    assert sum("171" in line for line in lines) == 1
+    assert sum("alipay.cc" in line for line in lines) == 1
