@@ -49,7 +49,12 @@ from werkzeug.exceptions import RequestEntityTooLarge, TooManyRequests
 from service.api import MAX_SENDER_CHARS
 from service.metrics import count_verdict
 from service.pipeline import Analyzer
-from service.result_page import Segment, evidence_segments, result_view, tel_href
+
+# `X as X`: re-exported, they lived here before the result view moved to result_page.py.
+from service.result_page import Segment as Segment
+from service.result_page import evidence_segments as evidence_segments
+from service.result_page import result_view
+from service.result_page import tel_href as tel_href
 from service.schemas import Verdict, parse_record
 
 log = logging.getLogger(__name__)
@@ -110,9 +115,7 @@ def init_app(app: Flask) -> None:
 # --- verdict rendering ------------------------------------------------------------------------
 
 
-# The page's words, marks and reasons are built in service/result_page.py; these names stay
-# importable from here.
-__all__ = ["Segment", "evidence_segments", "result_view", "tel_href"]
+# The page's words, marks and reasons are built in service/result_page.py.
 
 
 class InputProblem(Exception):
