@@ -15,6 +15,9 @@ COPY pyproject.toml constraints.txt ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
     && pip install -c constraints.txt -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
+# Optional extras, e.g. the PostgreSQL driver (docker-compose.yml passes "psycopg[binary]>=3.1").
+ARG EXTRA_PACKAGES=""
+RUN if [ -n "$EXTRA_PACKAGES" ]; then pip install -c constraints.txt $EXTRA_PACKAGES; fi
 
 # The package, its data (rules, number lists) and the shipped model; editable, as in the README,
 # so the package finds rules/ and model/ beside it.

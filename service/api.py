@@ -13,10 +13,16 @@ import hashlib
 import hmac
 import json
 import logging
+import re
+import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
+import limits
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from pydantic import BaseModel, Field, ValidationError
 
@@ -32,6 +38,24 @@ log = logging.getLogger(__name__)
 
 API_KEY_HEADER = "X-API-Key"
 LANGS: tuple[Lang, ...] = ("zh", "en")
+# What ?lang= accepts (README, OpenAPI): zh or en in any case, optionally with a region.
+LANG_PATTERN = r"^([zZ][hH]|[eE][nN])(-[A-Za-z0-9]+)*$"
+# Text that is not only whitespace. The whitespace is spelled out (Python's str.isspace set)
+# instead of \s, which means different things in Python and in the ECMA regexes of JSON Schema:
+# the schema's pattern and the check below must refuse exactly the same strings.
+WHITESPACE = "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK = f"[^{WHITESPACE}]"
+
+
+def is_blank(text: str) -> bool:
+    return re.search(NOT_BLANK, text) is None
+
+
+# The query parameters each operation reads; any other is refused rather than ignored.
+QUERY_PARAMETERS: dict[str, frozenset[str]] = {
+    "api.check": frozenset({"lang", "sender"}),
+    "api.check_batch": frozenset({"lang"}),
+}
 MAX_SENDER_CHARS = 64
 # Form fields a shortcut app may send; anything else in a form is ignored, like unknown JSON fields.
 FORM_FIELDS = ("text", "sender", "kind", "id", "received_at", "direction", "duration_s")
@@ -130,7 +154,7 @@ def analyzer() -> Analyzer:
     return current_app.extensions["dunscan"]
 
 
-def _matching_key(offered: str) -> str | None:
+def matching_key(offered: str) -> str | None:
     """The configured key equal to `offered`, compared in constant time against every key."""
     found = None
     for key in current_app.config["API_KEYS"]:
@@ -142,7 +166,7 @@ def _matching_key(offered: str) -> str | None:
 def rate_limit_key() -> str:
     """Limits count per API key when a valid one is sent, else per client address."""
     offered = request.headers.get(API_KEY_HEADER, "")
-    if offered and current_app.config["API_KEYS"] and _matching_key(offered):
+    if offered and current_app.config["API_KEYS"] and matching_key(offered):
         # Only a digest reaches the limiter's storage (which may be a shared Redis).
         return "key:" + hashlib.sha256(offered.encode()).hexdigest()[:16]
     return "ip:" + (request.remote_addr or "unknown")
@@ -153,7 +177,7 @@ def _require_api_key() -> None:
     if not current_app.config["API_KEYS"]:
         return
     offered = request.headers.get(API_KEY_HEADER, "")
-    if not offered or _matching_key(offered) is None:
+    if not offered or matching_key(offered) is None:
         raise ApiError(
             401,
             "unauthorized",
@@ -162,14 +186,29 @@ def _require_api_key() -> None:
         )
 
 
+@api.before_request
+def _refuse_unknown_query_parameters() -> None:
+    allowed = QUERY_PARAMETERS.get(request.endpoint or "", frozenset())
+    unknown = sorted(set(request.args) - allowed)
+    if unknown:
+        listed = ", ".join(sorted(allowed)) or "none"
+        raise ApiError(
+            422,
+            "validation_error",
+            f"Unknown query parameter {unknown[0]!r}; this endpoint takes: {listed}.",
+            unknown[0],
+        )
+
+
 def _lang() -> Lang:
     """?lang=en|zh wins; otherwise the Accept-Language header; Chinese by default."""
     asked = request.args.get("lang")
     if asked is not None:
-        primary = asked.strip().lower().split("-")[0]
-        if primary not in LANGS:
+        # The schema's own pattern decides (searched, as JSON Schema does), so the two agree.
+        matched = re.search(LANG_PATTERN, asked)
+        if matched is None:
             raise ApiError(422, "validation_error", "lang must be 'zh' or 'en'", "lang")
-        return primary  # type: ignore[return-value]
+        return matched.group(1).lower()  # type: ignore[return-value]
     return request.accept_languages.best_match(LANGS, default="zh")  # type: ignore[return-value]
 
 
@@ -177,10 +216,13 @@ def _wants_text() -> bool:
     return request.accept_mimetypes.best_match(["application/json", "text/plain"]) == "text/plain"
 
 
-def _json_body() -> Any:
-    data = request.get_data(cache=True)  # over MAX_BODY_BYTES: werkzeug raises 413 here
-    if not data.strip():
-        raise ApiError(400, "malformed_json", 'The request body is empty; send {"text": "..."}.')
+def parse_json(data: bytes) -> Any:
+    """JSON from a request body, or an ApiError (400) saying what is wrong with it.
+
+    Beside malformed JSON, two inputs make Python's parser raise errors of its own: nesting deep
+    enough to exhaust the stack (RecursionError) and an integer of more than 4,300 digits (a
+    plain ValueError from int()). Both are the client's fault and are answered as such.
+    """
     try:
         return json.loads(data)
     except UnicodeDecodeError:
@@ -194,6 +236,19 @@ def _json_body() -> Any:
         ) from None
     except RecursionError:
         raise ApiError(400, "malformed_json", "The JSON is nested too deeply.") from None
+    except ValueError:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise ApiError(
+            400,
+            "malformed_json",
+            f"The JSON holds a number with more than {sys.get_int_max_str_digits()} digits.",
+        ) from None
+
+
+def _json_body() -> Any:
+    data = request.get_data(cache=True)  # over MAX_BODY_BYTES: werkzeug raises 413 here
+    if not data.strip():
+        raise ApiError(400, "malformed_json", 'The request body is empty; send {"text": "..."}.')
+    return parse_json(data)
 
 
 def _form_body() -> dict[str, Any]:
@@ -247,10 +302,12 @@ def _record(data: Any, prefix: tuple[str | int, ...] = ()) -> SmsRecord | CallRe
         raise ApiError(422, "validation_error", message, field_path(prefix))
     sender = data.get("sender")
     if isinstance(sender, str):
-        sender = sender.strip()
+        # Counted as sent, before trimming: the limit is the schema's maxLength.
+        too_long = len(sender) > MAX_SENDER_CHARS
+        sender = "" if is_blank(sender) else sender.strip()
         # An empty sender (a shortcut's unset variable) means "no sender", not a number to check.
         data = {**data, "sender": sender or None}
-        if len(sender) > MAX_SENDER_CHARS:
+        if too_long:
             raise ApiError(
                 422,
                 "validation_error",
@@ -266,7 +323,7 @@ def _record(data: Any, prefix: tuple[str | int, ...] = ()) -> SmsRecord | CallRe
         raise ApiError(
             413, "text_too_long", f"text is longer than {max_chars} characters.", field("text")
         )
-    if record.kind == "sms" and not (record.text or "").strip():
+    if record.kind == "sms" and is_blank(record.text or ""):
         raise ApiError(422, "validation_error", "text is empty.", field("text"))
     return record
 
@@ -299,11 +356,53 @@ def _check(record: SmsRecord | CallRecord, lang: Lang) -> Verdict:
 @api.post("/check")
 def check() -> Response:
     lang = _lang()
+    query_sender = request.args.get("sender")
+    if query_sender is not None and len(query_sender) > MAX_SENDER_CHARS:
+        # Checked whatever the body's type (only text/plain reads it), as the schema says.
+        message = f"sender is longer than {MAX_SENDER_CHARS} characters."
+        raise ApiError(422, "validation_error", message, "sender")
     record = _record(_record_input())
     verdict = _check(record, lang)
     if _wants_text():
         return Response(summarize(verdict, lang=lang), content_type="text/plain; charset=utf-8")
     return jsonify(verdict.model_dump(mode="json"))
+
+
+# A batch with more text than this is "large": each process scores one large batch at a time, and
+# answers another with 503 and Retry-After meanwhile. The character budget stops one client from
+# sending many; this stops many clients' first batches from taking every worker at once, so an
+# ordinary check always finds a thread and its share of the CPU.
+LARGE_BATCH_CHARS = 50_000
+BUSY_RETRY_AFTER_S = 5
+_LARGE_BATCH_SLOT = "dunscan_large_batch_slot"
+
+
+def _text_characters(records: list[Any]) -> int:
+    return sum(
+        len(item["text"])
+        for item in records
+        if isinstance(item, dict) and isinstance(item.get("text"), str)
+    )
+
+
+@contextmanager
+def _large_batch_slot(characters: int) -> Iterator[None]:
+    if characters <= LARGE_BATCH_CHARS:
+        yield
+        return
+    slot = current_app.extensions.setdefault(_LARGE_BATCH_SLOT, threading.Lock())
+    if not slot.acquire(blocking=False):
+        raise ApiError(
+            503,
+            "busy",
+            f"Another batch of more than {LARGE_BATCH_CHARS} characters is being checked here; "
+            f"retry after {BUSY_RETRY_AFTER_S} s, or send smaller batches.",
+            headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
+        )
+    try:
+        yield
+    finally:
+        slot.release()
 
 
 @api.post("/check/batch")
@@ -324,21 +423,24 @@ def check_batch() -> Response:
             413, "batch_too_large", f"At most {max_batch} records per request.", "records"
         )
     results: list[dict[str, Any]] = []
-    for index, data in enumerate(batch.records):
-        try:
-            record = _record(data, ("records", index))
-        except ApiError as error:
-            results.append({"index": index, "error": error.detail()})
-            continue
-        results.append({"index": index, "verdict": _check(record, lang).model_dump(mode="json")})
+    with _large_batch_slot(_text_characters(batch.records)):
+        for index, data in enumerate(batch.records):
+            try:
+                record = _record(data, ("records", index))
+            except ApiError as error:
+                results.append({"index": index, "error": error.detail()})
+                continue
+            verdict = _check(record, lang).model_dump(mode="json")
+            results.append({"index": index, "verdict": verdict})
     failed = sum("error" in item for item in results)
     return jsonify({"results": results, "count": len(results), "errors": failed})
 
 
 @api.get("/numbers/<number>")
 def number(number: str) -> Response:
+    # Blank and length as the schema states them (pattern, maxLength): on the value as sent.
     raw = number.strip()
-    if not raw or len(raw) > MAX_SENDER_CHARS:
+    if is_blank(number) or len(number) > MAX_SENDER_CHARS:
         raise ApiError(
             422,
             "validation_error",
@@ -414,6 +516,57 @@ def readyz() -> tuple[Response, int]:
     return jsonify(body), 200 if ready else 503
 
 
+# --- work limits --------------------------------------------------------------------------------
+
+# Characters of message text per minute, per API key (or client address), shared by every route
+# that scores text, beside the request budget: one maximal batch (100 x 5,000 characters) costs
+# as much scoring as 500 single checks, while counting as one request. The default lets one such
+# batch (500,000 characters of text plus its JSON) through per minute; a budget below that would
+# refuse a maximal batch on every retry.
+DEFAULT_RATELIMIT_CHARS = "600000/minute"
+CHARACTERS_SCOPE = "characters"
+
+
+def _character_limit() -> str:
+    return str(current_app.config.get("RATELIMIT_CHARS") or DEFAULT_RATELIMIT_CHARS)
+
+
+def request_characters() -> int:
+    """What a request asks to be scored, in characters: form values, else the decoded body,
+    plus query values. Counted before the body is parsed (the limiter runs first)."""
+    if request.mimetype in FORM_TYPES:
+        count = sum(len(value) for value in request.form.values())
+    else:
+        count = len(request.get_data(cache=True).decode("utf-8", "replace"))
+    count += sum(len(value) for value in request.args.values())
+    return max(count, 1)
+
+
+def _character_limit_message() -> str:
+    return f"{_character_limit()} characters of message text"
+
+
+def limit_characters(app: Flask, endpoint: str) -> None:
+    """Put `endpoint` under the shared characters-per-minute budget (DUNSCAN_RATELIMIT_CHARS)."""
+    configured = app.config.get("RATELIMIT_CHARS") or DEFAULT_RATELIMIT_CHARS
+    try:
+        limits.parse_many(str(configured))
+    except ValueError as error:
+        raise ValueError(
+            f"invalid configuration: DUNSCAN_RATELIMIT_CHARS: {configured!r}: {error}"
+        ) from None
+    for limiter in app.extensions.get("limiter", ()):
+        app.view_functions[endpoint] = limiter.shared_limit(
+            _character_limit,
+            scope=CHARACTERS_SCOPE,
+            cost=request_characters,
+            error_message=_character_limit_message,
+            override_defaults=False,  # a route keeps its other limits beside this one
+        )(app.view_functions[endpoint])
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(api)
     app.register_blueprint(health)
+    limit_characters(app, "api.check")
+    limit_characters(app, "api.check_batch")

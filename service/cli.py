@@ -106,6 +106,12 @@ def _read_rows(handle: TextIO, as_csv: bool) -> Iterator[tuple[int, dict[str, An
         except json.JSONDecodeError as error:
             yield number, f"not valid JSON ({error.msg})"
             continue
+        except RecursionError:
+            yield number, "JSON nested too deeply"
+            continue
+        except ValueError:  # an integer past Python's 4,300-digit conversion limit
+            yield number, "a number with too many digits"
+            continue
         if not isinstance(row, dict):
             yield number, "expected a JSON object"
             continue

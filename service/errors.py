@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Flask, Response, g, jsonify
+from flask import Flask, Response, g, jsonify, request
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +141,25 @@ def _handle_http_exception(error: HTTPException) -> Response:
     return response
 
 
+# How long a client should wait before retrying when the database cannot be reached.
+DATABASE_RETRY_AFTER_S = 30
+
+
+def _handle_database_unavailable(error: OperationalError) -> Response:
+    # The database is locked past its busy timeout, gone, or out of space: nothing was
+    # committed, so nothing was accepted. A 503 with Retry-After is what a phone (SmsForwarder)
+    # and a proxy retry; a 500 would say the request itself was the problem.
+    log.error("database unavailable", extra={"exc_type": type(error.orig).__name__})
+    response = error_response(
+        503,
+        "database_unavailable",
+        "The service cannot reach its database right now; nothing was saved. Retry shortly.",
+        request_id=g.get("request_id"),
+    )
+    response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
+    return response
+
+
 def _handle_unexpected(error: Exception) -> Response:
     log.error("unhandled error", exc_info=error)
     return error_response(
@@ -148,7 +170,25 @@ def _handle_unexpected(error: Exception) -> Response:
     )
 
 
+def _json_redirect() -> Response | None:
+    """Werkzeug's own redirects (a path with doubled slashes, a missing trailing slash) answer
+    before any error handler with an HTML body and an absolute Location built from the Host
+    header, which the client writes. Answered here instead: JSON, and a Location relative to
+    this server (path and query only)."""
+    redirect = request.routing_exception
+    if not isinstance(redirect, RequestRedirect):
+        return None
+    target = urlsplit(redirect.new_url)
+    location = "/" + target.path.lstrip("/") + (f"?{target.query}" if target.query else "")
+    response = jsonify({"location": location})
+    response.status_code = redirect.code
+    response.headers["Location"] = location
+    return response
+
+
 def init_app(app: Flask) -> None:
+    app.before_request(_json_redirect)
     app.register_error_handler(ApiError, _handle_api_error)
     app.register_error_handler(HTTPException, _handle_http_exception)
+    app.register_error_handler(OperationalError, _handle_database_unavailable)
     app.register_error_handler(Exception, _handle_unexpected)

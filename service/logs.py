@@ -24,9 +24,19 @@ from flask import Flask, Response, g, has_request_context, request
 REQUEST_ID_HEADER = "X-Request-ID"
 # A client's request id is echoed into logs and headers, so only a plain token is accepted.
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-# Seven or more digits, optionally with spaces or dashes between them and a leading +: long enough
-# for any phone number, short enough to spare counts and durations. ISO dates (versions) are spared.
-_PHONE_LIKE = re.compile(r"(?<![A-Za-z0-9_-])(?!\d{4}-\d{2}-\d{2})\+?\d(?:[ -]?\d){6,}")
+# Seven or more digits (ASCII, full-width or any other decimal digits), optionally with up to three
+# separators between them (spaces, dashes, dots, underscores, middle dots, brackets, in their
+# ASCII and full-width forms) and a leading +: long enough for any phone number, short enough to
+# spare counts and durations. Dates (versions) are spared, as is a run glued to letters or digits
+# (request ids, hashes) or continuing a longer dotted/dashed run.
+_SEPARATOR = r"[\s\-._·・()\u2010-\u2015\u2212\uff08\uff09\uff0d\uff0e\uff3f]"
+_DATE = r"\d{4}[-./_]\d{1,2}[-./_]\d{1,2}(?!\d)"
+_PHONE_LIKE = re.compile(
+    rf"(?<![A-Za-z0-9\d])(?<!\d[-./_:])(?!{_DATE})[+＋]?\d(?:{_SEPARATOR}{{0,3}}\d){{6,}}"
+)
+# A hook URL's path holds its secret token (and, in SmsForwarder's template-less GET mode, the
+# message): only the first four characters of the token are kept, whatever the method or status.
+_HOOK_PATH = re.compile(r"(/hooks/sf/)([A-Za-z0-9_-]{0,4})[^\s\"'?#]*")
 _HANDLER_MARK = "_dunscan_json_handler"
 
 # LogRecord attributes that are not "extra" fields passed by the caller.
@@ -40,7 +50,7 @@ def mask_numbers(value: str) -> str:
 
     def mask(match: re.Match[str]) -> str:
         digits = re.sub(r"\D", "", match.group())
-        prefix = "+" if match.group().startswith("+") else ""
+        prefix = "+" if match.group().startswith(("+", "＋")) else ""
         if len(digits) >= 11:  # keep country code and carrier prefix, hide the subscriber part
             return f"{prefix}{digits[:-8]}****{digits[-4:]}"
         return f"{prefix}{digits[:3]}****"
@@ -48,9 +58,19 @@ def mask_numbers(value: str) -> str:
     return _PHONE_LIKE.sub(mask, value)
 
 
+def mask_hook_tokens(value: str) -> str:
+    """/hooks/sf/AbCdEfGh… -> /hooks/sf/AbCd…: the token in a hook URL is its password."""
+    return _HOOK_PATH.sub(lambda match: f"{match.group(1)}{match.group(2)}…", value)
+
+
+def scrub_text(value: str) -> str:
+    """A string as it may be logged: hook tokens cut short, phone numbers masked."""
+    return mask_numbers(mask_hook_tokens(value))
+
+
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
-        return mask_numbers(value)
+        return scrub_text(value)
     if isinstance(value, dict):
         return {key: _scrub(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
@@ -76,7 +96,7 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "msg": mask_numbers(record.getMessage()),
+            "msg": scrub_text(record.getMessage()),
         }
         request_id = getattr(record, "request_id", None) or current_request_id()
         if request_id:

@@ -76,10 +76,16 @@ def _start_timer() -> None:
     g.metrics_started = time.perf_counter()
 
 
+# Label values must come from a fixed set: a client can send any method name, and each new value
+# would be a new series kept for the life of the process (and in every scrape).
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def _observe(response: Response) -> Response:
     metrics = metrics_for(current_app)
     endpoint = request.url_rule.rule if request.url_rule else "<unmatched>"
-    metrics.requests.labels(endpoint, request.method, str(response.status_code)).inc()
+    method = request.method if request.method in KNOWN_METHODS else "other"
+    metrics.requests.labels(endpoint, method, str(response.status_code)).inc()
     started = g.get("metrics_started")
     if started is not None:
         metrics.latency.labels(endpoint).observe(time.perf_counter() - started)

@@ -19,6 +19,7 @@ NOTIFY_RETENTION_S; expired seen-request keys are purged on the same pass.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -168,9 +169,24 @@ def _header_text(value: str) -> str:
         return Header(value, "utf-8").encode()
 
 
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def idempotency_key(row: Outbox) -> str:
+    """The same for every attempt at one push, different for every push.
+
+    Delivery is at least once: a worker killed after the receiver answered 2xx but before the row
+    was marked delivered leaves the row to be sent again when its lease runs out. A receiver that
+    must show each warning once keeps the keys it has seen (for NOTIFY_MAX_AGE_S) and drops a
+    repeat. Derived from the row (id, hook, creation time), so no schema change is needed."""
+    identity = f"dunscan-outbox:{row.id}:{row.hook_id}:{row.created_at!r}"
+    return hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+
 def build_request(row: Outbox) -> dict[str, Any]:
     """The keyword arguments for requests.request() that deliver one row."""
     payload = json.loads(row.payload or "{}")
+    key = idempotency_key(row)
     if row.kind == "ntfy":
         # docs.ntfy.sh/publish: the body is the message; Title, Priority and Tags are headers.
         return {
@@ -182,6 +198,7 @@ def build_request(row: Outbox) -> dict[str, Any]:
                 "Priority": "high",
                 "Tags": "warning",
                 "Content-Type": "text/plain; charset=utf-8",
+                IDEMPOTENCY_HEADER: key,
             },
         }
     if row.kind == "bark":
@@ -195,11 +212,19 @@ def build_request(row: Outbox) -> dict[str, Any]:
                 "group": "dunscan",
                 "level": "timeSensitive",
             },
+            "headers": {IDEMPOTENCY_HEADER: key},
         }
     return {
         "method": "POST",
         "url": row.url,
-        "json": {"title": row.title, "body": row.body, "source": "dunscan", **payload},
+        "json": {
+            "title": row.title,
+            "body": row.body,
+            "source": "dunscan",
+            **payload,
+            "idempotency_key": key,
+        },
+        "headers": {IDEMPOTENCY_HEADER: key},
     }
 
 
@@ -321,6 +346,9 @@ class Deliverer:
             else:
                 result.abandoned += 1
         result.purged = self.purge(now)
+        if result.delivered or result.abandoned or result.purged:
+            # The warnings just emptied still sit in SQLite's write-ahead log until a checkpoint.
+            self.store.forget_deleted()
         return result
 
     def purge(self, now: float | None = None) -> int:

@@ -45,13 +45,43 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": REF_TEMPLATE.format(model=name)}
 
 
-def _components() -> dict[str, Any]:
+# Some text, not only whitespace (JSON Schema patterns search, they are not anchored).
+NOT_BLANK = api.NOT_BLANK
+RFC3339_EXAMPLE = "2026-11-20T09:30:00+08:00"
+
+
+def _string_branch(prop: dict[str, Any]) -> dict[str, Any]:
+    """The `type: string` schema of a property, itself or inside its anyOf (string | null)."""
+    if prop.get("type") == "string":
+        return prop
+    return next(branch for branch in prop["anyOf"] if branch.get("type") == "string")
+
+
+def _limit_records(schemas: dict[str, Any], config: Any) -> None:
+    """The limits the API applies beyond the types (service.api._record), written into the
+    record schemas so the document promises what the service does: SMS text not blank and at
+    most MAX_TEXT_CHARS, sender at most MAX_SENDER_CHARS (a call's not blank either)."""
+    for name, text_required in (("SmsRecord", True), ("CallRecord", False)):
+        properties = schemas[name]["properties"]
+        text = _string_branch(properties["text"])
+        text["maxLength"] = int(config["MAX_TEXT_CHARS"])
+        sender = _string_branch(properties["sender"])
+        sender["maxLength"] = api.MAX_SENDER_CHARS
+        if text_required:
+            text.update(minLength=1, pattern=NOT_BLANK)
+        else:
+            sender.update(minLength=1, pattern=NOT_BLANK)
+        _string_branch(properties["received_at"])["examples"] = [RFC3339_EXAMPLE]
+
+
+def _components(config: Any) -> dict[str, Any]:
     adapters = [(name, mode, TypeAdapter(kind)) for name, mode, kind in _SCHEMAS]
     top, defs = TypeAdapter.json_schemas(adapters, ref_template=REF_TEMPLATE)
     schemas = dict(defs.get("$defs", {}))
     for (name, _mode), schema in top.items():
         if schema != _ref(name):  # a union (Record) is inlined, not a $ref to itself
             schemas[name] = schema
+    _limit_records(schemas, config)
     return schemas
 
 
@@ -68,7 +98,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         415: "Unsupported Content-Type",
         422: "Missing or mistyped field; `field` names it",
         429: "Rate limited; see Retry-After",
-        503: "Not ready",
+        503: "Not ready, or busy (a large batch is being checked); see Retry-After",
     }
     return {str(status): _json("Error", meaning[status]) for status in statuses}
 
@@ -82,17 +112,26 @@ def build_document(config: Any) -> dict[str, Any]:
         "name": "lang",
         "in": "query",
         "required": False,
-        "description": "Language of the advice (default: Accept-Language, else zh).",
-        "schema": {"type": "string", "enum": ["zh", "en"]},
+        "description": (
+            "Language of the advice (default: Accept-Language, else zh): zh or en, any case, "
+            "optionally with a region (en-US)."
+        ),
+        "schema": {"type": "string", "pattern": api.LANG_PATTERN},
     }
     secured = [{}, {"ApiKey": []}]  # open unless the operator configured DUNSCAN_API_KEYS
     v1_errors = (401, 429)
+    max_text = int(config["MAX_TEXT_CHARS"])
+    text_schema = {"type": "string", "minLength": 1, "maxLength": max_text, "pattern": NOT_BLANK}
     form_schema = {
         "type": "object",
         "required": ["text"],
         "properties": {
-            "text": {"type": "string", "description": "The message as received."},
-            "sender": {"type": "string", "description": "The number it came from, if known."},
+            "text": {**text_schema, "description": "The message as received."},
+            "sender": {
+                "type": "string",
+                "maxLength": api.MAX_SENDER_CHARS,
+                "description": "The number it came from, if known.",
+            },
         },
     }
     paths: dict[str, Any] = {
@@ -122,7 +161,7 @@ def build_document(config: Any) -> dict[str, Any]:
                     "content": {
                         "application/json": {"schema": _ref("Record")},
                         "application/x-www-form-urlencoded": {"schema": form_schema},
-                        "text/plain": {"schema": {"type": "string"}},
+                        "text/plain": {"schema": text_schema},
                     },
                 },
                 "responses": {
@@ -153,7 +192,7 @@ def build_document(config: Any) -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _json("BatchResponse", "One result per record, in input order"),
-                    **_errors(400, 413, 415, 422, *v1_errors),
+                    **_errors(400, 413, 415, 422, 503, *v1_errors),
                 },
             }
         },
@@ -168,7 +207,12 @@ def build_document(config: Any) -> dict[str, Any]:
                         "in": "path",
                         "required": True,
                         "description": "Any way a phone shows it, URL-encoded (+86%20171...).",
-                        "schema": {"type": "string", "maxLength": api.MAX_SENDER_CHARS},
+                        "schema": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": api.MAX_SENDER_CHARS,
+                            "pattern": NOT_BLANK,
+                        },
                     }
                 ],
                 "responses": {
@@ -250,13 +294,15 @@ def build_document(config: Any) -> dict[str, Any]:
             "summary": "Is this debt-collection SMS or call a scam?",
             "description": (
                 'Every error is JSON: `{"error": {"code", "message", "field"}}`. '
-                "Send `X-Request-ID` to correlate logs; it is echoed in the response."
+                "Send `X-Request-ID` to correlate logs; it is echoed in the response. "
+                "A query parameter an operation does not list is refused (422), so a typo "
+                "(`?lnag=en`) is not silently ignored."
             ),
             "license": {"name": "MIT", "identifier": "MIT"},
         },
         "paths": paths,
         "components": {
-            "schemas": _components(),
+            "schemas": _components(config),
             "securitySchemes": {
                 "ApiKey": {"type": "apiKey", "in": "header", "name": api.API_KEY_HEADER}
             },

@@ -78,6 +78,14 @@ COVERAGE_NOTE = {
 # Model-driven verdicts show the phrases that pushed the model most (at most this many).
 MAX_MODEL_PHRASES = 3
 
+# Marks of a genuine notice (rules/patterns/legit.yaml: a code that warns not to share it, the
+# official app or automatic deduction, an amount and a due date) summing to this much, with not
+# one rule, number fact or known script pointing to harm, keep a model-only reading below medium:
+# the model flagged real one-time codes and repayment notices for their wording alone ("验证码",
+# "账户", "扣款"), while a scam that copies these marks still asks for something a rule sees.
+LEGIT_CONTENT_EVIDENCE = 0.8
+LEGIT_MAX_RISK = 0.25
+
 # Words that make a message about borrowing or repaying; without them and without a claimed brand
 # or any collection signal, a message is `other` rather than a genuine notice.
 FINANCE_WORDS = re2.compile(
@@ -230,6 +238,9 @@ class Analyzer:
         evidence = _content_evidence(signals)
         if not evidence["scam"] and not evidence["abusive"]:
             category, risk = self._without_content_evidence(analysis, probabilities, category, risk)
+        if _reads_as_genuine(signals) and category in {"scam", "abusive"}:
+            category = "legit" if analysis.finance_related else "other"
+            risk = min(risk, LEGIT_MAX_RISK)
         if category == "abusive":
             # Risk is the harm a message threatens (DESIGN.md): abusive collection is never
             # "risk 0", and a clear threat or insult is high risk, pushed like a scam.
@@ -404,6 +415,20 @@ def _content_evidence(signals: list[Signal]) -> dict[str, float]:
         if counted and signal.category in content:
             content[signal.category] += signal.weight or 0.0
     return content
+
+
+def _reads_as_genuine(signals: list[Signal]) -> bool:
+    """Genuine-notice rules carry enough weight and nothing at all points to harm."""
+    legit = 0.0
+    for signal in signals:
+        harmful = signal.category in {"scam", "abusive"}
+        if harmful and signal.source in {"rule", "numbers", "script"}:
+            return False
+        if signal.fail_closed:
+            return False
+        if signal.source == "rule" and signal.category == "legit":
+            legit += signal.weight or 0.0
+    return legit >= LEGIT_CONTENT_EVIDENCE
 
 
 def _content_rule_floor(signals: list[Signal], category: str, risk: float) -> tuple[str, float]:

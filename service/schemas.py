@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+)
 
 CATEGORIES: tuple[str, ...] = ("scam", "abusive", "legit", "other")
 Category = Literal["scam", "abusive", "legit", "other"]
@@ -13,27 +23,81 @@ Level = Literal["high", "medium", "low"]
 Lang = Literal["zh", "en"]
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _no_lone_surrogates(value: Any) -> Any:
+    # JSON may escape half a UTF-16 pair ("\ud800") and Python's json reads the raw bytes
+    # ED A0 80 the same way; such a string cannot be encoded as UTF-8, so nothing downstream
+    # (normalisation, hashing, the response) can handle it. Refused here, as a field error.
+    if isinstance(value, str) and _LONE_SURROGATE.search(value):
+        raise ValueError("contains a lone surrogate (half of a UTF-16 pair), which is not text")
+    return value
+
+
+# A JSON string that is valid Unicode text.
+Text = Annotated[StrictStr, AfterValidator(_no_lone_surrogates)]
+
+
+def _integral_number(value: Any) -> Any:
+    # JSON Schema's "integer" is a number without a fraction, so 42.0 and 4.2e16 are integers
+    # to a client (and to the OpenAPI document); StrictInt alone would refuse them.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Whole = Annotated[StrictInt, BeforeValidator(_integral_number)]
+# An id the client chose: text or an integer (one validator on the union keeps the error's field
+# "id" rather than pydantic's per-member location).
+RecordId = Annotated[
+    StrictStr | StrictInt, BeforeValidator(_integral_number), AfterValidator(_no_lone_surrogates)
+]
+
+
+# RFC 3339 date-time, what OpenAPI's `format: date-time` means: date, "T", time, UTC offset.
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})"
+)
+
+
+def _rfc3339_only(value: Any) -> Any:
+    # pydantic alone would also take 1700000000, "1700000000" and "2026-11-20" as datetimes: a
+    # number is ambiguous (seconds? milliseconds? which zone?) and the schema promises a date-time.
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _RFC3339.fullmatch(value):
+        return value
+    raise ValueError(
+        "received_at must be an RFC 3339 date-time with its UTC offset, "
+        "e.g. 2026-11-20T09:30:00+08:00"
+    )
+
+
+ReceivedAt = Annotated[datetime, BeforeValidator(_rfc3339_only)]
+
+
 class _Record(BaseModel):
     # Unknown fields are ignored (clients send extras); wrong types are rejected.
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    id: StrictStr | StrictInt | None = None
-    sender: StrictStr | None = None
-    received_at: datetime | None = None
+    id: RecordId | None = None
+    sender: Text | None = None
+    received_at: ReceivedAt | None = None
 
 
 class SmsRecord(_Record):
     kind: Literal["sms"] = "sms"
-    text: StrictStr
+    text: Text
 
 
 class CallRecord(_Record):
     kind: Literal["call"]
-    sender: StrictStr
-    duration_s: Annotated[StrictInt, Field(ge=0)] | None = None
+    sender: Text
+    duration_s: Annotated[Whole, Field(ge=0)] | None = None
     direction: Literal["incoming", "outgoing", "missed"] | None = None
     # A call may carry a transcript or a note; the verdict works without it.
-    text: StrictStr | None = None
+    text: Text | None = None
 
 
 Record = Annotated[SmsRecord | CallRecord, Field(discriminator="kind")]

@@ -124,6 +124,9 @@ def _prepare_sqlite(engine: Engine, url: str) -> None:
         # writers wait for each other instead of failing at once.
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # A delivered push is emptied by an UPDATE; without this the old text stays in the page's
+        # free space. With it, SQLite overwrites deleted content with zeros.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -154,6 +157,28 @@ class Store:
         """A session whose transaction commits on success and rolls back on any error."""
         with self._sessions() as session, session.begin():
             yield session
+
+    def forget_deleted(self) -> bool:
+        """Make deleted or overwritten rows unreadable in the database files, as far as the
+        database allows; True when nothing is left to do.
+
+        SQLite: secure_delete zeroes them in the main file, but the write-ahead log still holds
+        the page images that carried them until a checkpoint copies it back and truncates it.
+        The checkpoint does not wait for readers; one that is blocked is retried on the next
+        call. PostgreSQL keeps dead row versions until (auto)vacuum reclaims them: nothing to do
+        from here."""
+        if not self.url.startswith("sqlite"):
+            return True
+        raw = self.engine.raw_connection()
+        try:
+            # Autocommit (isolation_level None, set on connect): a checkpoint cannot run inside
+            # the BEGIN IMMEDIATE a session would open.
+            busy, _log_frames, _done = raw.driver_connection.execute(  # type: ignore[union-attr]
+                "PRAGMA wal_checkpoint(TRUNCATE)"
+            ).fetchone()
+        finally:
+            raw.close()
+        return not busy
 
     def dispose(self) -> None:
         self.engine.dispose()

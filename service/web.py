@@ -46,7 +46,8 @@ from flask import (
 from pydantic import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge, TooManyRequests
 
-from service.api import MAX_SENDER_CHARS
+from service.api import API_KEY_HEADER, MAX_SENDER_CHARS, limit_characters, matching_key
+from service.errors import ApiError
 from service.metrics import count_verdict
 from service.pipeline import Analyzer
 
@@ -108,6 +109,8 @@ assets.after_request(_security_headers)
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.register_blueprint(assets)
+    limit_characters(app, "web.check")
+    limit_characters(app, "web.share")
     for limiter in app.extensions.get("limiter", ()):
         limiter.exempt(assets)
 
@@ -162,8 +165,33 @@ def _check(text: str, sender: str) -> Verdict:
     return verdict
 
 
+def _needs_api_key() -> bool:
+    return bool(current_app.config.get("API_KEYS"))
+
+
+@bp.context_processor
+def _key_field() -> dict[str, Any]:
+    return {"needs_api_key": _needs_api_key()}
+
+
+def _require_form_key() -> None:
+    """With API keys on, the form spends the same checks the API does, so it needs a key too.
+
+    The key travels in the form (a password field the browser can remember), not a session: a
+    CSRF token or a same-origin check would only prove the request came from our page, and
+    anyone can load the page. The person's message is kept on the refusal page, so a shared SMS
+    is not lost while the key is typed in."""
+    if not _needs_api_key():
+        return
+    offered = request.form.get("api_key", "") or request.headers.get(API_KEY_HEADER, "")
+    if not offered or matching_key(offered) is None:
+        message = "这个服务需要访问密钥：请填入管理员给你的密钥后再检查。"
+        raise InputProblem(401, message, "api_key")
+
+
 def _render_check(text: str, sender: str, shared: bool = False) -> tuple[str, int]:
     try:
+        _require_form_key()
         verdict = _check(text, sender)
     except InputProblem as problem:
         page = render_template(
@@ -352,14 +380,52 @@ def offline() -> Response:
 # --- setup for phones -------------------------------------------------------------------------
 
 
+# Host names that may build links when DUNSCAN_PUBLIC_URL is unset: the machine itself.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def _listed_hosts() -> list[str]:
+    """DUNSCAN_PUBLIC_HOSTS: "dunscan.example.org,.example.net" (a leading dot: any subdomain)."""
+    configured = current_app.config.get("PUBLIC_HOSTS") or ""
+    names = configured.split(",") if isinstance(configured, str) else list(configured)
+    return [*LOOPBACK_HOSTS, *(str(name).strip().lower() for name in names if str(name).strip())]
+
+
+def host_is_listed(host: str, listed: list[str]) -> bool:
+    """Whether a Host header (with or without a port) names one of `listed`."""
+    try:
+        hostname = (urlsplit(f"//{host}").hostname or "").rstrip(".")
+    except ValueError:  # "[::1" and other broken brackets
+        return False
+    for name in listed:
+        if name.startswith("."):
+            if hostname.endswith(name) or hostname == name[1:]:
+                return True
+        elif hostname == name:
+            return True
+    return False
+
+
 def public_base_url() -> str:
     """Where phones reach this server: `DUNSCAN_PUBLIC_URL` (config PUBLIC_URL) when set, which
-    is what a server behind a proxy or tunnel needs; otherwise the URL this request came in on."""
+    is what a server behind a proxy or tunnel needs; otherwise the URL this request came in on,
+    but only for a host the operator listed in DUNSCAN_PUBLIC_HOSTS (or loopback).
+
+    The Host header is the client's to write: a link built from any Host would let a stranger
+    mint a setup page, an HTTP Shortcuts import and a QR code that send a person's messages to
+    their own server."""
     configured = str(current_app.config.get("PUBLIC_URL") or "").strip()
     if configured:
         parts = urlsplit(configured)
         if parts.scheme in ("http", "https") and parts.netloc:
             return configured.rstrip("/")
+    if not host_is_listed(request.host, _listed_hosts()):
+        raise ApiError(
+            400,
+            "untrusted_host",
+            "This server does not know its public address: its operator sets DUNSCAN_PUBLIC_URL "
+            "or lists this host name in DUNSCAN_PUBLIC_HOSTS.",
+        )
     return request.host_url.rstrip("/")
 
 

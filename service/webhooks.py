@@ -14,18 +14,19 @@ Logs carry the hook id, the outcome and timings; never the token, the text or a 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, current_app, jsonify, request
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from werkzeug.routing import PathConverter
 
 from service import notify
+from service.api import limit_characters, parse_json
 from service.errors import ApiError, validation_error
 from service.schemas import CallRecord, SmsRecord
 from service.smsforwarder import (
@@ -88,7 +89,8 @@ def _fields(path_rest: str | None) -> dict[str, Any]:
         fields.update(parse_qsl(path_rest, keep_blank_values=True))
     fields.update(request.args.to_dict())
     if request.is_json:
-        body = request.get_json(silent=True)
+        data = request.get_data(cache=True)
+        body = parse_json(data) if data.strip() else None
         if not isinstance(body, dict):
             raise ApiError(400, "bad_request", "the body is not a JSON object", "body")
         fields.update(body)
@@ -97,8 +99,8 @@ def _fields(path_rest: str | None) -> dict[str, Any]:
     elif request.mimetype.startswith("text/") and request.content_length:
         # A text/* Content-Type header sends the template as a string; a JSON one is usual.
         try:
-            body = json.loads(request.get_data(as_text=True))
-        except ValueError:
+            body = parse_json(request.get_data())
+        except ApiError:  # not JSON: the text itself is the message
             body = None
         if isinstance(body, dict):
             fields.update(body)
@@ -170,6 +172,38 @@ def _remember(
     return True
 
 
+def _seen_answer(
+    session: Any,
+    hook: Hook,
+    signature_key: str | None,
+    fingerprint: str,
+    now: float,
+    started: float,
+) -> dict[str, Any] | None:
+    """The answer to a record already accepted, else None; raises 401 for a lifted signature."""
+    duplicate = {"accepted": True, "duplicate": True}
+    if signature_key is not None:
+        seen = session.query(SeenKey).filter_by(hook_id=hook.id, key=signature_key)
+        previous = seen.one_or_none()
+        if previous is not None and previous.expires_at >= now:
+            if previous.fingerprint != fingerprint:
+                # Same timestamp and sign, other content: the signature was lifted.
+                raise _refuse(
+                    "replay",
+                    hook.id,
+                    started,
+                    ApiError(401, "unauthorized", "this signature was already used", "sign"),
+                )
+            _log("duplicate", hook.id, started, reason="resend")
+            return duplicate
+    record_key = session.query(SeenKey).filter_by(hook_id=hook.id, key=f"rec:{fingerprint}")
+    existing = record_key.one_or_none()
+    if existing is not None and existing.expires_at >= now:
+        _log("duplicate", hook.id, started, reason="same_record")
+        return duplicate
+    return None
+
+
 def _accept(
     hook: Hook, record: SmsRecord | CallRecord, signature_key: str | None, started: float
 ) -> tuple[dict[str, Any], int]:
@@ -177,41 +211,27 @@ def _accept(
     analyzer = current_app.extensions["dunscan"]
     fingerprint = record_fingerprint(hook.id, record)
     now = time.time()
+    # A resend or a replay is answered without scoring it.
+    with store.session() as session:
+        answer = _seen_answer(session, hook, signature_key, fingerprint, now, started)
+    if answer is not None:
+        return answer, 200
+    # Scored outside any transaction: a write transaction holds the database's write lock (for
+    # SQLite, the whole file), and every other hook's message would wait for this scoring.
+    scoring = time.perf_counter()
+    verdict = analyzer.check(record, lang="zh")
+    score_ms = round((time.perf_counter() - scoring) * 1000, 1)
+    notified = bool(hook.notify_url) and notify.should_notify(verdict)
     try:
         with store.session() as session:
+            # Again inside the transaction: a concurrent request may have accepted it meanwhile.
+            answer = _seen_answer(session, hook, signature_key, fingerprint, now, started)
+            if answer is not None:
+                return answer, 200
             if signature_key is not None:
-                seen = session.query(SeenKey).filter_by(hook_id=hook.id, key=signature_key)
-                previous = seen.one_or_none()
-                if previous is not None and previous.expires_at >= now:
-                    if previous.fingerprint != fingerprint:
-                        # Same timestamp and sign, other content: the signature was lifted.
-                        raise _refuse(
-                            "replay",
-                            hook.id,
-                            started,
-                            ApiError(
-                                401, "unauthorized", "this signature was already used", "sign"
-                            ),
-                        )
-                    _log("duplicate", hook.id, started, reason="resend")
-                    return {"accepted": True, "duplicate": True}, 200
-                _remember(
-                    session,
-                    hook.id,
-                    signature_key,
-                    fingerprint,
-                    2 * _setting("HOOK_MAX_SKEW_S"),
-                    now,
-                )
-            if not _remember(
-                session, hook.id, f"rec:{fingerprint}", None, _setting("HOOK_DEDUP_S"), now
-            ):
-                _log("duplicate", hook.id, started, reason="same_record")
-                return {"accepted": True, "duplicate": True}, 200
-            scoring = time.perf_counter()
-            verdict = analyzer.check(record, lang="zh")
-            score_ms = round((time.perf_counter() - scoring) * 1000, 1)
-            notified = bool(hook.notify_url) and notify.should_notify(verdict)
+                ttl = 2 * _setting("HOOK_MAX_SKEW_S")
+                _remember(session, hook.id, signature_key, fingerprint, ttl, now)
+            _remember(session, hook.id, f"rec:{fingerprint}", None, _setting("HOOK_DEDUP_S"), now)
             if notified:
                 title, body, payload = notify.compose(record, verdict)
                 notify.enqueue(
@@ -275,25 +295,46 @@ def smsforwarder(token: str) -> Any:
         raise _refuse("bad_request", hook.id, started, refusal) from error
     except ValidationError as error:
         raise _refuse("bad_request", hook.id, started, validation_error(error)) from error
+    max_chars = int(current_app.config["MAX_TEXT_CHARS"])
+    if len(record.text or "") > max_chars:
+        refusal = ApiError(
+            413,
+            "text_too_long",
+            f"the message is longer than {max_chars} characters",
+            "org_content",
+        )
+        raise _refuse("too_long", hook.id, started, refusal)
     body, status = _accept(hook, record, signature_key, started)
     return jsonify(body), status
 
 
-@blueprint.after_request
-def _redact_path_for_access_logs(response: Response) -> Response:
+def redact_hook_paths(environ: dict[str, Any]) -> None:
     """The path holds the hook token (and, in the app's template-less GET mode, the message):
     the server's access log reads PATH_INFO from this same environ after the response, so it is
     shortened here to the first characters of the token."""
     for key in ("PATH_INFO", "RAW_URI", "REQUEST_URI"):
-        value = request.environ.get(key)
+        value = environ.get(key)
         if isinstance(value, str) and value.startswith(HOOK_PATH_PREFIX):
             token = value[len(HOOK_PATH_PREFIX) :]
-            request.environ[key] = f"{HOOK_PATH_PREFIX}{token[:4]}…"
-    return response
+            environ[key] = f"{HOOK_PATH_PREFIX}{token[:4]}…"
+
+
+def _redacting(wsgi_app: Callable[..., Any]) -> Callable[..., Any]:
+    # Around the whole app, not on the blueprint: a DELETE, TRACE or made-up method on a hook URL
+    # never reaches the blueprint (405 or 404 from routing), and its path is logged all the same.
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        try:
+            return wsgi_app(environ, start_response)
+        finally:
+            redact_hook_paths(environ)
+
+    return app
 
 
 def init_app(app: Flask) -> None:
+    app.wsgi_app = _redacting(app.wsgi_app)  # type: ignore[method-assign]
     app.url_map.converters["sf_token"] = _TokenAndRestConverter
     app.register_blueprint(blueprint)
+    limit_characters(app, "webhooks.smsforwarder")
     store_for(app)  # create the tables at start, not on the first phone's request
     notify.init_app(app)

@@ -574,7 +574,9 @@ def test_rate_limit_answers_429_with_retry_after(make_app: Callable[..., Flask])
     client = make_app(RATELIMIT="2/minute").test_client()
     responses = [client.post("/v1/check", json={"text": "x"}) for _ in range(3)]
     assert [response.status_code for response in responses] == [200, 200, 429]
-    assert responses[0].headers["X-RateLimit-Remaining"] == "1"
+    # The headers describe one of the limits in force (requests, or characters: see
+    # tests/test_hostile.py); the refusal below is the request limit's.
+    assert int(responses[0].headers["X-RateLimit-Remaining"]) >= 1
     assert "Retry-After" not in responses[0].headers  # only a refusal asks to wait
     limited = client.get("/v1/brands")
     assert limited.status_code == 429

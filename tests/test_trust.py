@@ -138,3 +138,44 @@ def test_model_phrases_are_spans_of_the_original_text(real_verdicts) -> None:
         assert text[start:end] == signal.evidence
         assert signal.explanation and signal.category in {"scam", "abusive"}
         assert (signal.weight or 0) > 0
+
+
+# Real one-time codes that the model alone read as scams for their wording ("验证码", "账户"); the
+# texts are from model/real (pasted_sms, pasted_issues2, traditional).
+@pytest.mark.parametrize(
+    "text",
+    [
+        "【蝦皮購物】輸入 123456 以登入您的帳號，15 分鐘有效。"
+        "請不要將驗證碼分享給任何人，包括蝦皮員工。",
+        "【闲鱼】951826（验证码仅用于您本人登录验证）。别人包括客服要验证码是骗子，会导致钱财账号被盗。",
+        "Citi ID Code: 12345678 We'll NEVER call or text for this code.",
+    ],
+)
+def test_a_genuine_code_notice_with_nothing_harmful_stays_low(
+    analyzer: Analyzer, text: str
+) -> None:
+    verdict = _check(analyzer, text=text)
+    assert verdict.level == "low"
+    assert verdict.category in {"legit", "other"}
+    assert any(s.id == "legit_code_warning" for s in verdict.signals)
+
+
+def test_the_genuine_marks_never_cover_a_phishing_link(analyzer: Analyzer) -> None:
+    # A scam that copies a code notice's warning still sends the person to a site: that wins.
+    verdict = _check(
+        analyzer,
+        text="【支付宝】验证码834201，请勿泄露给他人。您的账户存在异常，请登录 http://alipay-verify.cc"
+        " 核实身份。",
+    )
+    assert verdict.category == "scam"
+    assert verdict.level == "high"
+
+
+def test_a_collectors_made_up_criminal_charge_is_abusive(analyzer: Analyzer) -> None:
+    verdict = _check(
+        analyzer,
+        text="你在我司的借款已严重逾期，已涉嫌贷款诈骗，再不还款我们将向你户籍地派出所报案。",
+    )
+    assert verdict.category in {"abusive", "scam"}
+    assert verdict.level == "high"
+    assert any(s.id == "abusive_false_criminal_charge" for s in verdict.signals)
