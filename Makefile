@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export DUNSCAN_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: install run test lint eval eval-compare train bench clean
+.PHONY: install run test test-spark lint eval eval-compare train bench bench-http clean
 
 # The venv is rebuilt only when the dependency declarations change.
 $(STAMP): pyproject.toml constraints.txt
@@ -25,6 +25,12 @@ test: $(STAMP)
 	$(BIN)/ruff check service model tests
 	$(BIN)/ruff format --check service model tests
 	$(BIN)/python -m pytest
+
+# The Spark batch scorer on local[2] against `dunscan score` (needs a Java runtime; installs the
+# `spark` extra, about 450 MB, into the venv).
+test-spark: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark]'
+	$(BIN)/python -m pytest tests/test_spark.py -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check service model tests
@@ -47,8 +53,14 @@ eval-compare: $(STAMP)
 		--out model/reports/real_candidates.md
 	$(BIN)/python -m model.real_eval --ablation --out model/reports/real_ablation.md
 
+# dunscan against the bare char TF-IDF + LogisticRegression anchor on the same messages: single
+# check, batch (in-process and `dunscan score --jobs 1/2`), load time, memory, a `dunscan check`.
 bench: $(STAMP)
 	$(BIN)/python -m model.bench
+
+# The real gunicorn on a loopback port at concurrency 1, 4 and 16 (bounded in requests and time).
+bench-http: $(STAMP)
+	$(BIN)/python -m model.bench_http
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

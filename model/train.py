@@ -1,19 +1,20 @@
 """`make train`: fit the shipped model reproducibly, measure it, write artifact + manifest + card.
 
-    python -m model.train [--out model/artifact/dunscan-model.joblib] [--no-card]
+    python -m model.train [--out model/artifact/dunscan-model.npz] [--no-card]
 
 Steps: load and deduplicate every source (model/data.py), run each record through the real
 pipeline analysis (rules, numbers), measure on held-out splits (model/evaluate.py), fit the final
-model on everything, then write the joblib artifact, its JSON manifest (hashes, versions, seed,
-metrics) and MODEL_CARD.md. Everything is seeded; the artifact bytes depend only on the inputs.
+model on everything, then write the artifact (the model compiled to arrays, service/scorer.py),
+its JSON manifest (hashes, versions, seed, metrics) and MODEL_CARD.md. Everything is seeded; the
+artifact bytes depend only on the inputs.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -23,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -50,6 +50,7 @@ from service.model import (
 from service.normalize import normalize
 from service.paths import CORPUS_DIR, DATA_DIR, MODEL_DIR, MODEL_PATH, REAL_DIR, REPO_ROOT
 from service.schemas import CATEGORIES
+from service.scorer import compile_model, write_arrays
 
 log = logging.getLogger("model.train")
 
@@ -457,12 +458,56 @@ def created_date() -> str:
 
 
 def write_artifact(model: TextModel, path: Path) -> str:
-    """joblib-dump deterministically; return the sha256 of the written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    joblib.dump(model, buffer, compress=("zlib", 6), protocol=5)
-    path.write_bytes(buffer.getvalue())
+    """Compile the trained model to arrays (service/scorer.py) and write them deterministically;
+    return the sha256 of the written file."""
+    write_arrays(compile_model(model), path)
     return sha256_file(path)
+
+
+# Set in the environment of a training run whose numerics are pinned (see pinned_environment).
+PINNED_FLAG = "DUNSCAN_TRAIN_PINNED"
+
+
+def pinned_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment that makes training give the same bits on any machine of one CPU
+    architecture (with constraints.txt installed).
+
+    Measured (issue 12 item 10): thread counts and hash seeds did not change the bytes, but the
+    CPU did. numpy dispatches float32 log/exp and friends to AVX2/AVX-512 code where the CPU has
+    it, and OpenBLAS picks a kernel per CPU; their last bits differ, L-BFGS then takes another
+    path, and a model trained with generic kernels differed by up to 0.025 in probability from
+    one trained with AVX-512 on the same machine. So training runs on numpy's baseline code
+    (every dispatch target disabled), one generic OpenBLAS kernel and one thread.
+    """
+    import platform
+
+    env = dict(os.environ if environ is None else environ)
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__
+    except ImportError:  # another numpy layout: leave numpy's dispatch as it is
+        __cpu_dispatch__ = []
+    env["NPY_DISABLE_CPU_FEATURES"] = " ".join(__cpu_dispatch__)
+    core = {"x86_64": "Prescott", "amd64": "Prescott", "aarch64": "ARMV8", "arm64": "ARMV8"}
+    if platform.machine().lower() in core:
+        env["OPENBLAS_CORETYPE"] = core[platform.machine().lower()]
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[name] = "1"
+    # OpenBLAS sizes its blocks from the L2 cache it detects; a fixed size, one blocking.
+    env["OPENBLAS_L2_SIZE"] = "512"
+    env["PYTHONHASHSEED"] = "0"
+    env[PINNED_FLAG] = "1"
+    return env
+
+
+def numerics() -> dict[str, str]:
+    """What the manifest records about the pinned numerics of this run."""
+    names = (
+        "NPY_DISABLE_CPU_FEATURES",
+        "OPENBLAS_CORETYPE",
+        "OPENBLAS_NUM_THREADS",
+        "OPENBLAS_L2_SIZE",
+    )
+    return {name: os.environ.get(name, "") for name in names}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -472,6 +517,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=MODEL_PATH)
     parser.add_argument("--no-card", action="store_true", help="do not rewrite MODEL_CARD.md")
     args = parser.parse_args(argv)
+    if os.environ.get(PINNED_FLAG) != "1":
+        # numpy and OpenBLAS read these settings when they load: start again with them set.
+        command = [sys.executable, "-m", "model.train", *(sys.argv[1:] if argv is None else argv)]
+        os.execve(sys.executable, command, pinned_environment())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     np.random.seed(SEED)
     started = time.perf_counter()
@@ -511,6 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "size_bytes": args.out.stat().st_size,
         "versions": library_versions(),
         "seed": SEED,
+        "numerics": numerics(),
         "hyperparameters": {
             "ngram_range": list(NGRAM_RANGE),
             "min_df": MIN_DF,
@@ -598,6 +648,12 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
         f"| created (date of the newest commit of its inputs) | {manifest['created']} |",
         f"| libraries | {', '.join(f'{k} {v}' for k, v in manifest['versions'].items())} |",
         f"| seed | {manifest['seed']} |",
+        "| numerics | pinned by `make train` for the same bytes on any machine of one CPU "
+        "architecture: "
+        + ", ".join(f"{k}={v or '(unset)'}" for k, v in manifest.get("numerics", {}).items())
+        + " |",
+        "| format | numpy arrays in a stored zip, read with pickling disabled "
+        "(service/scorer.py) |",
         f"| rules / numbers versions | {manifest['rules_version']} / "
         f"{manifest['numbers_version']} |",
         f"| corpus sha256 | `{manifest['corpus_sha256']}` |",

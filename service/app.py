@@ -140,7 +140,7 @@ def create_app(
     app.after_request(_retry_after_only_when_limited)  # runs after the limiter's own hook
     limiter = Limiter(api.rate_limit_key, app=app)
 
-    app.extensions["dunscan"] = analyzer if analyzer is not None else Analyzer.load()
+    app.extensions["dunscan"] = analyzer if analyzer is not None else Analyzer.load().warm()
 
     api.init_app(app)
     openapi.init_app(app)

@@ -14,6 +14,7 @@ import csv
 import importlib
 import json
 import sys
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,6 +25,9 @@ from service.schemas import Verdict, error_field, parse_record
 
 # Other surfaces add subcommands by exposing `register(subparsers)` in these modules.
 _EXTENSIONS = ("service.hooks_cli",)
+# Commands of this module: when one of them is asked for, the extensions (which import the
+# store, SQLAlchemy and the web code) are not imported at all; a `dunscan check` starts faster.
+_CORE_COMMANDS = frozenset({"check", "score"})
 CSV_VERDICT_COLUMNS = ("risk", "level", "category", "signal_ids", "claimed_brands", "advice")
 
 
@@ -132,6 +136,79 @@ def _flatten(row: dict[str, Any], verdict: Verdict) -> dict[str, Any]:
     }
 
 
+# Records scored together: one TF-IDF transform and one matrix product per chunk.
+SCORE_CHUNK = 256
+
+
+class _BatchScorer:
+    """Scores chunks of records with `Analyzer.check_many`, giving them back in input order:
+    in this process, or over `jobs` worker processes with at most two chunks per process in
+    flight, so memory stays flat whatever the input size."""
+
+    def __init__(self, analyzer: Any, lang: str, jobs: int) -> None:
+        self.analyzer = analyzer
+        self.lang = lang
+        self.pool: Any = None
+        self.in_flight: deque[tuple[list[dict[str, Any]], Any]] = deque()
+        self.limit = 2 * jobs
+        if jobs > 1:
+            import multiprocessing
+
+            global _WORKER_ANALYZER
+            _WORKER_ANALYZER = analyzer  # forked workers share the loaded model copy-on-write
+            # A forked worker flushes its copy of stdout when it exits: nothing may be pending.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if "fork" in methods else None)
+            self.pool = context.Pool(
+                jobs, initializer=_init_worker, initargs=(analyzer.model is not None,)
+            )
+
+    def submit(
+        self, chunk: list[tuple[dict[str, Any], Any]]
+    ) -> Iterator[tuple[dict[str, Any], Verdict]]:
+        """Queue a chunk; yield every (row, verdict) that is ready, in input order."""
+        rows = [row for row, _ in chunk]
+        records = [record for _, record in chunk]
+        if self.pool is None:
+            yield from zip(rows, self.analyzer.check_many(records, self.lang), strict=True)
+            return
+        self.in_flight.append((rows, self.pool.apply_async(_score_chunk, (records, self.lang))))
+        while len(self.in_flight) >= self.limit:
+            yield from self._next()
+
+    def finish(self) -> Iterator[tuple[dict[str, Any], Verdict]]:
+        while self.in_flight:
+            yield from self._next()
+        if self.pool is not None:
+            self.pool.close()
+            self.pool.join()
+            self.pool = None
+
+    def _next(self) -> Iterator[tuple[dict[str, Any], Verdict]]:
+        rows, result = self.in_flight.popleft()
+        yield from zip(rows, result.get(), strict=True)
+
+    def abort(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+
+_WORKER_ANALYZER: Any = None
+
+
+def _init_worker(use_model: bool) -> None:
+    global _WORKER_ANALYZER
+    if _WORKER_ANALYZER is None:  # not inherited (spawn): load it in this process
+        _WORKER_ANALYZER = _load_analyzer(use_model)
+
+
+def _score_chunk(records: list[Any], lang: str) -> list[Verdict]:
+    return _WORKER_ANALYZER.check_many(records, lang)
+
+
 def _count_lines(path: Path) -> int:
     with path.open("rb") as handle:
         return sum(1 for _ in handle)
@@ -148,9 +225,28 @@ def _cmd_score(args: argparse.Namespace) -> int:
     out_csv = _is_csv(target) if target else as_csv
     analyzer = _load_analyzer(not args.no_model)
 
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
     scored = skipped = 0
     out = target.open("w", encoding="utf-8", newline="") if target else sys.stdout
     writer: csv.DictWriter[str] | None = None
+    scorer = _BatchScorer(analyzer, args.lang, args.jobs)
+    pending: list[tuple[dict[str, Any], Any]] = []
+
+    def write(row: dict[str, Any], verdict: Verdict) -> None:
+        nonlocal writer, scored
+        if out_csv:
+            flat = _flatten(row, verdict)
+            if writer is None:
+                columns = list(row) + [c for c in CSV_VERDICT_COLUMNS if c not in row]
+                writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+                writer.writeheader()
+            writer.writerow(flat)
+        else:
+            result = {**row, "verdict": verdict.model_dump(mode="json")}
+            out.write(json.dumps(result, ensure_ascii=False) + "\n")
+        scored += 1
+
     try:
         with source.open(encoding="utf-8-sig", newline="") as handle:
             rows = _read_rows(handle, as_csv)
@@ -173,28 +269,27 @@ def _cmd_score(args: argparse.Namespace) -> int:
                     message = _validation_message(error)
                     tqdm.write(f"line {line_number}: skipped: {message}", file=sys.stderr)
                     continue
-                verdict = analyzer.check(record, lang=args.lang)
-                if out_csv:
-                    flat = _flatten(row, verdict)
-                    if writer is None:
-                        columns = list(row) + [c for c in CSV_VERDICT_COLUMNS if c not in row]
-                        writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
-                        writer.writeheader()
-                    writer.writerow(flat)
-                else:
-                    result = {**row, "verdict": verdict.model_dump(mode="json")}
-                    out.write(json.dumps(result, ensure_ascii=False) + "\n")
-                scored += 1
+                pending.append((row, record))
+                if len(pending) >= SCORE_CHUNK:
+                    for done in scorer.submit(pending):
+                        write(*done)
+                    pending = []
+            if pending:
+                for done in scorer.submit(pending):
+                    write(*done)
+            for done in scorer.finish():
+                write(*done)
     except UnicodeDecodeError as error:
         raise UsageError(f"{source} is not UTF-8 text ({error.reason})") from error
     finally:
+        scorer.abort()
         if target:
             out.close()
     print(f"scored {scored}, skipped {skipped}", file=sys.stderr)
     return 1 if args.strict and skipped else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     parser = _Parser(prog="dunscan", description="Is this collection SMS or call a scam?")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -216,9 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--quiet", action="store_true", help="no progress bar")
     score.add_argument("--strict", action="store_true", help="exit 1 if any line was skipped")
     score.add_argument("--no-model", action="store_true", help="numbers and rules only")
+    score.add_argument(
+        "--jobs", type=int, default=1, help="worker processes (output keeps the input order)"
+    )
     score.set_defaults(func=_cmd_score)
 
-    for module_name in _EXTENSIONS:
+    for module_name in _EXTENSIONS if extensions else ():
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:
@@ -231,7 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        given = sys.argv[1:] if argv is None else argv
+        core = bool(given) and given[0] in _CORE_COMMANDS
+        args = build_parser(extensions=not core).parse_args(argv)
         return int(args.func(args) or 0)
     except UsageError as error:
         print(f"dunscan: error: {error}", file=sys.stderr)

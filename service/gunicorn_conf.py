@@ -3,9 +3,14 @@
 Used by `make run` and the Dockerfile. Command-line flags override what is set here
 (`--workers 3`, `--bind 0.0.0.0:8000`), and so does GUNICORN_CMD_ARGS.
 
-- Workers: scoring is CPU-bound (regular expressions, a linear model), so one worker per core uses
-  the machine; a few threads per worker absorb slow clients and keep-alive connections without
-  adding memory (each worker holds its own analyzer). WEB_CONCURRENCY overrides the count.
+- Workers: scoring is CPU-bound (regular expressions, a linear model), so one worker per CPU the
+  process may really use (affinity, capped by a container's CPU quota: service/cpus.py) uses the
+  machine; a few threads per worker absorb slow clients and keep-alive connections. WEB_CONCURRENCY
+  or `--workers` overrides the count.
+- preload_app: the master loads the app (rules, lists, model) once and forks the workers, which
+  share those pages copy-on-write instead of each loading its own copy; a bad rule file or a
+  tampered model stops the master before any worker starts. After the fork each worker drops the
+  database connections it inherited (post_fork), and the push worker thread starts per process.
 - Shutdown: SIGTERM stops accepting connections and gives requests in flight `graceful_timeout`
   seconds to finish; a worker silent for `timeout` seconds is killed and replaced.
 - Logs: JSON lines (access log on stdout, the rest on stderr). The access log holds method,
@@ -19,6 +24,7 @@ Used by `make run` and the Dockerfile. Command-line flags override what is set h
 from __future__ import annotations
 
 import atexit
+import gc
 import glob
 import os
 import shutil
@@ -33,18 +39,12 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 from gunicorn.glogging import Logger  # noqa: E402
 from prometheus_client import multiprocess  # noqa: E402  (after the directory is set)
 
+from service.cpus import worker_count  # noqa: E402
 from service.logs import JsonFormatter  # noqa: E402
 
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # the CPUs this process may use (containers, taskset)
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 bind = ["127.0.0.1:8000"]
-workers = int(os.environ.get("WEB_CONCURRENCY", "0")) or max(2, _cores())
+workers = worker_count()
+preload_app = True
 worker_class = "gthread"
 threads = 4
 timeout = 30
@@ -95,6 +95,20 @@ def on_starting(server: Any) -> None:
     # Files left by an earlier run in an operator-chosen directory would be summed into ours.
     for stale in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
         os.remove(stale)
+
+
+def pre_fork(server: Any, worker: Any) -> None:
+    # What the master loaded (rules, lists, model) moves to the garbage collector's permanent
+    # generation: the workers' collections never walk it, so its pages stay shared.
+    gc.freeze()
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    # Pooled database connections opened by the master (tables created at load) must not be
+    # shared by two processes: drop them in the worker without closing the master's.
+    from service.store import dispose_after_fork
+
+    dispose_after_fork()
 
 
 def child_exit(server: Any, worker: Any) -> None:

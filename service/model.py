@@ -6,9 +6,11 @@ text the model sees at inference is built exactly as it was in training:
     raw text -> service.normalize.normalize -> mask_text -> character n-grams
     Analysis -> structured_features (rule hits, number types, number signals)
 
-The artifact is a joblib (pickle) file, and unpickling runs code. `load_model` therefore checks the
-manifest beside it (sha256 of the artifact, library versions) BEFORE unpickling anything, and
-refuses with a `ModelError` on any mismatch.
+Serving scores a compiled form of the trained model (service/scorer.py: numpy arrays, no
+scikit-learn); `TextModel` here is the trained estimator, kept as the reference path for training,
+evaluation and the equality tests. The artifact holds arrays only and is read with pickling
+disabled; `load_model` still checks the manifest beside it (sha256 of the artifact, library
+versions) before reading anything, and refuses with a `ModelError` on any mismatch.
 """
 
 from __future__ import annotations
@@ -24,16 +26,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import sparse
 
 from service.normalize import normalize
 from service.schemas import CATEGORIES
 
 if TYPE_CHECKING:
+    from scipy import sparse
+
     from service.pipeline import Analysis
 
 # Bump when the artifact layout or the feature definition changes: old artifacts are refused.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 # Masking tokens: one symbol each, so a character n-gram treats a whole URL or number as one unit.
 # The public FBS corpus was anonymised with placeholders (URL, DIGIT, CELLPHONE, ...); masking our
@@ -150,6 +153,8 @@ class CharWordVectorizer:
         return self
 
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        from scipy import sparse
+
         return sparse.hstack(
             [self.chars.transform(texts), self.words.transform(texts)], format="csr"
         )
@@ -327,15 +332,24 @@ class TextModel:
         self.__dict__.update(state)
 
     def matrix(self, inputs: Sequence[ModelInput]) -> sparse.csr_matrix:
+        # scipy is imported here, not at the top: serving (the compiled scorer) never needs it,
+        # and importing it costs a `dunscan check` process about 0.3 s.
+        from scipy import sparse
+
         text_part = self.vectorizer.transform([item.text for item in inputs])
         return sparse.hstack(
             [text_part, structured_matrix(inputs, self.feature_index, self.structured_scale)],
             format="csr",
         )
 
+    def _raw_proba(self, inputs: Sequence[ModelInput]) -> np.ndarray:
+        """Calibrated probabilities in the order of `self.categories` (the reference path:
+        scikit-learn; service/scorer.py computes the same numbers from arrays)."""
+        return self.classifier.predict_proba(self.matrix(inputs))
+
     def predict_inputs(self, inputs: Sequence[ModelInput]) -> np.ndarray:
         """Probabilities, one row per input, columns in CATEGORIES order."""
-        raw = self.classifier.predict_proba(self.matrix(inputs))
+        raw = self._raw_proba(inputs)
         # A category absent from the training rows (possible in evaluation splits) gets 0.
         proba = np.zeros((raw.shape[0], len(CATEGORIES)))
         for column, category in enumerate(self.categories):
@@ -372,8 +386,17 @@ class TextModel:
         return float(base.coef_[row, column]) * self.structured_scale
 
     def predict(self, analysis: Analysis) -> dict[str, float]:
-        row = self.predict_inputs([model_input(analysis)])[0]
-        return {category: float(p) for category, p in zip(CATEGORIES, row, strict=True)}
+        return self.predict_many([analysis])[0]
+
+    def predict_many(self, analyses: Sequence[Analysis]) -> list[dict[str, float]]:
+        """One probability per category for each analysis: one transform, one product."""
+        if not analyses:  # scikit-learn refuses an empty matrix
+            return []
+        rows = self.predict_inputs([model_input(analysis) for analysis in analyses])
+        return [
+            {category: float(p) for category, p in zip(CATEGORIES, row, strict=True)}
+            for row in rows
+        ]
 
     def predict_text_only(self, analysis: Analysis) -> dict[str, float]:
         """The reading of the words alone: what the sender's number adds is left out."""
@@ -425,6 +448,8 @@ def structured_matrix(
     inputs: Iterable[ModelInput], feature_index: dict[str, int], scale: float = 1.0
 ) -> sparse.csr_matrix:
     """Named features -> a sparse matrix in the trained order; unknown names are ignored."""
+    from scipy import sparse
+
     rows: list[int] = []
     cols: list[int] = []
     count = 0
@@ -444,17 +469,18 @@ def structured_matrix(
 
 
 def library_versions() -> dict[str, str]:
-    """Versions that must match between the run that wrote an artifact and the one loading it."""
-    import joblib
-    import scipy
-    import sklearn
+    """Versions that must match between the run that wrote an artifact and the one loading it.
+
+    Read from the installed distributions' metadata, not by importing them: serving never
+    imports scikit-learn, and importing it only to ask its version took about a second.
+    """
+    from importlib.metadata import version
 
     return {
         "python": ".".join(platform.python_version_tuple()[:2]),
-        "scikit-learn": sklearn.__version__,
-        "joblib": joblib.__version__,
+        "scikit-learn": version("scikit-learn"),
         "numpy": np.__version__,
-        "scipy": scipy.__version__,
+        "scipy": version("scipy"),
     }
 
 
@@ -517,15 +543,17 @@ def verify_artifact(path: Path) -> dict[str, Any]:
 
 
 def load_model(path: Path) -> TextModel:
-    """Load the shipped model after verifying it; ModelError on any problem."""
-    import joblib
+    """Load the shipped model after verifying it; ModelError on any problem.
+
+    The artifact holds arrays only (service/scorer.py); it is read with pickling disabled, after
+    its sha256 matched the manifest.
+    """
+    from service.scorer import read_arrays
 
     manifest = verify_artifact(path)
     try:
-        model = joblib.load(path)
-    except Exception as error:  # a verified file that still fails to unpickle is still refused
-        raise ModelError(f"{path.name}: cannot unpickle ({type(error).__name__})") from error
-    if not isinstance(model, TextModel):
-        raise ModelError(f"{path.name}: holds {type(model).__name__}, not a TextModel")
+        model = read_arrays(path)
+    except Exception as error:  # a verified file that still fails to load is still refused
+        raise ModelError(f"{path.name}: cannot read its arrays ({type(error).__name__})") from error
     model.version = str(manifest.get("version") or f"unversioned-{manifest['sha256'][:6]}")
     return model

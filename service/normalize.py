@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -162,75 +163,113 @@ def _to_simplified(chars: list[str]) -> list[str]:
     return result
 
 
-def _drop_fillers(
-    chars: list[str], starts: list[int], ends: list[int]
+class _CharTable(dict):
+    """A `str.translate` table filled on first sight of a character: translating a whole text
+    is then one C call, and the Unicode work runs once per character per process."""
+
+    def __init__(self, compute: Callable[[str], str | None]) -> None:
+        super().__init__()
+        self.compute = compute
+
+    def __missing__(self, code: int) -> str | None:
+        value = self.compute(chr(code))
+        if len(self) < _CACHE_LIMIT:  # bounded whatever the input
+            self[code] = value
+        return value
+
+
+_CACHE_LIMIT = 1 << 16
+
+
+def _fold_char(ch: str) -> str:
+    folded = unicodedata.normalize("NFKC", ch).lower().translate(_HOMOGLYPHS)
+    return "".join(" " if c in "\n\t\r\u3000" else c for c in folded)
+
+
+# Original character -> its folded form (NFKC, lower case, homoglyphs, whitespace as a space).
+_FOLD = _CharTable(_fold_char)
+# Folded character -> itself, or None (deleted) when it is junk.
+_KEEP = _CharTable(lambda ch: None if _is_junk(ch) else ch)
+_FILLER_RUN = re.compile("[" + re.escape("".join(sorted(_FILLERS))) + "]+")
+
+
+def _drop_filler_runs(
+    text: str, chars: list[str], starts: list[int], ends: list[int]
 ) -> tuple[list[str], list[int], list[int]]:
-    """Remove separators between CJK characters and collapse other whitespace to one space."""
+    """Remove separators between CJK characters and collapse other whitespace to one space,
+    run by run: the text between two runs of separators is copied whole."""
     out_chars: list[str] = []
     out_starts: list[int] = []
     out_ends: list[int] = []
-    index = 0
-    count = len(chars)
-    while index < count:
-        ch = chars[index]
-        if ch in _FILLERS:
-            run_end = index
-            while run_end < count and chars[run_end] in _FILLERS:
-                run_end += 1
-            previous = out_chars[-1] if out_chars else ""
-            following = chars[run_end] if run_end < count else ""
-            run = chars[index:run_end]
-            if previous and following and _is_cjk(previous) and _is_cjk(following):
-                index = run_end  # obfuscation between Chinese characters: drop it
-                continue
-            if all(c.isspace() for c in run):
-                if out_chars and following:
-                    out_chars.append(" ")
-                    out_starts.append(starts[index])
-                    out_ends.append(ends[run_end - 1])
-                index = run_end
-                continue
-            for offset in range(index, run_end):
-                if chars[offset].isspace():
-                    continue
+    position = 0
+    for run in _FILLER_RUN.finditer(text):
+        begin, finish = run.span()
+        out_chars.extend(chars[position:begin])
+        out_starts.extend(starts[position:begin])
+        out_ends.extend(ends[position:begin])
+        position = finish
+        previous = out_chars[-1] if out_chars else ""
+        following = chars[finish] if finish < len(chars) else ""
+        if previous and following and _is_cjk(previous) and _is_cjk(following):
+            continue  # obfuscation between Chinese characters: drop it
+        if run.group().isspace():
+            if out_chars and following:
+                out_chars.append(" ")
+                out_starts.append(starts[begin])
+                out_ends.append(ends[finish - 1])
+            continue
+        for offset in range(begin, finish):
+            if not chars[offset].isspace():
                 out_chars.append(chars[offset])
                 out_starts.append(starts[offset])
                 out_ends.append(ends[offset])
-            index = run_end
-            continue
-        out_chars.append(ch)
-        out_starts.append(starts[index])
-        out_ends.append(ends[index])
-        index += 1
+    out_chars.extend(chars[position:])
+    out_starts.extend(starts[position:])
+    out_ends.extend(ends[position:])
     return out_chars, out_starts, out_ends
 
 
 def normalize(text: str) -> Normalized:
-    """Normalise a message for matching, keeping a map to the original offsets."""
-    chars: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    for index, original_char in enumerate(text):
-        folded = unicodedata.normalize("NFKC", original_char).lower().translate(_HOMOGLYPHS)
-        for ch in folded:
-            if ch in "\n\t\r\u3000":
-                ch = " "
-            chars.append(ch)
-            starts.append(index)
-            ends.append(index + 1)
+    """Normalise a message for matching, keeping a map to the original offsets.
+
+    Each step (fold characters, Traditional -> Simplified, multi-character folds, drop junk,
+    drop fillers) works on the whole text in C where it can and rebuilds the offset lists only
+    when it changes something (tests/test_normalize.py holds this to the step-by-step
+    reference on the corpus, the rule examples and generated obfuscations).
+    """
+    folded_text = text.translate(_FOLD)
+    if len(folded_text) == len(text):  # every character folded to exactly one
+        chars = list(folded_text)
+        starts = list(range(len(text)))
+        ends = list(range(1, len(text) + 1))
+    else:
+        chars, starts, ends = [], [], []
+        for index, original_char in enumerate(text):
+            for ch in original_char.translate(_FOLD):
+                chars.append(ch)
+                starts.append(index)
+                ends.append(index + 1)
 
     chars = _to_simplified(chars)
+    current = "".join(chars)
     for pattern, repl in _FOLDS:
+        if pattern.search(current) is None:
+            continue
         chars, starts, ends = _apply_fold(chars, starts, ends, pattern, repl)
+        current = "".join(chars)
 
-    kept = [i for i, ch in enumerate(chars) if not _is_junk(ch)]
-    chars = [chars[i] for i in kept]
-    starts = [starts[i] for i in kept]
-    ends = [ends[i] for i in kept]
+    if len(current.translate(_KEEP)) != len(current):
+        kept = [i for i, ch in enumerate(chars) if _KEEP[ord(ch)] is not None]
+        chars = [chars[i] for i in kept]
+        starts = [starts[i] for i in kept]
+        ends = [ends[i] for i in kept]
+        current = "".join(chars)
 
-    chars, starts, ends = _drop_fillers(chars, starts, ends)
-    while chars and chars[-1] == " ":
-        chars.pop()
-        starts.pop()
-        ends.pop()
-    return Normalized(text, "".join(chars), tuple(starts), tuple(ends))
+    if not _FILLERS.isdisjoint(current):
+        chars, starts, ends = _drop_filler_runs(current, chars, starts, ends)
+        current = "".join(chars)
+    if current.endswith(" "):
+        stripped = len(current.rstrip(" "))
+        del chars[stripped:], starts[stripped:], ends[stripped:]
+        current = current[:stripped]
+    return Normalized(text, current, tuple(starts), tuple(ends))

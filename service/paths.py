@@ -17,7 +17,7 @@ RULES_DIR = _env_path("DUNSCAN_RULES_DIR", REPO_ROOT / "rules")
 PATTERNS_DIR = RULES_DIR / "patterns"
 NUMBERS_DIR = RULES_DIR / "numbers"
 MODEL_DIR = _env_path("DUNSCAN_MODEL_DIR", REPO_ROOT / "model")
-MODEL_PATH = _env_path("DUNSCAN_MODEL_PATH", MODEL_DIR / "artifact" / "dunscan-model.joblib")
+MODEL_PATH = _env_path("DUNSCAN_MODEL_PATH", MODEL_DIR / "artifact" / "dunscan-model.npz")
 CORPUS_DIR = REPO_ROOT / "model" / "corpus"
 REAL_DIR = REPO_ROOT / "model" / "real"
 # Public datasets live beside the repository and are never copied into it.

@@ -215,13 +215,24 @@ def _to_simplified() -> opencc.OpenCC:
     return opencc.OpenCC("t2s")
 
 
+# Memory budget of each rule regex (RE2's default is 8 MiB). Every rule's regexes keep a lazily
+# built DFA cache in every worker: with the default, a worker grew by ~59 MB over one pass of the
+# corpus, ~26 MB with 1 MiB, at the same speed on the corpus and on 5,000-character messages (RE2
+# falls back to its slower NFA only where a DFA would outgrow the budget; results are the same).
+# The largest rule's alternation compiles in 256 KiB.
+_RE2_MAX_MEM = 1 << 20
+
+
 def _re2_options() -> re2.Options:
     options = re2.Options()
     options.log_errors = False  # errors are raised and reported with the file and rule id
+    options.max_mem = _RE2_MAX_MEM
     return options
 
 
 _OPTIONS = _re2_options()
+# libyaml's safe parser where PyYAML was built with it (start-up reads every rule file).
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _WORD_BOUNDARY = re.compile(r"(?<!\\)(?:\\\\)*\\[bB]")
 _ESCAPES = re.compile(r"\\(?:[pP]\{[^}]*\}|.)")
 
@@ -340,7 +351,7 @@ def _load_file(path: Path, seen: dict[str, str], check_examples: bool) -> list[_
         raise RuleLoadError(f"{shown}: {message}")
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         file_fail(f"not valid UTF-8 YAML ({exc}); fix the syntax")
     if not isinstance(data, dict):
@@ -376,6 +387,22 @@ def _load_file(path: Path, seen: dict[str, str], check_examples: bool) -> list[_
     return compiled_rules
 
 
+def _prefilter(compiled: tuple[_CompiledRule, ...]) -> Any:
+    """Every rule's patterns in one RE2 FilteredRE2: one scan for the literal pieces ("atoms")
+    the patterns need, then only the patterns whose atoms occur are run; a rule whose patterns
+    match nowhere cannot fire, whatever its context, and is skipped.
+
+    An `re2.Set` of all patterns was measured first: on the corpus one Set scan cost 1.4-2.7 ms
+    a message (its DFA over 66 large alternations keeps rebuilding its cache), the 66 single
+    scans 0.4 ms, this filter 0.28 ms, returning exactly the rules whose patterns match.
+    """
+    rule_filter = re2.Filter()
+    for item in compiled:
+        rule_filter.Add(item.pattern.pattern, _OPTIONS)
+    rule_filter.Compile()
+    return rule_filter
+
+
 class RuleSet:
     """All content rules, loaded once at start-up and shared read-only between requests."""
 
@@ -384,6 +411,12 @@ class RuleSet:
         self.version = version
         self.rules: tuple[Rule, ...] = tuple(item.rule for item in compiled)
         self._by_id = {rule.id: rule for rule in self.rules}
+        self._filter = _prefilter(compiled)
+
+    def candidates(self, text: str) -> tuple[_CompiledRule, ...]:
+        """The rules whose patterns match somewhere in `text`, in file order."""
+        found = self._filter.Match(text, False) or ()
+        return tuple(self._compiled[index] for index in found)
 
     @classmethod
     def load(cls, path: Path = PATTERNS_DIR, *, check_examples: bool = True) -> RuleSet:
@@ -406,10 +439,14 @@ class RuleSet:
     def get(self, rule_id: str) -> Rule:
         return self._by_id[rule_id]
 
-    def hits(self, norm: Normalized) -> list[RuleHit]:
-        """Every rule that fires on the normalised text, in order of position in the text."""
+    def hits(self, norm: Normalized, *, prefilter: bool = True) -> list[RuleHit]:
+        """Every rule that fires on the normalised text, in order of position in the text.
+
+        `prefilter=False` runs every rule's full check (the reference the tests compare with).
+        """
         found = []
-        for item in self._compiled:
+        rules = self.candidates(norm.text) if prefilter else self._compiled
+        for item in rules:
             span = item.find(norm.text)
             if span is not None:
                 found.append(RuleHit(item.rule, span[0], span[1]))

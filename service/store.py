@@ -197,6 +197,14 @@ def default_store(url: str | None = None) -> Store:
         return _default_stores[key]
 
 
+def dispose_after_fork() -> None:
+    """In a forked child (gunicorn preload): forget the pooled connections inherited from the
+    parent, leaving the parent's open (SQLAlchemy's `dispose(close=False)`)."""
+    with _default_lock:
+        for store in _default_stores.values():
+            store.engine.dispose(close=False)
+
+
 def store_for(app: Any) -> Store:
     """The store an app was configured with (DUNSCAN_DATABASE_URL → app.config DATABASE_URL)."""
     store = app.extensions.get("dunscan_store")

@@ -147,3 +147,32 @@ def test_console_script_is_installed() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["category"] == "legit"
+
+
+def _real_records_file(path: Path) -> Path:
+    """Every real and corpus record as a JSONL input (more lines than one scoring chunk)."""
+    from model import data
+
+    with path.open("w", encoding="utf-8") as handle:
+        for example in data.load_real() + data.load_corpus():
+            row = example.record.model_dump(mode="json", exclude_none=True)
+            handle.write(json.dumps({**row, "id": example.uid}, ensure_ascii=False) + "\n")
+    return path
+
+
+def test_score_with_jobs_gives_the_same_output_in_the_same_order(capsys, tmp_path: Path) -> None:
+    source = _real_records_file(tmp_path / "in.jsonl")
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    assert run(capsys, "score", str(source), "-o", str(one), "--quiet")[0] == 0
+    assert run(capsys, "score", str(source), "-o", str(two), "--quiet", "--jobs", "2")[0] == 0
+    lines = one.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(source.read_text(encoding="utf-8").splitlines()) > 256
+    assert two.read_text(encoding="utf-8") == one.read_text(encoding="utf-8")
+
+
+def test_score_refuses_zero_jobs(capsys, tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"text": GENUINE}) + "\n", encoding="utf-8")
+    status, _, err = run(capsys, "score", str(source), "--jobs", "0")
+    assert status == 2
+    assert "--jobs must be at least 1" in err

@@ -152,6 +152,18 @@ def test_metrics_add_up_across_workers(server: Server) -> None:
     assert scam_verdicts() == before + 12
 
 
+def test_workers_share_one_analyzer_loaded_by_the_master(server: Server) -> None:
+    """preload_app: rules, lists and the model are loaded once, before the two workers fork."""
+    loads = [
+        json.loads(line)
+        for line in server.stderr.read_text().splitlines()
+        if '"analyzer loaded"' in line
+    ]
+    assert len(loads) == 1
+    master = server.process.pid
+    assert loads[0].get("pid", master) == master
+
+
 def test_graceful_stop_and_private_logs(server: Server) -> None:
     _request(server.url + f"/v1/numbers/{MOBILE}?lang=en")
     server.process.send_signal(signal.SIGTERM)

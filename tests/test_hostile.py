@@ -591,11 +591,20 @@ class GateAnalyzer:
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def check(self, record: Any, lang: str = "zh") -> Any:
+    def _gate(self, record: Any) -> None:
         if len(record.text or "") > 1000 and not self.entered.is_set():
             self.entered.set()
             assert self.release.wait(30)
+
+    def check(self, record: Any, lang: str = "zh") -> Any:
+        self._gate(record)
         return self.real.check(record, lang=lang)
+
+    def check_many(self, records: list[Any], lang: str = "zh") -> list[Any]:
+        # A batch is scored in one call (one model pass): the gate holds it the same way.
+        for record in records:
+            self._gate(record)
+        return self.real.check_many(records, lang=lang)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)

@@ -146,7 +146,7 @@ def test_loader_refuses_an_artifact_without_manifest(artifact_copy: Path) -> Non
         load_model(artifact_copy)
 
 
-@pytest.mark.parametrize("library", ["scikit-learn", "numpy", "joblib", "python"])
+@pytest.mark.parametrize("library", ["scikit-learn", "numpy", "scipy", "python"])
 def test_loader_refuses_other_library_versions(artifact_copy: Path, library: str) -> None:
     _edit_manifest(artifact_copy, **{library: "0.0.1"})
     with pytest.raises(ModelError, match=f"{library} 0.0.1"):
@@ -181,8 +181,8 @@ def test_training_is_deterministic_and_writes_a_loadable_artifact(
     rules = rules_only_analyzer.ruleset.rules
     first, info = train.fit_model(corpus_dataset, [r.id for r in rules], rules)
     second, _ = train.fit_model(corpus_dataset, [r.id for r in rules], rules)
-    sha_first = train.write_artifact(first, tmp_path / "a" / "m.joblib")
-    sha_second = train.write_artifact(second, tmp_path / "b" / "m.joblib")
+    sha_first = train.write_artifact(first, tmp_path / "a" / "m.npz")
+    sha_second = train.write_artifact(second, tmp_path / "b" / "m.npz")
     assert sha_first == sha_second
     assert info["C"] in train.C_GRID
     assert set(info["labels"]) == set(CATEGORIES)
@@ -200,3 +200,51 @@ def test_cv_folds_never_split_a_corpus_batch(corpus_dataset: train.Dataset) -> N
                 continue
             other = {corpus_dataset.examples[i].group for i in other_validation}
             assert not (batches_seen & other) - {"calls"}
+
+
+_TRAIN_SMALL = """
+import sys
+from model import data, train
+from service.model import model_input
+from service.pipeline import Analyzer
+analyzer = Analyzer.load(use_model=False)
+examples, stats = data.deduplicate(data.load_corpus())
+inputs = [model_input(analyzer.analyze(e.record)) for e in examples]
+rules = analyzer.ruleset.rules
+model, _ = train.fit_model(train.Dataset(examples, inputs, stats), [r.id for r in rules], rules)
+print(train.write_artifact(model, __import__("pathlib").Path(sys.argv[1])))
+"""
+
+
+def test_training_gives_the_same_bytes_in_other_processes_and_thread_settings(
+    tmp_path: Path,
+) -> None:
+    """Issue 12 item 10: the pinned numerics of `make train` (train.pinned_environment) hold
+    whatever the hash seed and thread settings of the calling environment; the CPU-dependent
+    code paths (numpy SIMD dispatch, OpenBLAS kernels) are what the pin removes."""
+    import os
+    import subprocess
+    import sys
+
+    shas = []
+    for run, threads in enumerate(("1", "2")):
+        env = train.pinned_environment(
+            {
+                **os.environ,
+                "PYTHONHASHSEED": str(run + 11),
+                "OMP_NUM_THREADS": threads,
+                "OPENBLAS_NUM_THREADS": threads,
+            }
+        )
+        out = tmp_path / f"run{run}.npz"
+        done = subprocess.run(
+            [sys.executable, "-c", _TRAIN_SMALL, str(out)],
+            cwd=Path(__file__).resolve().parent.parent,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        shas.append(done.stdout.strip().splitlines()[-1])
+    assert shas[0] == shas[1]
+    assert (tmp_path / "run0.npz").read_bytes() == (tmp_path / "run1.npz").read_bytes()

@@ -62,3 +62,116 @@ def test_empty_text() -> None:
     norm = normalize("")
     assert norm.text == ""
     assert norm.span(0, 0) == (0, 0)
+
+
+def _obfuscations(count: int) -> list[str]:
+    """Generated messages mixing everything normalisation folds, from a fixed seed."""
+    import random
+
+    pieces = [
+        "解",
+        "冻",
+        "费",
+        "請",
+        "繳",
+        "納",
+        "驗",
+        "證",
+        "碼",
+        "支付寶",
+        "花唄",
+        "逾期",
+        "还款",
+        "４",
+        "０",
+        "１",
+        "３",
+        "８",
+        "O",
+        "o",
+        "l",
+        "i",
+        "ａ",
+        "а",
+        "ο",
+        "Ｖ",
+        "v",
+        "w",
+        "信",
+        "薇",
+        "❤",
+        "♥",
+        "💚",
+        "扣扣",
+        "qq号",
+        "wx",
+        "vx",
+        "weixin",
+        "加v",
+        "加 w",
+        " ",
+        "  ",
+        "\n",
+        "\t",
+        "\r",
+        "\u3000",
+        "*",
+        "·",
+        ".",
+        "_",
+        "~",
+        "|",
+        "/",
+        "\\",
+        "-",
+        "+",
+        "#",
+        "^",
+        "`",
+        "'",
+        '"',
+        "=",
+        "\u200b",
+        "\u200d",
+        "\ufeff",
+        "🔥",
+        "①",
+        "③",
+        "ﬁ",
+        "Ⅻ",
+        "\u0301",
+        "，",
+        "。",
+        "！",
+        "【",
+        "】",
+        "：",
+        "http://",
+        "t.cn/",
+        "138",
+        "95188",
+        "ABC",
+        "É",
+    ]
+    generator = random.Random(20261202)
+    return [
+        "".join(generator.choice(pieces) for _ in range(generator.randint(0, 40)))
+        for _ in range(count)
+    ]
+
+
+def test_normalize_equals_the_step_by_step_reference() -> None:
+    """The one-pass normalisation gives the reference's text and offset map on every corpus and
+    real message, every rule example and generated obfuscations."""
+    from model import data
+    from service.rules import RuleSet
+    from tests.normalize_reference import normalize as reference
+
+    texts = [e.record.text for e in data.load_corpus() + data.load_real() if e.record.text]
+    for rule in RuleSet.load(check_examples=False).rules:
+        texts += [*rule.must_match, *rule.must_not_match]
+    texts += _obfuscations(3000)
+    assert len(texts) > 5000
+    for text in texts:
+        got, expected = normalize(text), reference(text)
+        assert (got.text, got.starts, got.ends) == (expected.text, expected.starts, expected.ends)

@@ -1,0 +1,233 @@
+"""`make bench-http`: the real gunicorn, driven over loopback at fixed concurrencies.
+
+    python -m model.bench_http [--workers 2] [--requests 2000] [--seconds 20]
+
+Starts gunicorn with service/gunicorn_conf.py on a free 127.0.0.1 port (rate limit off, a
+throw-away SQLite store), then for each concurrency (1, 4, 16) sends at most `--requests`
+POST /v1/check requests or stops after `--seconds`, whichever comes first: each client thread
+keeps one HTTP/1.1 connection and sends the corpus and real messages in turn. Prints req/s,
+p50/p99 latency and errors per concurrency, and the memory of the master and each worker (RSS,
+and PSS, which splits pages shared copy-on-write between the processes). The load generator
+runs on the same machine as the server: on a small machine it takes CPU from it. Printed, never
+asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from model import data
+from service.paths import REPO_ROOT
+
+CONCURRENCIES = (1, 4, 16)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _memory_kb(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) of a process in kB; PSS counts each shared page once across its sharers."""
+    rss = pss = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as rollup:
+            for line in rollup:
+                if line.startswith("Rss:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss = int(line.split()[1])
+    except OSError:
+        pass
+    return rss, pss
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def _bodies() -> list[bytes]:
+    bodies = []
+    for example in data.load_corpus() + data.load_real():
+        record = example.record.model_dump(mode="json", exclude_none=True)
+        record.pop("id", None)
+        if record.get("kind") == "sms" and not (record.get("text") or "").strip():
+            continue
+        bodies.append(json.dumps(record, ensure_ascii=False).encode("utf-8"))
+    return bodies
+
+
+def _drive(
+    port: int, bodies: list[bytes], concurrency: int, total: int, seconds: float
+) -> tuple[float, list[float], int]:
+    """(elapsed s, latencies s, errors) of one bounded run."""
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    counter = iter(range(total))
+    deadline = time.monotonic() + seconds
+
+    def client() -> None:
+        nonlocal errors
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"Content-Type": "application/json"}
+        while time.monotonic() < deadline:
+            with lock:
+                number = next(counter, None)
+            if number is None:
+                break
+            body = bodies[number % len(bodies)]
+            started = time.perf_counter()
+            try:
+                connection.request("POST", "/v1/check", body=body, headers=headers)
+                response = connection.getresponse()
+                response.read()
+                ok = response.status == 200
+            except (OSError, http.client.HTTPException):
+                ok = False
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            elapsed = time.perf_counter() - started
+            with lock:
+                latencies.append(elapsed)
+                errors += not ok
+        connection.close()
+
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started, latencies, errors
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m model.bench_http", description=__doc__)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--requests", type=int, default=2000, help="per concurrency, at most")
+    parser.add_argument("--seconds", type=float, default=20.0, help="per concurrency, at most")
+    args = parser.parse_args(argv)
+
+    bodies = _bodies()
+    port = _free_port()
+    with tempfile.TemporaryDirectory(prefix="dunscan-bench-") as tmp:
+        env = {
+            **os.environ,
+            "DUNSCAN_RATELIMIT_ENABLED": "false",
+            "DUNSCAN_DATABASE_URL": f"sqlite:///{Path(tmp) / 'store.sqlite3'}",
+        }
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        gunicorn = Path(sys.executable).parent / "gunicorn"
+        command = [
+            str(gunicorn),
+            "--config",
+            "service/gunicorn_conf.py",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(args.workers),
+            "--access-logfile",
+            "/dev/null",
+            "--log-level",
+            "warning",
+            "service:create_app()",
+        ]
+        started = time.perf_counter()
+        server = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            while True:
+                if server.poll() is not None:
+                    print(f"gunicorn exited with {server.returncode}", file=sys.stderr)
+                    return 1
+                try:
+                    probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                    probe.request("GET", "/healthz")
+                    if probe.getresponse().status == 200:
+                        break
+                except OSError:
+                    pass
+                if time.perf_counter() - started > 90:
+                    print("gunicorn did not answer /healthz within 90 s", file=sys.stderr)
+                    return 1
+                time.sleep(0.1)
+            ready = time.perf_counter() - started
+            time.sleep(1.0)  # every worker forked and booted
+            workers = _children(server.pid)
+            memory_idle = {pid: _memory_kb(pid) for pid in [server.pid, *workers]}
+            _drive(port, bodies, 2, 200, 10.0)  # warm every worker's caches
+            rows = []
+            for concurrency in CONCURRENCIES:
+                elapsed, latencies, errors = _drive(
+                    port, bodies, concurrency, args.requests, args.seconds
+                )
+                values = np.array(latencies) * 1000
+                rows.append(
+                    (
+                        concurrency,
+                        len(latencies),
+                        len(latencies) / elapsed,
+                        float(np.percentile(values, 50)),
+                        float(np.percentile(values, 99)),
+                        errors,
+                    )
+                )
+            memory_loaded = {pid: _memory_kb(pid) for pid in [server.pid, *workers]}
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+    print(
+        f"gunicorn, {args.workers} workers (gthread), POST /v1/check over loopback, "
+        f"{len(bodies)} messages in turn; ready in {ready:.1f} s; "
+        f"{os.cpu_count()} CPUs shared with the load generator, load average "
+        f"{os.getloadavg()[0]:.1f}"
+    )
+    print("| concurrency | requests | req/s | p50 | p99 | errors |\n|---|---|---|---|---|---|")
+    for concurrency, count, rate, p50, p99, errors in rows:
+        print(f"| {concurrency} | {count} | {rate:,.0f} | {p50:.1f} ms | {p99:.1f} ms | {errors} |")
+    print("\n| process | RSS idle | PSS idle | RSS after load | PSS after load |")
+    print("|---|---|---|---|---|")
+    for pid in [server.pid, *workers]:
+        name = "master" if pid == server.pid else f"worker {pid}"
+        (rss0, pss0), (rss1, pss1) = memory_idle[pid], memory_loaded[pid]
+        print(
+            f"| {name} | {rss0 / 1024:.0f} MB | {pss0 / 1024:.0f} MB | {rss1 / 1024:.0f} MB | "
+            f"{pss1 / 1024:.0f} MB |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

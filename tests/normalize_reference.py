@@ -1,0 +1,239 @@
+"""The normalisation as it was before its one-pass rewrite, kept verbatim as the reference
+tests/test_normalize.py compares service/normalize.py with (do not import it elsewhere).
+
+Text normalisation with a map back to the original.
+
+Rules and numbers match on a normalised form of the message, so that obfuscation (spaced-out
+characters, full-width digits, emoji, Traditional characters, "V信") does not hide a signal.
+Evidence shown to the person must point into the text they actually received, so every
+normalised character remembers the original span it came from.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+import opencc
+
+# Look-alike letters from other scripts that scammers swap into Latin words and domains.
+_HOMOGLYPHS = str.maketrans(
+    {
+        "а": "a",
+        "в": "b",
+        "е": "e",
+        "к": "k",
+        "м": "m",
+        "н": "h",
+        "о": "o",
+        "р": "p",
+        "с": "c",
+        "т": "t",
+        "у": "y",
+        "х": "x",
+        "і": "i",
+        "ј": "j",
+        "ѕ": "s",
+        "ԁ": "d",
+        "ο": "o",
+        "α": "a",
+        "ν": "v",
+        "ρ": "p",
+        "τ": "t",
+        "ι": "i",
+        "κ": "k",
+        "ε": "e",
+        "υ": "u",
+        "χ": "x",
+        "β": "b",
+        "μ": "u",
+        "ω": "w",
+    }
+)
+
+# Multi-character obfuscations, folded after the per-character steps. Each replacement's span
+# covers the whole matched original text.
+_FOLDS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(
+            r"(?:[vw]\s*[信❤♥💚]|[薇威徽嶶]\s*[信❤♥]|微\s*[❤♥💚]|wei\s*信|(?<![a-z0-9./_-])(?:weixin|wechat)(?![a-z0-9./_-]))"
+        ),
+        "微信",
+    ),
+    (re.compile(r"(?<![a-z0-9./_-])(?:vx|wx|v\.x|w\.x)(?![a-z./_-])"), "微信"),
+    (re.compile(r"加\s*[vw](?![a-z])"), "加微信"),
+    (re.compile(r"(?:扣扣|叩叩|抠抠|企鹅号|qq号)"), "qq"),
+    # Letters standing in for digits inside a number ("138OO138OOO"): only in digit-heavy runs.
+    (re.compile(r"(?<![a-z])[\doli]{5,}(?![a-z])"), "digits"),
+)
+_LETTER_DIGITS = str.maketrans({"o": "0", "l": "1", "i": "1"})
+
+# Separators that obfuscators put between CJK characters ("解*冻*费", "解 冻 费"). Chinese sentence
+# punctuation (，。！？；：、) and brackets are kept: they mark clauses and 【signatures】.
+_FILLERS = frozenset(" \t\r\n\u3000*·•._~|/\\-+#^`'\"=")
+
+
+def _is_cjk(ch: str) -> bool:
+    code = ord(ch)
+    return (
+        0x4E00 <= code <= 0x9FFF
+        or 0x3400 <= code <= 0x4DBF
+        or 0xF900 <= code <= 0xFAFF
+        or 0x20000 <= code <= 0x2FFFF
+    )
+
+
+def _is_junk(ch: str) -> bool:
+    """Characters that carry no meaning for matching: format marks, emoji and pictographs."""
+    category = unicodedata.category(ch)
+    return category in {"Cf", "Cc", "Co", "Cs", "Mn", "Me", "So", "Sk"} and ch not in "\n\t\r"
+
+
+@lru_cache(maxsize=1)
+def _t2s() -> opencc.OpenCC:
+    return opencc.OpenCC("t2s")
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """A normalised text and, for each of its characters, the original span it came from."""
+
+    original: str
+    text: str
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """Map a normalised span [start, end) to the original text."""
+        if not self.text or end <= start:
+            position = self.starts[start] if start < len(self.starts) else len(self.original)
+            return position, position
+        return self.starts[start], self.ends[end - 1]
+
+    def evidence(self, start: int, end: int) -> str:
+        """The original text behind a normalised span: what the person sees highlighted."""
+        original_start, original_end = self.span(start, end)
+        return self.original[original_start:original_end]
+
+
+def _apply_fold(
+    chars: list[str], starts: list[int], ends: list[int], pattern: re.Pattern[str], repl: str
+) -> tuple[list[str], list[int], list[int]]:
+    text = "".join(chars)
+    if not pattern.search(text):
+        return chars, starts, ends
+    out_chars: list[str] = []
+    out_starts: list[int] = []
+    out_ends: list[int] = []
+    position = 0
+    for match in pattern.finditer(text):
+        begin, finish = match.span()
+        out_chars.extend(chars[position:begin])
+        out_starts.extend(starts[position:begin])
+        out_ends.extend(ends[position:begin])
+        if repl == "digits":
+            token = text[begin:finish]
+            if sum(ch.isdigit() for ch in token) >= 3:
+                token = token.translate(_LETTER_DIGITS)
+            out_chars.extend(token)
+            out_starts.extend(starts[begin:finish])
+            out_ends.extend(ends[begin:finish])
+        elif finish > begin:
+            out_chars.extend(repl)
+            out_starts.extend([starts[begin]] * len(repl))
+            out_ends.extend([ends[finish - 1]] * len(repl))
+        position = finish
+    out_chars.extend(chars[position:])
+    out_starts.extend(starts[position:])
+    out_ends.extend(ends[position:])
+    return out_chars, out_starts, out_ends
+
+
+def _to_simplified(chars: list[str]) -> list[str]:
+    converter = _t2s()
+    converted = converter.convert("".join(chars))
+    if len(converted) == len(chars):
+        return list(converted)
+    # Phrase conversion changed the length (rare); convert character by character instead so the
+    # offset map stays exact.
+    result = []
+    for ch in chars:
+        single = converter.convert(ch)
+        result.append(single if len(single) == 1 else ch)
+    return result
+
+
+def _drop_fillers(
+    chars: list[str], starts: list[int], ends: list[int]
+) -> tuple[list[str], list[int], list[int]]:
+    """Remove separators between CJK characters and collapse other whitespace to one space."""
+    out_chars: list[str] = []
+    out_starts: list[int] = []
+    out_ends: list[int] = []
+    index = 0
+    count = len(chars)
+    while index < count:
+        ch = chars[index]
+        if ch in _FILLERS:
+            run_end = index
+            while run_end < count and chars[run_end] in _FILLERS:
+                run_end += 1
+            previous = out_chars[-1] if out_chars else ""
+            following = chars[run_end] if run_end < count else ""
+            run = chars[index:run_end]
+            if previous and following and _is_cjk(previous) and _is_cjk(following):
+                index = run_end  # obfuscation between Chinese characters: drop it
+                continue
+            if all(c.isspace() for c in run):
+                if out_chars and following:
+                    out_chars.append(" ")
+                    out_starts.append(starts[index])
+                    out_ends.append(ends[run_end - 1])
+                index = run_end
+                continue
+            for offset in range(index, run_end):
+                if chars[offset].isspace():
+                    continue
+                out_chars.append(chars[offset])
+                out_starts.append(starts[offset])
+                out_ends.append(ends[offset])
+            index = run_end
+            continue
+        out_chars.append(ch)
+        out_starts.append(starts[index])
+        out_ends.append(ends[index])
+        index += 1
+    return out_chars, out_starts, out_ends
+
+
+def normalize(text: str) -> Normalized:
+    """Normalise a message for matching, keeping a map to the original offsets."""
+    chars: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    for index, original_char in enumerate(text):
+        folded = unicodedata.normalize("NFKC", original_char).lower().translate(_HOMOGLYPHS)
+        for ch in folded:
+            if ch in "\n\t\r\u3000":
+                ch = " "
+            chars.append(ch)
+            starts.append(index)
+            ends.append(index + 1)
+
+    chars = _to_simplified(chars)
+    for pattern, repl in _FOLDS:
+        chars, starts, ends = _apply_fold(chars, starts, ends, pattern, repl)
+
+    kept = [i for i, ch in enumerate(chars) if not _is_junk(ch)]
+    chars = [chars[i] for i in kept]
+    starts = [starts[i] for i in kept]
+    ends = [ends[i] for i in kept]
+
+    chars, starts, ends = _drop_fillers(chars, starts, ends)
+    while chars and chars[-1] == " ":
+        chars.pop()
+        starts.pop()
+        ends.pop()
+    return Normalized(text, "".join(chars), tuple(starts), tuple(ends))

@@ -1,0 +1,172 @@
+"""The compiled scorer gives the trained estimator's numbers, and the fast paths its verdicts.
+
+A model is trained here on the project corpus and the real rows (about 20 s), so the reference
+estimator (scikit-learn) and its compiled form (service/scorer.py) can be compared on every row.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model import data, train
+from service.model import ModelInput, TextModel, model_input
+from service.normalize import normalize
+from service.pipeline import Analyzer
+from service.schemas import Verdict, parse_record
+from service.scorer import CompiledModel, compile_model, read_arrays, write_arrays
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[data.Example]:
+    """Every corpus and real row, duplicates included: the whole set the promise covers."""
+    examples = data.load_corpus() + data.load_real()
+    if len(examples) < 500:
+        pytest.skip("corpus and real rows not present")
+    return examples
+
+
+@pytest.fixture(scope="module")
+def trained(rows: list[data.Example], rules_only_analyzer: Analyzer) -> TextModel:
+    examples, stats = data.deduplicate(rows)
+    inputs = [model_input(rules_only_analyzer.analyze(e.record)) for e in examples]
+    rules = rules_only_analyzer.ruleset.rules
+    model, _ = train.fit_model(train.Dataset(examples, inputs, stats), [r.id for r in rules], rules)
+    return model
+
+
+@pytest.fixture(scope="module")
+def compiled(trained: TextModel, tmp_path_factory: pytest.TempPathFactory) -> CompiledModel:
+    """Compiled, written and read back: what serving runs."""
+    path = tmp_path_factory.mktemp("compiled") / "model.npz"
+    write_arrays(compile_model(trained), path)
+    return read_arrays(path)
+
+
+@pytest.fixture(scope="module")
+def inputs(rows: list[data.Example], rules_only_analyzer: Analyzer) -> list[ModelInput]:
+    return [model_input(rules_only_analyzer.analyze(e.record)) for e in rows]
+
+
+def test_compiled_tfidf_is_bit_identical_to_the_vectorizer(
+    trained: TextModel, compiled: CompiledModel, inputs: list[ModelInput]
+) -> None:
+    texts = [item.text for item in inputs]
+    expected = trained.vectorizer.transform(texts)
+    got = compiled.vectorizer.transform(texts)
+    assert np.array_equal(got.indptr, expected.indptr)
+    assert np.array_equal(got.indices, expected.indices)
+    assert np.array_equal(got.data, expected.data)
+
+
+def test_compiled_probabilities_equal_the_estimator_on_every_row(
+    trained: TextModel, compiled: CompiledModel, inputs: list[ModelInput]
+) -> None:
+    expected = trained.predict_inputs(inputs)
+    got = compiled.predict_inputs(inputs)
+    assert got.shape == expected.shape == (len(inputs), 4)
+    assert np.abs(got - expected).max() <= 1e-9
+    # The rows a word-only reading drops sender features from, too.
+    text_only = [ModelInput(item.text, {}) for item in inputs]
+    assert (
+        np.abs(compiled.predict_inputs(text_only) - trained.predict_inputs(text_only)).max() <= 1e-9
+    )
+
+
+def test_a_row_scores_the_same_alone_and_in_a_batch(
+    compiled: CompiledModel, inputs: list[ModelInput]
+) -> None:
+    batch = compiled.predict_inputs(inputs[:400])
+    alone = np.vstack([compiled.predict_inputs([item]) for item in inputs[:400]])
+    assert np.array_equal(batch, alone)
+
+
+def test_compiled_weights_and_explanations_match_the_estimator(
+    trained: TextModel,
+    compiled: CompiledModel,
+    rows: list[data.Example],
+    rules_only_analyzer: Analyzer,
+) -> None:
+    for name in trained.feature_names:
+        for category in trained.categories:
+            assert compiled.learned_weight(name, category) == trained.learned_weight(name, category)
+    scams = [e for e in rows if e.label == "scam" and e.record.text][:100]
+    for example in scams:
+        analysis = rules_only_analyzer.analyze(example.record)
+        assert compiled.phrases(analysis, "scam") == trained.phrases(analysis, "scam")
+
+
+def test_the_artifact_bytes_depend_only_on_the_model(trained: TextModel, tmp_path: Path) -> None:
+    write_arrays(compile_model(trained), tmp_path / "a.npz")
+    write_arrays(compile_model(trained), tmp_path / "b.npz")
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+
+
+def _key(verdict: Verdict) -> tuple:
+    return (
+        verdict.category,
+        verdict.level,
+        [(s.id, s.span, s.weight) for s in verdict.signals],
+        verdict.claimed_brands,
+        verdict.advice,
+    )
+
+
+def _same_verdicts(first: list[Verdict], second: list[Verdict]) -> None:
+    assert len(first) == len(second)
+    for one, other in zip(first, second, strict=True):
+        assert _key(one) == _key(other)
+        assert one.risk == pytest.approx(other.risk, abs=1e-9)
+
+
+def test_fast_path_gives_the_reference_verdicts_on_the_real_corpus(
+    trained: TextModel, compiled: CompiledModel, rules_only_analyzer: Analyzer
+) -> None:
+    """Reference: the scikit-learn estimator, one record at a time. Fast: the compiled scorer
+    over the whole batch (check_many) and one by one (check)."""
+    real = [e.record for e in data.load_real()]
+    base = rules_only_analyzer
+    reference = Analyzer(base.directory, base.ruleset, trained)
+    fast = Analyzer(base.directory, base.ruleset, compiled)
+    expected = [reference.check(record) for record in real]
+    _same_verdicts(fast.check_many(real), expected)
+    _same_verdicts([fast.check(record) for record in real], expected)
+
+
+def test_shipped_model_check_many_equals_check_on_the_real_corpus(analyzer: Analyzer) -> None:
+    real = [e.record for e in data.load_real()]
+    batch = analyzer.check_many(real)
+    one_by_one = [analyzer.check(record) for record in real]
+    assert [v.model_dump() for v in batch] == [v.model_dump() for v in one_by_one]
+
+
+def test_check_many_keeps_order_and_handles_an_empty_batch(analyzer: Analyzer) -> None:
+    records = [
+        parse_record(
+            {"text": "【支付宝】您的花呗已逾期，请缴纳解冻费500元，否则影响征信", "id": "a"}
+        ),
+        parse_record({"text": "晚上一起吃饭吗", "id": "b"}),
+    ]
+    verdicts = analyzer.check_many(records)
+    assert [v.id for v in verdicts] == ["a", "b"]
+    assert verdicts[0].category == "scam"
+    assert analyzer.check_many([]) == []
+
+
+def test_rule_prefilter_finds_exactly_what_every_rule_finds(
+    rules_only_analyzer: Analyzer, rows: list[data.Example]
+) -> None:
+    ruleset = rules_only_analyzer.ruleset
+    texts = [e.record.text for e in rows if e.record.text]
+    for rule in ruleset.rules:
+        texts.extend(rule.must_match)
+        texts.extend(rule.must_not_match)
+    fired = 0
+    for text in texts:
+        norm = normalize(text)
+        fast = ruleset.hits(norm)
+        assert fast == ruleset.hits(norm, prefilter=False), text
+        fired += len(fast)
+    assert fired > len(ruleset.rules)  # the comparison covered rules that fire
