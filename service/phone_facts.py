@@ -14,8 +14,10 @@ research/number_facts.md §6 found necessary:
 Mobile number portability (nationwide since 2019-12) means the carrier is the segment's original
 one; the person's carrier today may differ. Both values are data from the number's prefix only.
 
-The geocoder's import takes about 0.2 s (it loads a prefix index), so it is imported on first use,
-never when the service starts.
+The geocoder's data is big: importing it takes 0.2-1 s and about 100 MB (phonenumbers loads every
+country's prefixes in every language at once). The CLI imports it on the first long number it
+looks up; the server loads it in `Analyzer.warm()`, in the gunicorn master before the workers
+fork, so they share one copy instead of each importing its own on its first request.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import phonenumbers
 
 from service.numbers import NumberInfo, NumberType
 
-__all__ = ["PhoneFacts", "phone_facts"]
+__all__ = ["PhoneFacts", "load_data", "phone_facts"]
 
 # number_facts.md §6, from VincentSit/ChinaMobilePhoneNumberRegex@007f228:README-CN.md.
 _MVNO_HOSTS: tuple[tuple[re.Pattern[str], str, str], ...] = (
@@ -62,6 +64,12 @@ def _carrier() -> ModuleType:
     from phonenumbers import carrier
 
     return carrier
+
+
+def load_data() -> None:
+    """Import the geocoder and carrier data now (see the module docstring for why)."""
+    _geocoder()
+    _carrier()
 
 
 def _mvno_carrier(national: str, lang: Literal["zh", "en"]) -> str:

@@ -27,6 +27,7 @@ from service.numbers import (
     number_signals,
 )
 from service.paths import MODEL_PATH, NUMBERS_DIR, PATTERNS_DIR
+from service.phone_facts import load_data as load_phone_data
 from service.phone_facts import phone_facts
 from service.rules import RuleLoadError, RuleSet
 from service.schemas import (
@@ -205,6 +206,8 @@ class Analyzer:
         explainer = getattr(self.model, "_explainer", None)
         if explainer is not None:
             explainer()
+        # ~100 MB of 归属地 data: one shared copy rather than one per worker.
+        load_phone_data()
         return self
 
     @property

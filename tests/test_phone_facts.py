@@ -131,3 +131,21 @@ def test_cli_text_summary_names_place_and_carrier() -> None:
     )
     assert "发件号码 17123456789：虚拟运营商（中国联通网络）" in result.stdout
     assert "短信里的号码 138-0013-8000：北京市 中国移动" in result.stdout
+
+
+def test_the_server_loads_the_geocoder_before_forking_and_the_cli_only_when_needed() -> None:
+    # In a fresh interpreter: loading the analyzer leaves the ~100 MB geocoder out (the CLI pays
+    # for it only when a number needs it); warm(), which the app runs in the gunicorn master
+    # before the workers fork, loads it so the workers share one copy.
+    script = (
+        "import sys\n"
+        "from service.pipeline import Analyzer\n"
+        "analyzer = Analyzer.load(use_model=False)\n"
+        "print('phonenumbers.geocoder' in sys.modules)\n"
+        "analyzer.warm()\n"
+        "print('phonenumbers.geocoder' in sys.modules, 'phonenumbers.carrier' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split("\n")[:2] == ["False", "True True"]
