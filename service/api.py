@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field, ValidationError
 from service.errors import ApiError, ErrorDetail, field_path, validation_error
 from service.metrics import count_verdict
 from service.numbers import Brand, NumberEntry
+from service.phone_facts import phone_facts
 from service.pipeline import Analyzer
 from service.schemas import CallRecord, Lang, SmsRecord, Verdict, parse_record
 from service.summary import summarize
@@ -99,6 +100,9 @@ class NumberResponse(BaseModel):
     official: bool = False
     detail: str | None = None
     region: str | None = None
+    location: str | None = Field(default=None, description="归属地 (phonenumbers' geocoder)")
+    carrier: str | None = Field(default=None, description="Carrier of the number's segment")
+    virtual_operator: bool = False
 
 
 class OfficialNumber(BaseModel):
@@ -457,9 +461,13 @@ def number(number: str) -> Response:
     directory = analyzer().directory
     info = directory.classify(raw)
     brand = directory.brands.get(info.brand) if info.brand else None
+    facts = phone_facts(info)
     body = NumberResponse(
         **{**dataclasses.asdict(info), "type": str(info.type)},
         brand_name=brand.name if brand else None,
+        location=facts.location,
+        carrier=facts.carrier,
+        virtual_operator=facts.virtual_operator,
     )
     return jsonify(body.model_dump(mode="json"))
 

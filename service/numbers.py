@@ -1102,6 +1102,11 @@ _TYPE_EN = {
     NumberType.INTERNATIONAL: "a foreign number",
     NumberType.SHORT_CODE: "a short code",
 }
+# Which kind of virtual number, in words rather than the internal detail code ("mvno").
+_VIRTUAL_ZH = {
+    "mvno": "虚拟运营商号段（162/165/167/170/171）",
+    "iot_data_sim": "物联网卡号段（14x，一般只能上网）",
+}
 _PERSONAL_TYPES = (NumberType.MOBILE, NumberType.VIRTUAL_MOBILE, NumberType.LANDLINE)
 
 
@@ -1205,10 +1210,11 @@ class _SignalBuilder:
             self._official_sender(sender)
         elif sender.type in _PERSONAL_TYPES:
             if sender.type is NumberType.VIRTUAL_MOBILE:
+                virtual_zh = _VIRTUAL_ZH.get(sender.detail or "", _TYPE_ZH[sender.type])
                 self._add(
                     "virtual_mobile_sender",
                     "scam",
-                    f"来电/短信号码属于{_TYPE_ZH[sender.type]}（{sender.detail}），这类号段常被用于诈骗；"
+                    f"来电/短信号码属于{virtual_zh}，这类号段常被用于诈骗；"
                     "正规平台不用此类号码联系客户",
                     f"The sender is {_TYPE_EN[sender.type]} ({sender.detail}), a range often used "
                     "in fraud; licensed platforms do not contact customers from such numbers",

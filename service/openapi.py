@@ -417,8 +417,10 @@ _PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>dunscan API</title>
   <link rel="stylesheet" href="{css}">
+  <style>{phone_css}</style>
 </head>
 <body>
   <div id="swagger-ui"></div>
@@ -428,6 +430,25 @@ _PAGE = """<!DOCTYPE html>
 </html>
 """
 
+
+# Swagger UI is laid out for a desktop; on a phone its paths, summaries and schema tables would
+# run off the screen. These rules let them wrap (the policy allows inline styles for Swagger UI).
+_PHONE_CSS = (
+    "@media (max-width: 600px) {"
+    " .swagger-ui .wrapper { padding: 0 8px; }"
+    " .swagger-ui .info { margin: 16px 0; }"
+    " .swagger-ui .info .title { font-size: 24px; }"
+    " .swagger-ui .opblock .opblock-summary { flex-wrap: wrap; }"
+    " .swagger-ui .opblock .opblock-summary-path { max-width: 100%; flex-shrink: 1;"
+    " word-break: break-all; font-size: 15px; }"
+    " .swagger-ui .opblock .opblock-summary-description { font-size: 14px; }"
+    " .swagger-ui .opblock .opblock-summary-description { flex-basis: 100%; padding: 4px 0 0; }"
+    " .swagger-ui .opblock-body, .swagger-ui .model-box, .swagger-ui .responses-inner,"
+    " .swagger-ui table { overflow-x: auto; max-width: 100%; display: block; }"
+    " .swagger-ui .scheme-container { padding: 12px 0; }"
+    " .swagger-ui pre, .swagger-ui code { white-space: pre-wrap; word-break: break-word; }"
+    "}"
+)
 
 # No inline script, so the page can run under a strict policy (Swagger UI styles inline).
 _DOCS_POLICY = (
@@ -443,6 +464,7 @@ def docs() -> Response:
         css=url_for("docs.asset", filename="swagger-ui.css"),
         bundle=url_for("docs.asset", filename="swagger-ui-bundle.js"),
         init=url_for("docs.init_script"),
+        phone_css=_PHONE_CSS,
     )
     response = Response(page, content_type="text/html; charset=utf-8")
     response.headers["Content-Security-Policy"] = _DOCS_POLICY

@@ -27,11 +27,14 @@ from service.numbers import (
     number_signals,
 )
 from service.paths import MODEL_PATH, NUMBERS_DIR, PATTERNS_DIR
+from service.phone_facts import load_data as load_phone_data
+from service.phone_facts import phone_facts
 from service.rules import RuleLoadError, RuleSet
 from service.schemas import (
     CallRecord,
     ClaimedBrand,
     Lang,
+    NumberInText,
     SenderInfo,
     Signal,
     SmsRecord,
@@ -203,6 +206,8 @@ class Analyzer:
         explainer = getattr(self.model, "_explainer", None)
         if explainer is not None:
             explainer()
+        # ~100 MB of 归属地 data: one shared copy rather than one per worker.
+        load_phone_data()
         return self
 
     @property
@@ -303,7 +308,7 @@ class Analyzer:
             risk=round(min(max(risk, 0.0), 1.0), 4),
             level=level_for(risk, category),
             category=category,
-            sender=_sender_info(record.sender, analysis.sender),
+            sender=_sender_info(record.sender, analysis.sender, lang),
             claimed_brands=claimed,
             signals=_ordered(signals),
             advice=advice_text.build(category, record.kind, claimed, lang),
@@ -311,6 +316,7 @@ class Analyzer:
             rules_version=self.rules_version,
             id=record.id,
             coverage=coverage,
+            numbers_in_text=_numbers_in_text(analysis, lang),
         )
         return verdict
 
@@ -518,9 +524,10 @@ def _load_model(model_path: Path | None) -> Any | None:
         raise LoadError(f"model: {error}") from error
 
 
-def _sender_info(raw: str | None, info: NumberInfo | None) -> SenderInfo | None:
+def _sender_info(raw: str | None, info: NumberInfo | None, lang: Lang) -> SenderInfo | None:
     if raw is None or info is None:
         return None
+    facts = phone_facts(info, lang)
     return SenderInfo(
         raw=raw,
         normalized=info.normalized,
@@ -529,7 +536,34 @@ def _sender_info(raw: str | None, info: NumberInfo | None) -> SenderInfo | None:
         official=info.official,
         detail=info.detail,
         region=info.region,
+        location=facts.location,
+        carrier=facts.carrier,
+        virtual_operator=facts.virtual_operator,
     )
+
+
+def _numbers_in_text(analysis: Analysis, lang: Lang) -> list[NumberInText]:
+    """Every phone number the text contains, with original spans, 归属地 and carrier."""
+    norm = analysis.norm
+    found = []
+    for contact in analysis.contacts:
+        if contact.kind != "phone" or contact.info is None or norm is None:
+            continue
+        facts = phone_facts(contact.info, lang)
+        found.append(
+            NumberInText(
+                raw=norm.evidence(contact.start, contact.end),
+                normalized=contact.info.normalized,
+                type=str(contact.info.type),
+                brand=contact.info.brand,
+                official=contact.info.official,
+                span=norm.span(contact.start, contact.end),
+                location=facts.location,
+                carrier=facts.carrier,
+                virtual_operator=facts.virtual_operator,
+            )
+        )
+    return found
 
 
 def _ordered(signals: list[Signal]) -> list[Signal]:

@@ -43,7 +43,16 @@ _EXTENSIONS = {
     ".tsv": "tsv",
     ".xlsx": "xlsx",
 }
-VERDICT_COLUMNS = ("risk", "level", "category", "signal_ids", "claimed_brands", "advice")
+VERDICT_COLUMNS = (
+    "risk",
+    "level",
+    "category",
+    "sender_location",
+    "sender_carrier",
+    "signal_ids",
+    "claimed_brands",
+    "advice",
+)
 # A verdict column whose name the input already uses gets this prefix: input columns are kept.
 COLLISION_PREFIX = "dunscan_"
 
@@ -263,6 +272,9 @@ def verdict_cells(verdict: Verdict) -> dict[str, Any]:
         "risk": verdict.risk,
         "level": verdict.level,
         "category": verdict.category,
+        # 归属地 and carrier of the sender, as the page and the API show them
+        "sender_location": verdict.sender.location if verdict.sender else None,
+        "sender_carrier": verdict.sender.carrier if verdict.sender else None,
         "signal_ids": " ".join(s.id for s in verdict.signals if s.source != "model"),
         "claimed_brands": " ".join(b.brand for b in verdict.claimed_brands),
         "advice": " / ".join(verdict.advice),

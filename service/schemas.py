@@ -125,6 +125,25 @@ class SenderInfo(BaseModel):
     official: bool = False
     detail: str | None = None
     region: str | None = None
+    # 归属地 and carrier as a phone shows them (phonenumbers' geocoder and carrier data; virtual
+    # operators named as such): absent for short codes, 106 ports and unknown numbers.
+    location: str | None = None
+    carrier: str | None = None
+    virtual_operator: bool = False
+
+
+class NumberInText(BaseModel):
+    """A phone number found in the message text. `span` indexes the ORIGINAL text."""
+
+    raw: str
+    normalized: str | None
+    type: str
+    brand: str | None = None
+    official: bool = False
+    span: tuple[int, int] | None = None
+    location: str | None = None
+    carrier: str | None = None
+    virtual_operator: bool = False
 
 
 class ClaimedBrand(BaseModel):
@@ -171,6 +190,8 @@ class Verdict(BaseModel):
     id: str | int | None = None
     # Set when the text is outside what dunscan reads well (e.g. not Chinese): what was checked.
     coverage: str | None = None
+    # Every phone number in the text, in order, with its 归属地 and carrier.
+    numbers_in_text: list[NumberInText] = []
 
 
 def error_field(loc: tuple[Any, ...]) -> str:

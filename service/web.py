@@ -27,7 +27,6 @@ import io
 import logging
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -39,6 +38,7 @@ from flask import (
     Response,
     current_app,
     jsonify,
+    redirect,
     render_template,
     request,
     url_for,
@@ -50,8 +50,13 @@ from service.api import API_KEY_HEADER, MAX_SENDER_CHARS, limit_characters, matc
 from service.errors import ApiError
 from service.metrics import count_verdict
 from service.pipeline import Analyzer
-from service.schemas import Signal, Verdict, parse_record
-from service.summary import headline
+
+# `X as X`: re-exported, they lived here before the result view moved to result_page.py.
+from service.result_page import Segment as Segment
+from service.result_page import evidence_segments as evidence_segments
+from service.result_page import result_view
+from service.result_page import tel_href as tel_href
+from service.schemas import Verdict, parse_record
 
 log = logging.getLogger(__name__)
 
@@ -113,85 +118,7 @@ def init_app(app: Flask) -> None:
 # --- verdict rendering ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """A run of the original message; `marked` runs are evidence and carry their explanations."""
-
-    text: str
-    marked: bool = False
-    title: str = ""
-
-
-def evidence_segments(text: str, signals: list[Signal]) -> list[Segment]:
-    """Split the ORIGINAL text at the signals' spans; overlapping or touching spans merge into one
-    mark whose title lists every explanation. Spans outside the text are clipped or ignored."""
-    ranges: list[tuple[int, int, list[str]]] = []
-    for start, end, explanation in sorted(
-        (max(0, s.span[0]), min(len(text), s.span[1]), s.explanation or "")
-        for s in signals
-        if s.span is not None
-    ):
-        if start >= end:
-            continue
-        if ranges and start <= ranges[-1][1]:
-            last_start, last_end, explanations = ranges[-1]
-            if explanation and explanation not in explanations:
-                explanations.append(explanation)
-            ranges[-1] = (last_start, max(last_end, end), explanations)
-        else:
-            ranges.append((start, end, [explanation] if explanation else []))
-
-    segments: list[Segment] = []
-    position = 0
-    for start, end, explanations in ranges:
-        if start > position:
-            segments.append(Segment(text[position:start]))
-        segments.append(Segment(text[start:end], marked=True, title="；".join(explanations)))
-        position = end
-    if position < len(text):
-        segments.append(Segment(text[position:]))
-    return segments
-
-
-def tel_href(number: str) -> str:
-    """A `tel:` URI for a number as lists write it ("400-820-8888" -> "tel:4008208888")."""
-    digits = "".join(ch for ch in number if ch.isdigit())
-    return f"tel:{'+' if number.strip().startswith('+') else ''}{digits}"
-
-
-def _result_view(text: str, verdict: Verdict) -> dict[str, Any]:
-    reasons = [
-        {
-            "evidence": s.evidence,
-            "explanation": s.explanation,
-            # Only web links are shown as links; a code source (owner/repo@commit:path) is text.
-            "reference": s.reference
-            if (s.reference or "").startswith(("https://", "http://"))
-            else None,
-        }
-        for s in verdict.signals
-        if s.explanation and s.id != "model"
-    ]
-    brands = [
-        {
-            "name": brand.name,
-            "verified": brand.official_verified,
-            "numbers": [{"number": n, "href": tel_href(n)} for n in brand.official_numbers],
-        }
-        for brand in verdict.claimed_brands
-    ]
-    return {
-        "headline": headline(verdict, "zh"),
-        "level": verdict.level,
-        "category": verdict.category,
-        "risk_percent": round(verdict.risk * 100),
-        "segments": evidence_segments(text, verdict.signals),
-        "reasons": reasons,
-        "advice": verdict.advice,
-        "brands": brands,
-        "sender": verdict.sender,
-        "coverage": verdict.coverage,
-    }
+# The page's words, marks and reasons are built in service/result_page.py.
 
 
 class InputProblem(Exception):
@@ -271,7 +198,7 @@ def _render_check(text: str, sender: str, shared: bool = False) -> tuple[str, in
             "index.html", text=text, sender=sender, error=problem, max_chars=_max_chars()
         )
         return page, problem.status
-    result = _result_view(text, verdict)
+    result = result_view(text, verdict)
     page = render_template(
         "index.html",
         text=text,
@@ -311,6 +238,30 @@ def _too_many(error: TooManyRequests) -> Response:
     for name, value in error.get_headers():  # Retry-After and the limiter's headers
         if name.lower() != "content-type":
             response.headers[name] = value
+    return response
+
+
+# The large-text choice is a cookie, so the server renders the page large from the first byte
+# (no flash of small text) and it also works without JavaScript; app.js sets the same cookie.
+TEXT_SIZE_COOKIE = "dunscan_text"
+TEXT_SIZE_MAX_AGE = 400 * 24 * 3600  # browsers cap cookie lifetimes at 400 days
+
+
+@bp.app_context_processor
+def _text_size() -> dict[str, bool]:
+    return {"large_text": request.cookies.get(TEXT_SIZE_COOKIE) == "large"}
+
+
+@bp.get("/text-size")
+def text_size() -> Response:
+    """Switch large text on or off and go back to the form (the no-JavaScript path)."""
+    response = redirect(url_for("web.index"), 303)
+    if request.args.get("size") == "large":
+        response.set_cookie(
+            TEXT_SIZE_COOKIE, "large", max_age=TEXT_SIZE_MAX_AGE, samesite="Lax", httponly=False
+        )
+    else:
+        response.delete_cookie(TEXT_SIZE_COOKIE, samesite="Lax")
     return response
 
 
@@ -586,9 +537,9 @@ def http_shortcuts_file() -> Response:
 def qr_code() -> Response:
     target = request.args.get("target", "setup")
     links = _setup_links(public_base_url())
-    if target not in ("setup", "http_shortcuts"):
+    if target not in ("setup", "http_shortcuts", "home"):
         # Only our own setup links: the service must not mint QR codes for arbitrary text.
-        message = "unknown QR target; use setup or http_shortcuts\n"
+        message = "unknown QR target; use home, setup or http_shortcuts\n"
         return Response(message, 404, mimetype="text/plain")
     buffer = io.BytesIO()
     segno.make(links[target], error="m").save(

@@ -36,6 +36,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PHONE = {"width": 390, "height": 844}
+# Small and common Android screens (CSS pixels): where the first screen must hold the answer.
+SCREENS = [{"width": 360, "height": 800}, {"width": 412, "height": 915}]
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
 SCAM = "【支付宝】您的借呗已逾期，请立即缴纳解冻费2000元到个人账户，并把验证码发给客服。"
 HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)>请缴纳解冻费"
@@ -70,9 +72,11 @@ def browser() -> Iterator[Browser]:
 class Watched:
     """A phone-sized page that records dialogs and CSP violations reported on the console."""
 
-    def __init__(self, browser: Browser, javascript: bool = True) -> None:
+    def __init__(
+        self, browser: Browser, javascript: bool = True, viewport: dict[str, int] | None = None
+    ) -> None:
         self.context = browser.new_context(
-            viewport=PHONE,
+            viewport=viewport or PHONE,
             device_scale_factor=2,
             is_mobile=True,
             has_touch=True,
@@ -128,7 +132,6 @@ def test_submit_a_scam_and_see_the_evidence(
     for piece in _expected_marks(analyzer, SCAM):
         assert any(piece in mark for mark in marks), piece
     assert page.inner_text("#message") == SCAM
-    assert page.get_attribute("#message mark >> nth=0", "title")
     assert page.get_attribute("#official a.call >> nth=0", "href") == "tel:95188"
 
     # On a phone the page fits the screen: no sideways scrolling, a big enough button.
@@ -245,9 +248,33 @@ def test_service_worker_serves_the_shell_offline_and_never_caches_a_verdict(
         phone.context.set_offline(False)
 
 
+@pytest.mark.parametrize("screen", SCREENS, ids=lambda s: f"{s['width']}x{s['height']}")
+def test_setup_starts_with_one_qr_code(
+    browser: Browser, server_url: str, screen: dict[str, int]
+) -> None:
+    phone = Watched(browser, viewport=screen)
+    page = phone.page
+    try:
+        page.goto(f"{server_url}/setup")
+        OUTPUT.mkdir(exist_ok=True)
+        page.screenshot(
+            path=str(OUTPUT / f"setup-first-screen-{screen['width']}x{screen['height']}.png")
+        )
+        _within_first_screen(page, "#home-qr", screen)
+        assert page.evaluate("document.getElementById('home-qr').naturalWidth") > 0
+        # The other ways in are folded: closed until tapped.
+        assert not page.locator("#http-shortcuts a.button").is_visible()
+        page.tap("#http-shortcuts summary")
+        assert page.locator("#http-shortcuts a.button").is_visible()
+    finally:
+        phone.context.close()
+
+
 def test_setup_page_renders_its_qr_codes(phone: Watched, server_url: str) -> None:
     page = phone.page
     page.goto(f"{server_url}/setup")
+    for folded in page.locator("details").all():
+        folded.evaluate("d => d.open = true")
     widths = page.evaluate(
         "Array.from(document.querySelectorAll('img.qr')).map(img => img.naturalWidth)"
     )
@@ -258,3 +285,138 @@ def test_setup_page_renders_its_qr_codes(phone: Watched, server_url: str) -> Non
     assert phone.csp_violations == []
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / "setup-page.png"), full_page=True)
+
+
+ABUSIVE = (
+    "你再不还钱，我们就打电话给你通讯录里所有人，还要去你单位找你领导，让你全家都知道你是老赖！"
+)
+BILL = "【支付宝】您的花呗本期账单1,280.00元将于11月25日到期，请通过支付宝App按时还款。"
+SCAM_REPEATS = (
+    "【支付宝】您的借呗已逾期，请立即缴纳解冻费2000元到个人账户，并把验证码发给客服。"
+    "请添加专员微信 zy8899，或致电 17123456789 / 171-2345-6789，"
+    "详情 http://jiedong-alipay.cc http://jiedong-alipay.cc"
+)
+
+
+def _within_first_screen(page: Page, selector: str, screen: dict[str, int]) -> None:
+    box = page.locator(selector).bounding_box()
+    assert box is not None, selector
+    assert box["y"] >= 0 and box["y"] + box["height"] <= screen["height"], (selector, box)
+
+
+@pytest.mark.parametrize("screen", SCREENS, ids=lambda s: f"{s['width']}x{s['height']}")
+def test_first_screen_of_a_scam(browser: Browser, server_url: str, screen: dict[str, int]) -> None:
+    phone = Watched(browser, viewport=screen)
+    page = phone.page
+    try:
+        _check_message(page, server_url, SCAM_REPEATS, "17123456789")
+        name = f"{screen['width']}x{screen['height']}"
+        OUTPUT.mkdir(exist_ok=True)
+        page.screenshot(path=str(OUTPUT / f"scam-first-screen-{name}.png"))
+        page.screenshot(path=str(OUTPUT / f"scam-full-{name}.png"), full_page=True)
+
+        # Level, what to do and a big call button to the official number, without scrolling.
+        _within_first_screen(page, "#verdict-title", screen)
+        _within_first_screen(page, "#call-now", screen)
+        assert page.get_attribute("#call-now", "href") == "tel:95188"
+        call = page.locator("#call-now").bounding_box()
+        assert call and call["height"] >= 64 and call["width"] >= screen["width"] * 0.7
+        _within_first_screen(page, "#why-1", screen)  # the first reason starts on it too
+        assert "很可能是诈骗" in page.inner_text("#verdict-title")
+
+        # One reason for the repeated number and one for the repeated link.
+        reasons = page.locator("li.reason").all_text_contents()  # folded ones too
+        assert sum("171" in r for r in reasons) == 1
+        assert sum("jiedong-alipay.cc" in r for r in reasons) == 1
+
+        # Tapping a marked phrase opens its explanation; "知道了" closes it.
+        mark = page.locator("#message a.mark-link", has_text="解冻费")
+        mark.tap()
+        dialog = page.locator("dialog.explain[open]")
+        assert dialog.count() == 1 and dialog.is_visible()
+        assert "解冻费" in dialog.inner_text()
+        page.screenshot(path=str(OUTPUT / f"scam-explanation-{name}.png"))
+        dialog.locator("[data-close]").tap()
+        assert page.locator("dialog.explain[open]").count() == 0
+
+        # The mark holds whole words: 专员 is never cut in two.
+        marks = page.locator("#message mark").all_inner_texts()
+        assert all(not m.startswith("员") for m in marks)
+        assert page.inner_text("#message") == SCAM_REPEATS
+
+        # Every number in the advice can be tapped to call.
+        for number in ("110", "96110", "12321", "95188"):
+            assert page.locator(f"#advice a[href='tel:{number}']").count() >= 1, number
+        assert page.evaluate("document.documentElement.scrollWidth") <= screen["width"]
+        assert phone.csp_violations == []
+    finally:
+        phone.context.close()
+
+
+@pytest.mark.parametrize("screen", SCREENS, ids=lambda s: f"{s['width']}x{s['height']}")
+def test_abusive_collection_and_a_genuine_bill(
+    browser: Browser, server_url: str, screen: dict[str, int]
+) -> None:
+    phone = Watched(browser, viewport=screen)
+    page = phone.page
+    name = f"{screen['width']}x{screen['height']}"
+    try:
+        _check_message(page, server_url, ABUSIVE, "13800138000")
+        page.screenshot(path=str(OUTPUT / f"abusive-first-screen-{name}.png"))
+        _within_first_screen(page, "#call-now", screen)
+        assert page.get_attribute("#call-now", "href") == "tel:12378"
+        assert "暴力催收" in page.inner_text("#verdict-title")
+
+        _check_message(page, server_url, BILL, "95188")
+        page.screenshot(path=str(OUTPUT / f"bill-first-screen-{name}.png"))
+        page.screenshot(path=str(OUTPUT / f"bill-full-{name}.png"), full_page=True)
+        # A reassuring mark looks different from a suspicious one, not by colour alone.
+        mark = page.locator("#message mark.mark-reassuring").first
+        style = mark.evaluate(
+            "m => [getComputedStyle(m).textDecorationStyle, "
+            "getComputedStyle(m, '::before').content]"
+        )
+        assert style == ["double", '"✓"']
+        assert "正规迹象" in page.inner_text("#legend")
+        assert "可疑" not in page.inner_text("#legend")
+    finally:
+        phone.context.close()
+
+
+def test_large_text_switch_persists(phone: Watched, server_url: str) -> None:
+    page = phone.page
+    _check_message(page, server_url, SCAM)
+    before = page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
+    page.tap("#text-size")
+    after = page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
+    assert after >= before * 1.2
+    assert "疑似诈骗" in page.inner_text("#verdict-title")  # the result stays on screen
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "scam-large-text.png"))
+    page.goto(f"{server_url}/")  # a new page, rendered by the server, is large from the start
+    assert page.evaluate("document.documentElement.classList.contains('large-text')")
+    page.tap("#text-size")
+    page.goto(f"{server_url}/")
+    assert not page.evaluate("document.documentElement.classList.contains('large-text')")
+
+
+def test_api_docs_are_readable_on_a_phone(browser: Browser, server_url: str) -> None:
+    screen = SCREENS[0]
+    phone = Watched(browser, viewport=screen)
+    page = phone.page
+    try:
+        page.goto(f"{server_url}/docs")
+        page.wait_for_selector(".opblock-summary")
+        # Laid out for the phone's width (a viewport), not a shrunken desktop page.
+        assert page.evaluate("window.innerWidth") == screen["width"]
+        font = page.evaluate(
+            "parseFloat(getComputedStyle(document.querySelector('.opblock-summary-path')).fontSize)"
+        )
+        assert font >= 14
+        page.locator(".opblock-summary", has_text="/v1/check").first.tap()
+        page.wait_for_selector(".opblock-body")
+        OUTPUT.mkdir(exist_ok=True)
+        page.screenshot(path=str(OUTPUT / "docs-360x800.png"))
+        assert page.evaluate("document.documentElement.scrollWidth") <= screen["width"]
+    finally:
+        phone.context.close()

@@ -74,6 +74,7 @@ def test_csv_in_every_encoding_excel_writes_keeps_every_column(
     assert rows[0]["text"] == SCAM  # decoded, not mojibake
     assert rows[0]["备注"] == "妈妈手机" and rows[0]["category"] == "我标的:诈骗"
     assert rows[0]["dunscan_category"] == "scam"  # the verdict never overwrites an input column
+    assert rows[0]["sender_carrier"] and rows[0]["sender_location"] is not None  # 归属地 columns
     assert rows[1]["duration_s"] == "30" and rows[1]["direction"] == "incoming"
     assert rows[1]["dunscan_category"] in {"legit", "other", "scam", "abusive"}
 

@@ -18,6 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from service.pipeline import Analyzer
+from service.result_page import linkify_numbers, snap_to_words
 from service.schemas import Signal, parse_record
 from service.web import SECURITY_HEADERS, Segment, evidence_segments, shared_message, tel_href
 
@@ -49,7 +50,10 @@ class Page(HTMLParser):
             self._open_ids.append((tag, attributes["id"] or ""))
             self.texts.setdefault(attributes["id"] or "", "")
         if tag == "mark" and any(i == "message" for _, i in self._open_ids):
-            self._mark = {"text": "", "title": attributes.get("title")}
+            self._mark = {"text": "", "class": attributes.get("class")}
+        if tag == "a" and self._mark is not None:
+            self._mark["explain"] = attributes.get("data-explain")
+            self._mark["href"] = attributes.get("href")
         self._in_script = tag == "script"
 
     def handle_endtag(self, tag: str) -> None:
@@ -182,15 +186,41 @@ def test_form_post_shows_verdict_with_evidence_marked(
     assert page.marks, "no evidence marked"
     for mark in page.marks:
         assert any(piece in mark["text"] for piece in flagged)
-        assert mark["title"], "a mark must carry its explanation"
+        # A tap opens the mark's explanation (a dialog); without JavaScript it jumps to the reason.
+        assert mark["explain"] and page.texts[mark["explain"]].strip(), "a mark must explain"
+        assert mark["href"].startswith("#why-") and mark["href"][1:] in page.texts
     assert any("解冻费" in mark["text"] for mark in page.marks)
     assert any("验证码" in mark["text"] for mark in page.marks)
 
+    # Every explanation is on the page (the technical ones folded under 详细说明).
+    reasons = page.texts["reasons"] + page.texts.get("more-reasons", "")
     explanations = [s.explanation for s in verdict.signals if s.explanation and s.source != "model"]
     for explanation in explanations:
-        assert explanation in page.texts["reasons"]
+        assert explanation in reasons
     for line in verdict.advice:
         assert line in page.texts["advice"]
+
+
+def test_one_reason_per_piece_of_evidence_in_plain_words(client: FlaskClient) -> None:
+    # The sender's number is repeated twice in the text and the link twice: each is one reason.
+    text = (
+        "【支付宝】您的借呗已逾期，请立即缴纳解冻费2000元到个人账户。或致电 17123456789 / "
+        "171-2345-6789，详情 http://jiedong-alipay.cc http://jiedong-alipay.cc"
+    )
+    _, page = _verdict_page(client, text, "17123456789")
+    items = [a for t, a in page.elements if t == "li" and (a.get("id") or "").startswith("why-")]
+    about_number = [a["id"] for a in items if "171" in page.texts[a["id"] or ""]]
+    about_link = [a["id"] for a in items if "jiedong-alipay.cc" in page.texts[a["id"] or ""]]
+    assert len(about_number) == 1 and len(about_link) == 1
+    # The number's reason names its place and carrier, in words a phone shows.
+    assert "虚拟运营商" in page.texts[about_number[0] or ""]
+    # No engineering words where a person reads first (the details are folded below).
+    first_screen = page.texts["do-now"] + "".join(
+        page.texts[f"{a['id']}-plain"] for a in items if f"{a['id']}-plain" in page.texts
+    )
+    assert first_screen
+    for jargon in ("mvno", "物联网", "号段", "域名", "E.164"):
+        assert jargon not in first_screen
 
 
 def test_official_numbers_are_tel_links(client: FlaskClient) -> None:
@@ -441,7 +471,16 @@ def test_setup_page_links_every_way_in(make_app: Callable[..., Flask]) -> None:
     assert page.find("a", href=_deep_link(PUBLIC))
     assert page.find("a", href="/setup/http-shortcuts.json")
     assert page.find("img", src="/setup/qr.svg?target=http_shortcuts")
-    assert page.find("img", src="/setup/qr.svg?target=setup")
+    # The short path for a family member comes first: one QR code to the checking page.
+    first_image = next(attrs for tag, attrs in page.elements if tag == "img")
+    assert first_image["src"] == "/setup/qr.svg?target=home"
+    assert "复制" in page.texts["short-path"] and "检查" in page.texts["short-path"]
+    # Everything else is folded.
+    assert {a.get("id") for t, a in page.elements if t == "details"} >= {
+        "install",
+        "http-shortcuts",
+        "smsforwarder",
+    }
     html = response.get_data(as_text=True)
     for expected in ("添加到主屏幕", "Google Play", "HTTPS", "dunscan hooks add", "SmsForwarder"):
         assert expected in html
@@ -464,7 +503,8 @@ def test_base_url_falls_back_to_a_listed_request_host(make_app: Callable[..., Fl
 
 
 @pytest.mark.parametrize(
-    ("target", "payload"), [("setup", f"{PUBLIC}/setup"), ("http_shortcuts", None)]
+    ("target", "payload"),
+    [("setup", f"{PUBLIC}/setup"), ("home", f"{PUBLIC}/"), ("http_shortcuts", None)],
 )
 def test_qr_code_encodes_the_setup_link(
     make_app: Callable[..., Flask], target: str, payload: str | None
@@ -667,3 +707,179 @@ def test_a_known_script_links_to_where_it_was_published(
         assert "诈骗话术高度相似" in page.texts["reasons"]
         return
     pytest.fail("no published script matched its own text")
+
+
+# --- the first screen: plain words, one thing to do, marks told apart ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end", "expected"),
+    [
+        # A model phrase is a character n-gram: "员微信" cuts 专员 in two.
+        ("请添加专员微信处理", 3, 6, "请添加专员微信处理"),
+        ("注销校园贷账户", 3, 7, "注销校园贷账户"),
+        ("热线 HOTLINE 999", 5, 7, "HOTLINE"),
+        # Edges already at punctuation, a space or a script change stay where they are.
+        ("您已逾期，请缴纳解冻费2000元", 6, 11, "请缴纳解冻费"),
+        ("请缴纳解冻费2000元", 1, 6, "请缴纳解冻费"),
+        ("验证码：123456", 0, 3, "验证码"),
+        # A run longer than the limit is a clause: the edge stays rather than swallowing it.
+        ("一二三四五六七八九十甲乙丙丁", 9, 11, "十甲乙丙丁"),
+    ],
+)
+def test_marks_never_cut_a_word(text: str, start: int, end: int, expected: str) -> None:
+    new_start, new_end = snap_to_words(text, start, end)
+    assert text[new_start:new_end] == expected
+    assert new_start <= start and new_end >= end
+
+
+@pytest.mark.parametrize(
+    ("text", "span", "expected"),
+    [
+        ("您好，请添加专员微信处理，逾期将上报征信", (6, 9), "请添加专员微信处理"),
+        # The model's n-grams have arbitrary edges: they grow to their clause, however long.
+        (
+            "再把你欠债的事发给你所有亲戚朋友和同事。",
+            (7, 11),
+            "再把你欠债的事发给你所有亲戚朋友和同事",
+        ),
+    ],
+)
+def test_a_model_phrase_mark_is_snapped_on_the_page(
+    text: str, span: tuple[int, int], expected: str
+) -> None:
+    signals = [Signal(id="model_phrase", source="model", span=span, explanation="E")]
+    marked = [s.text for s in evidence_segments(text, signals, snap=True) if s.marked]
+    assert marked == [expected]
+
+
+def test_a_rule_mark_keeps_its_edges_inside_a_long_clause() -> None:
+    # "上门找你" starts 8 characters into its run: a rule's edge there is a word boundary.
+    text = "今天不还款明天就上门找你，等着"
+    signals = [Signal(id="abusive_home_visit", source="rule", span=(8, 12), explanation="E")]
+    marked = [s.text for s in evidence_segments(text, signals, snap=True) if s.marked]
+    assert marked == ["上门找你"]
+
+
+@pytest.mark.parametrize(
+    ("line", "links"),
+    [
+        (
+            "如已转账或泄露信息，请立即拨打110报警，可拨打96110咨询；将短信转发至12321举报",
+            ["tel:110", "tel:96110", "tel:12321"],
+        ),
+        ("请拨打官方电话95188或400-820-8888核实", ["tel:95188", "tel:4008208888"]),
+        ("本期账单1,280.00元，11月25日到期", []),  # an amount or a date is not a number to call
+    ],
+)
+def test_every_number_in_the_advice_is_tappable(line: str, links: list[str]) -> None:
+    pieces = linkify_numbers(line)
+    assert "".join(piece.text for piece in pieces) == line
+    assert [piece.href for piece in pieces if piece.href] == links
+
+
+def test_scam_first_screen_says_what_to_do_with_a_call_button(client: FlaskClient) -> None:
+    _, page = _verdict_page(client, SCAM, "17123456789")
+    assert "很可能是诈骗" in page.texts["verdict-title"]
+    assert "不要付钱" in page.texts["do-now"]
+    (call,) = page.find("a", id="call-now")
+    assert call["href"] == "tel:95188"
+    assert "支付宝" in page.texts["call-now"]
+    for number in ("110", "96110", "12321", "95188"):
+        assert page.find("a", href=f"tel:{number}"), number
+    # Only suspicious marks here, and the legend says so in words, not only colour.
+    assert {mark["class"] for mark in page.marks} == {"mark-suspicious"}
+    assert "可疑" in page.texts["legend"] and "正规迹象" not in page.texts["legend"]
+
+
+def test_without_a_brand_the_button_calls_the_anti_fraud_line(client: FlaskClient) -> None:
+    _, page = _verdict_page(client, "您的账户涉嫌洗钱，请立即缴纳解冻费到安全账户，并提供验证码")
+    (call,) = page.find("a", id="call-now")
+    assert call["href"] == "tel:96110"
+
+
+def test_a_genuine_bill_marks_reassuring_words_as_reassuring(client: FlaskClient) -> None:
+    text = "【支付宝】您的花呗本期账单1,280.00元将于11月25日到期，请通过支付宝App按时还款。"
+    _, page = _verdict_page(client, text, "95188")
+    assert "正规" in page.texts["verdict-title"]
+    assert page.marks and {mark["class"] for mark in page.marks} == {"mark-reassuring"}
+    assert "正规迹象" in page.texts["legend"] and "可疑" not in page.texts["legend"]
+    assert "支付宝/花呗官方号码" in page.texts["numbers"]
+
+
+def test_abusive_collection_gets_its_complaint_channels(client: FlaskClient) -> None:
+    text = (
+        "你再不还钱，我们就打电话给你通讯录里所有人，还要去你单位找你领导，让你全家都知道你是老赖！"
+    )
+    _, page = _verdict_page(client, text, "13800138000")
+    assert "暴力催收" in page.texts["verdict-title"]
+    (call,) = page.find("a", id="call-now")
+    assert call["href"] == "tel:12378"
+    assert page.find("a", href="tel:12363") and page.find("a", href="tel:110")
+    assert "北京市 · 中国移动" in page.texts["numbers"]
+
+
+def test_large_text_is_remembered(client: FlaskClient) -> None:
+    assert not page_of(client.get("/")).find("html", class_="large-text")
+    response = client.get("/text-size?size=large")
+    assert response.status_code == 303
+    assert "dunscan_text=large" in response.headers["Set-Cookie"]
+    assert page_of(client.get("/")).find("html", class_="large-text")
+    assert page_of(client.post("/", data={"text": SCAM})).find("html", class_="large-text")
+    client.get("/text-size?size=normal")
+    assert not page_of(client.get("/")).find("html", class_="large-text")
+
+
+def test_model_phrases_in_one_clause_are_one_reason(
+    client: FlaskClient, analyzer: Analyzer
+) -> None:
+    text = "您好，您在我平台的借款已逾期，请今天内处理，详询 17123456789"
+    verdict = analyzer.check(parse_record({"text": text, "sender": "17123456789"}))
+    phrases = [s for s in verdict.signals if s.id == "model_phrase"]
+    assert len(phrases) >= 2  # the real model weighs several n-grams of the same clauses
+    _, page = _verdict_page(client, text, "17123456789")
+    quoted = [
+        page.texts[a["id"] or ""]
+        for t, a in page.elements
+        if t == "li" and (a.get("id") or "").startswith("why-")
+    ]
+    assert sum("请今天内处理" in reason for reason in quoted) == 1
+
+
+def test_the_result_view_holds_on_real_messages(analyzer: Analyzer) -> None:
+    """Real messages of every kind (published scams, collectors' letters, genuine notices), each
+    with a virtual-operator sender: the view never fails, keeps the message intact, gives every
+    reason words, and lists each number once."""
+    from model import data
+    from service.result_page import result_view
+
+    examples = data.load_real_quoted()[:150] + data.load_real()[:150]
+    assert len(examples) >= 200
+    for example in examples:
+        text = example.record.text or ""
+        if not text.strip():
+            continue
+        verdict = analyzer.check(parse_record({"text": text, "sender": "+86 171 2345 6789"}))
+        view = result_view(text, verdict)
+        assert "".join(segment.text for segment in view["segments"]) == text
+        reasons = view["reasons"] + view["more_reasons"]
+        assert all(reason.plain for reason in reasons)
+        assert len({r.id for r in reasons}) == len(reasons)
+        listed = [row["number"] for row in view["numbers"]]
+        assert len(listed) == len(set(listed))
+        if verdict.level != "low":
+            assert reasons, "a warning must come with a reason"
+
+
+def test_the_phone_summary_names_each_piece_of_evidence_once(analyzer: Analyzer) -> None:
+    from service.summary import reasons
+
+    text = (
+        "【支付宝】您的借呗已逾期，或致电 17123456789 / 171-2345-6789，"
+        "详情 http://jiedong-alipay.cc http://jiedong-alipay.cc 缴纳解冻费"
+    )
+    verdict = analyzer.check(parse_record({"text": text, "sender": "17123456789"}))
+    lines = reasons(verdict)
+    assert len(lines) == 3
+    assert sum("171" in line for line in lines) == 1
+    assert sum("alipay.cc" in line for line in lines) == 1
