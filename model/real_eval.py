@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections import Counter, defaultdict
@@ -44,6 +45,7 @@ from model.evaluate import _Replay, is_traditional, table
 from model.real_corpus import fraud_type_of
 from model.train import (
     CANDIDATES,
+    PINNED_FLAG,
     REAL_SHARE,
     SEED,
     SHIPPED_CANDIDATE,
@@ -52,6 +54,7 @@ from model.train import (
     build_dataset,
     fit_model,
     load_analyzer,
+    pinned_environment,
 )
 from service.pipeline import HIGH_RISK, Analyzer
 
@@ -454,6 +457,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--dump", type=Path, help="write every real row's out-of-fold verdict here (JSONL)"
     )
     args = parser.parse_args(argv)
+    if os.environ.get(PINNED_FLAG) != "1":
+        # The same pinned numerics as `make train`, so this report and the model card agree.
+        arguments = sys.argv[1:] if argv is None else list(argv)
+        command = [sys.executable, "-m", "model.real_eval", *arguments]
+        os.execve(sys.executable, command, pinned_environment())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     names = [n.strip() for n in args.candidates.split(",") if n.strip()]
     unknown = [n for n in names if n not in CANDIDATES]

@@ -88,6 +88,14 @@ MAX_MODEL_PHRASES = 3
 LEGIT_CONTENT_EVIDENCE = 0.8
 LEGIT_MAX_RISK = 0.25
 
+# A message that opens by addressing the reader as family ("老公，…", "妈，…") comes from family.
+# Without a rule that shows a collector's threat, the model's abusive reading of such a message
+# (it has the words of collection: "打电话到家里催") is not abusive collection. A scam reading is
+# left alone: "妈，我换号了" is how fake-relative scams open.
+KIN_ADDRESS = re2.compile(
+    r"^\s*(?:老公|老婆|亲爱的|宝贝|爸爸?|妈妈?|老爸|老妈|儿子|女儿|闺女|哥|姐|弟弟?|妹妹?)\s*[，,：:！!。]"
+)
+
 # Words that make a message about borrowing or repaying; without them and without a claimed brand
 # or any collection signal, a message is `other` rather than a genuine notice.
 FINANCE_WORDS = re2.compile(
@@ -365,6 +373,8 @@ class Analyzer:
         if norm is None and analysis.sender is not None and analysis.sender.official:
             # A call from a brand's listed number is the brand calling: the list says so.
             return "legit", min(risk, SHORT_CHAT_MAX_RISK)
+        if category == "abusive" and norm is not None and KIN_ADDRESS.search(norm.text):
+            return "other", min(risk, SHORT_CHAT_MAX_RISK)
         if category != "scam" or self.model is None:
             return category, risk
         if norm is None:

@@ -179,3 +179,14 @@ def test_a_collectors_made_up_criminal_charge_is_abusive(analyzer: Analyzer) -> 
     assert verdict.category in {"abusive", "scam"}
     assert verdict.level == "high"
     assert any(s.id == "abusive_false_criminal_charge" for s in verdict.signals)
+
+
+def test_family_address_never_hides_a_fake_relative_scam(analyzer: Analyzer) -> None:
+    # Family words lift only a model-only abusive reading; "妈，…" is how fake-relative scams open.
+    verdict = _check(
+        analyzer,
+        text="妈，我手机丢了，这是我新号。我在外面出了点事急需用钱，你先转5000到这个账户"
+        "6222020200112233445，别告诉爸",
+    )
+    assert verdict.category == "scam"
+    assert verdict.level == "high"
