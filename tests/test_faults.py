@@ -223,3 +223,59 @@ def test_a_full_database_is_a_503_and_keeps_what_it_had(tmp_path: Path) -> None:
     accepted = 38 - refused
     assert after[0] == before[0] + accepted
     assert after[1] == before[1] + accepted
+
+
+def test_a_locked_database_is_a_503_and_the_retry_is_kept_once(tmp_path: Path) -> None:
+    """Another process holds SQLite's write lock past the busy timeout: the webhook says 503 and
+    saves nothing; once the lock is gone the phone's retry is accepted, and only once."""
+    import sqlite3
+
+    from sqlalchemy import event, func, select
+
+    from service.app import create_app
+    from service.pipeline import Analyzer
+    from service.store import Outbox, store_for
+
+    database = tmp_path / "locked.sqlite3"
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": f"sqlite:///{database}",
+            "NOTIFY_WORKER": 0,
+            "RATELIMIT_ENABLED": False,
+        },
+        analyzer=Analyzer.load(use_model=False),
+    )
+    store = store_for(app)
+    hook = create_hook("locked", notify_url="json+http://127.0.0.1:9/x", store=store)
+
+    @event.listens_for(store.engine, "connect")
+    def _short_wait(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        # Runs after the store's own hook: wait 0.1 s for the lock instead of 30 s.
+        dbapi_connection.execute("PRAGMA busy_timeout = 100")
+
+    store.engine.dispose()
+
+    def pushes() -> int:
+        with store.session() as session:
+            return int(session.scalar(select(func.count()).select_from(Outbox)) or 0)
+
+    before = pushes()
+    client = app.test_client()
+    body = {"from": "+86 171 2345 6789", "org_content": SCAM_TEXT.format("locked")}
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    try:
+        response = client.post(hook.path, json=body)
+        assert response.status_code == 503
+        assert response.get_json()["error"]["code"] == "database_unavailable"
+        assert int(response.headers["Retry-After"]) > 0
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert pushes() == before  # nothing half-saved
+    retried = client.post(hook.path, json=body)
+    assert retried.status_code == 200 and retried.get_json()["notified"] is True
+    again = client.post(hook.path, json=body)  # a second retry of the same record
+    assert again.status_code == 200
+    assert pushes() == before + 1
