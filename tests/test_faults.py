@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_gunicorn import _start, _wait_until_healthy
@@ -135,24 +136,30 @@ def test_a_worker_killed_mid_webhook_loses_no_accepted_record(tmp_path: Path) ->
         receiver.close()
 
 
-def test_a_database_that_is_gone_is_a_503_the_phone_retries(tmp_path: Path) -> None:
-    """Nothing is answered 2xx unless committed: with the database unreachable the webhook says
-    503 (JSON, Retry-After), which SmsForwarder retries, instead of a 500 or a false 200."""
+def _webhook_app(database: Path) -> Any:
+    """The real app over a SQLite file, rules only, no push worker and no rate limits."""
     from service.app import create_app
     from service.pipeline import Analyzer
-    from service.store import store_for
 
-    folder = tmp_path / "db"
-    folder.mkdir()
-    app = create_app(
+    return create_app(
         {
             "TESTING": True,
-            "DATABASE_URL": f"sqlite:///{folder / 'gone.sqlite3'}",
+            "DATABASE_URL": f"sqlite:///{database}",
             "NOTIFY_WORKER": 0,
             "RATELIMIT_ENABLED": False,
         },
         analyzer=Analyzer.load(use_model=False),
     )
+
+
+def test_a_database_that_is_gone_is_a_503_the_phone_retries(tmp_path: Path) -> None:
+    """Nothing is answered 2xx unless committed: with the database unreachable the webhook says
+    503 (JSON, Retry-After), which SmsForwarder retries, instead of a 500 or a false 200."""
+    from service.store import store_for
+
+    folder = tmp_path / "db"
+    folder.mkdir()
+    app = _webhook_app(folder / "gone.sqlite3")
     hook = create_hook("gone", store=store_for(app))
     store_for(app).dispose()
     for path in folder.iterdir():
@@ -172,19 +179,9 @@ def test_a_full_database_is_a_503_and_keeps_what_it_had(tmp_path: Path) -> None:
     the webhook says 503 and saves nothing half-way; what was accepted before stays."""
     from sqlalchemy import event, func, select
 
-    from service.app import create_app
-    from service.pipeline import Analyzer
     from service.store import Outbox, SeenKey, store_for
 
-    app = create_app(
-        {
-            "TESTING": True,
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'full.sqlite3'}",
-            "NOTIFY_WORKER": 0,
-            "RATELIMIT_ENABLED": False,
-        },
-        analyzer=Analyzer.load(use_model=False),
-    )
+    app = _webhook_app(tmp_path / "full.sqlite3")
     store = store_for(app)
     hook = create_hook("full", notify_url="json+http://127.0.0.1:9/x", store=store)
     client = app.test_client()
@@ -232,20 +229,10 @@ def test_a_locked_database_is_a_503_and_the_retry_is_kept_once(tmp_path: Path) -
 
     from sqlalchemy import event, func, select
 
-    from service.app import create_app
-    from service.pipeline import Analyzer
     from service.store import Outbox, store_for
 
     database = tmp_path / "locked.sqlite3"
-    app = create_app(
-        {
-            "TESTING": True,
-            "DATABASE_URL": f"sqlite:///{database}",
-            "NOTIFY_WORKER": 0,
-            "RATELIMIT_ENABLED": False,
-        },
-        analyzer=Analyzer.load(use_model=False),
-    )
+    app = _webhook_app(database)
     store = store_for(app)
     hook = create_hook("locked", notify_url="json+http://127.0.0.1:9/x", store=store)
 
