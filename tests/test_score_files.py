@@ -25,6 +25,8 @@ CSV_TEXT = (
     f"c1,sms,17123456789,{SCAM},,,妈妈手机,我标的:诈骗\n"
     "c2,call,+95188,,30,incoming,来电,\n"
 )
+# The input file's columns, in order: every output keeps them first, its own "category" included.
+INPUT_COLUMNS = ["id", "kind", "sender", "text", "duration_s", "direction", "备注", "category"]
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -60,16 +62,7 @@ def test_csv_in_every_encoding_excel_writes_keeps_every_column(
     status, _, err = run(capsys, "score", str(source), "-o", str(target), "--quiet")
     assert status == 0, err
     rows = _rows(target)
-    assert list(rows[0])[:8] == [
-        "id",
-        "kind",
-        "sender",
-        "text",
-        "duration_s",
-        "direction",
-        "备注",
-        "category",
-    ]
+    assert list(rows[0])[: len(INPUT_COLUMNS)] == INPUT_COLUMNS
     assert [row["id"] for row in rows] == ["c1", "c2"]
     assert rows[0]["text"] == SCAM  # decoded, not mojibake
     assert rows[0]["备注"] == "妈妈手机" and rows[0]["category"] == "我标的:诈骗"
@@ -127,16 +120,7 @@ def test_xlsx_output_is_a_real_workbook_with_text_kept_as_text(tmp_path: Path, c
     sheet = load_workbook(target, read_only=True).active
     table = [list(row) for row in sheet.iter_rows(values_only=True)]
     header, rows = table[0], table[1:]
-    assert header[:8] == [
-        "id",
-        "kind",
-        "sender",
-        "text",
-        "duration_s",
-        "direction",
-        "备注",
-        "category",
-    ]
+    assert header[: len(INPUT_COLUMNS)] == INPUT_COLUMNS
     assert "dunscan_category" in header and "risk" in header
     assert [row[0] for row in rows] == ["c1", "c2", "c3"]
     assert rows[0][header.index("dunscan_category")] == "scam"
