@@ -86,6 +86,20 @@ def _is_kept(ch: str) -> bool:
     return category[0] in {"L", "N"} or ch == " "
 
 
+class _KeptOrSpace(dict[int, str]):
+    """str.translate table: every character `_is_kept` drops becomes a space, the rest stay.
+    Filled on first sight of each character, so the per-character test runs once per process
+    rather than once per character of every message."""
+
+    def __missing__(self, point: int) -> str:
+        ch = chr(point)
+        self[point] = value = ch if _is_kept(ch) else " "
+        return value
+
+
+_KEPT_OR_SPACE = _KeptOrSpace()
+
+
 def mask_text(normalized_text: str) -> str:
     """The canonical form the text model sees, from already-normalised text.
 
@@ -99,7 +113,7 @@ def mask_text(normalized_text: str) -> str:
     text = _HOTLINE.sub(TOKEN_HOTLINE, text)
     text = _LANDLINE.sub(TOKEN_PHONE, text)
     text = _DIGITS.sub(TOKEN_DIGITS, text)
-    kept = "".join(ch if _is_kept(ch) else " " for ch in text)
+    kept = text.translate(_KEPT_OR_SPACE)
     words = kept.split()
     out: list[str] = []
     for word in words:
