@@ -328,7 +328,7 @@ class TextModel:
         self.version: str | None = None
         # (terms by column, centred coefficients): derived from the vocabulary and the
         # classifier on first explanation, never pickled.
-        self._explain: tuple[list[str], np.ndarray] | None = None
+        self._explain: tuple[Any, np.ndarray] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # The explanation cache is rebuilt on first use. It is stored under its former name
@@ -419,7 +419,7 @@ class TextModel:
         row = self.predict_inputs([ModelInput(item.text, kept)])[0]
         return {category: float(p) for category, p in zip(CATEGORIES, row, strict=True)}
 
-    def _explainer(self) -> tuple[list[str], np.ndarray]:
+    def _explainer(self) -> tuple[Any, np.ndarray]:
         """Terms by column and coefficients centred over the categories (softmax is unchanged
         by a common shift), computed once per process rather than once per explanation."""
         if self._explain is None:

@@ -17,7 +17,13 @@ from service.model import ModelInput, TextModel, model_input
 from service.normalize import normalize
 from service.pipeline import Analyzer
 from service.schemas import Verdict, parse_record
-from service.scorer import CompiledModel, compile_model, read_arrays, write_arrays
+from service.scorer import (
+    CompiledModel,
+    TermsByColumn,
+    compile_model,
+    read_arrays,
+    write_arrays,
+)
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +103,16 @@ def test_compiled_weights_and_explanations_match_the_estimator(
     for example in scams:
         analysis = rules_only_analyzer.analyze(example.record)
         assert compiled.phrases(analysis, "scam") == trained.phrases(analysis, "scam")
+
+
+def test_terms_decoded_on_demand_are_the_vocabulary(
+    trained: TextModel, compiled: CompiledModel
+) -> None:
+    # Explanations read a column's n-gram from its key instead of a list of every term.
+    terms = TermsByColumn(compiled.vectorizer)
+    vocabulary = trained.vectorizer.vocabulary_
+    assert len(terms) == len(vocabulary)
+    assert all(terms[column] == term for term, column in vocabulary.items())
 
 
 def test_the_artifact_bytes_depend_only_on_the_model(trained: TextModel, tmp_path: Path) -> None:
