@@ -224,7 +224,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         scorer = _BatchScorer(analyzer, args.lang, args.jobs)
         progress = tqdm(
             records_io.read_records(source),
-            total=_count_lines(args.input),
+            total=None if args.quiet else _count_lines(args.input),  # no bar, no counting pass
             unit="msg",
             file=sys.stderr,
             disable=args.quiet or None,

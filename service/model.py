@@ -446,8 +446,10 @@ class TextModel:
         spans: list[list[float]] = []
         for column, value in zip(row.indices, row.data, strict=True):
             weight = float(value) * float(centred[column])
+            if weight <= 0:
+                continue  # before the term: the compiled model decodes it from its key
             term = terms[column].removeprefix(WORD_PREFIX).replace(" ", "")
-            if weight <= 0 or len(term) < 2 or not all(ch.isalnum() for ch in term):
+            if len(term) < 2 or not all(ch.isalnum() for ch in term):
                 continue
             if any(ch in TOKENS for ch in term):
                 continue
