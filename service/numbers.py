@@ -952,7 +952,12 @@ def _signature_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _find_links(text: str) -> list[tuple[int, int, Literal["url", "domain"]]]:
+@lru_cache(maxsize=64)  # find_brands and find_contacts both ask, one after the other
+def _find_links(text: str) -> tuple[tuple[int, int, Literal["url", "domain"]], ...]:
+    if "." not in text and "//" not in text and "dot" not in text:
+        # Every link pattern needs one of these (a scheme's "//", a dot between labels or
+        # octets, written "." or "[dot]"): most messages have none, and four scans are saved.
+        return ()
     found: list[tuple[int, int, Literal["url", "domain"]]] = []
 
     def free(start: int, end: int) -> bool:
@@ -984,7 +989,7 @@ def _find_links(text: str) -> list[tuple[int, int, Literal["url", "domain"]]]:
         if free(start, end):
             kind: Literal["url", "domain"] = "url" if "/" in text[start:end] else "domain"
             found.append((start, end, kind))
-    return sorted(found)
+    return tuple(sorted(found))
 
 
 def _load_file(file: Path, content: bytes) -> list[Brand]:
