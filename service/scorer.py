@@ -65,6 +65,7 @@ class Rows:
 _BITS = 21
 _MAX_CHARS = 3
 _CHAR_MASK = (1 << _BITS) - 1
+_SHIFTS = tuple(_BITS * (_MAX_CHARS - 1 - slot) for slot in range(_MAX_CHARS))
 
 
 def ngram_key(term: str) -> int:
@@ -170,10 +171,11 @@ class TermsByColumn:
         return len(self.position)
 
     def __getitem__(self, column: int) -> str:
-        key = int(self.keys[self.position[column]])
-        shifts = (_BITS * (_MAX_CHARS - 1 - slot) for slot in range(_MAX_CHARS))
-        points = ((key >> shift) & _CHAR_MASK for shift in shifts)
-        return "".join(chr(point) for point in points if point)  # a short n-gram pads with 0
+        key = self.keys.item(self.position.item(column))
+        # Left-aligned code points; a shorter n-gram pads its tail slots with 0 (ngram_key).
+        return "".join(
+            [chr(point) for point in ((key >> shift) & _CHAR_MASK for shift in _SHIFTS) if point]
+        )
 
 
 class CompiledModel(TextModel):
