@@ -90,7 +90,8 @@ class PostgresServer:
         command = [str(self.bin_dir / args[0]), *args[1:]]
         if self.user is not None:
             command = ["runuser", "-u", self.user, "--", *command]
-        return subprocess.run(command, capture_output=True, text=True, check=False)
+        # cwd: the server's user may not be allowed into ours (a clone under /root, in CI).
+        return subprocess.run(command, capture_output=True, text=True, check=False, cwd=self.root)
 
     def _check(self, *args: str) -> None:
         result = self._run(*args)
