@@ -214,6 +214,23 @@ def test_simultaneous_posts_of_one_record_are_accepted_once(
     assert count(store, Outbox) == 1
 
 
+def test_a_nul_inside_the_evidence_is_accepted_and_pushed_without_it(
+    postgres_url: str, rules_only_analyzer: Analyzer
+) -> None:
+    """PostgreSQL refuses NUL in a text column (SQLite stores it): a message with one inside the
+    quoted evidence made the outbox insert fail, a 500 that the phone does not retry."""
+    app = webhook_app(postgres_url, rules_only_analyzer, NOTIFY_WORKER=0)
+    store = store_for(app)
+    hook = create_hook("nul", notify_url="json+http://127.0.0.1:9/x", store=store)
+    text = "【支付宝】您的借呗已逾期，请缴纳解\x00冻费后联系专员17123456789"
+    response = app.test_client().post(hook.path, data={"from": SCAM_SENDER, "org_content": text})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["notified"] is True
+    with store.session() as session:
+        (row,) = session.scalars(select(Outbox))
+    assert "\x00" not in row.body and "缴纳解冻费" in row.body
+
+
 def test_no_warning_text_is_left_in_the_table_files_after_delivery(
     postgres: PostgresServer, analyzer: Analyzer, receiver: Receiver
 ) -> None:
