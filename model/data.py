@@ -36,9 +36,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from service.model import canonical_text
+from service.engine.model import canonical_text
+from service.engine.schemas import CallRecord, SmsRecord, parse_record
 from service.paths import CORPUS_DIR, DATA_DIR, REAL_DIR
-from service.schemas import CallRecord, SmsRecord, parse_record
 
 FBS_FILE = Path("fbs_sms") / "fbs_sms.tsv"
 MUDOU_FILES = (

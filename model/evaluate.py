@@ -32,9 +32,9 @@ from sklearn.model_selection import train_test_split
 
 from model import data
 from model.train import SEED, Dataset, fit_model
-from service.model import model_input
-from service.pipeline import HIGH_RISK, MEDIUM_RISK, Analysis, Analyzer
-from service.schemas import CATEGORIES
+from service.engine.model import model_input
+from service.engine.pipeline import HIGH_RISK, MEDIUM_RISK, Analysis, Analyzer
+from service.engine.schemas import CATEGORIES
 
 log = logging.getLogger("model.evaluate")
 
@@ -198,7 +198,7 @@ def run_split(split: Split, dataset: Dataset, analyzer: Analyzer) -> SplitResult
     final = _Replay(analyzer, model, cache)
     rules_verdicts = [rules_only.check(r) for r in records]
     final_verdicts = [final.check(r) for r in records]
-    from service.pipeline import rule_prior_probabilities
+    from service.engine.pipeline import rule_prior_probabilities
 
     rules_proba = np.array(
         [
@@ -520,7 +520,7 @@ def rule_table_markdown(title: str, rows: list[dict[str, Any]], sizes: dict[str,
 
 def main(argv: Sequence[str] | None = None) -> int:
     from model.train import build_dataset, learned_weights, load_analyzer
-    from service.model import ModelError, load_model
+    from service.engine.model import ModelError, load_model
     from service.paths import MODEL_PATH
 
     parser = argparse.ArgumentParser(prog="python -m model.evaluate", description=__doc__)

@@ -56,7 +56,7 @@ from model.train import (
     load_analyzer,
     pinned_environment,
 )
-from service.pipeline import HIGH_RISK, Analyzer
+from service.engine.pipeline import HIGH_RISK, Analyzer
 
 log = logging.getLogger("model.real_eval")
 

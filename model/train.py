@@ -4,9 +4,9 @@
 
 Steps: load and deduplicate every source (model/data.py), run each record through the real
 pipeline analysis (rules, numbers), measure on held-out splits (model/evaluate.py), fit the final
-model on everything, then write the artifact (the model compiled to arrays, service/scorer.py),
-its JSON manifest (hashes, versions, seed, metrics) and MODEL_CARD.md. Everything is seeded; the
-artifact bytes depend only on the inputs.
+model on everything, then write the artifact (the model compiled to arrays,
+service/engine/scorer.py), its JSON manifest (hashes, versions, seed, metrics) and MODEL_CARD.md.
+Everything is seeded; the artifact bytes depend only on the inputs.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
 from model import data
-from service.known_scripts import KnownScripts
-from service.model import (
+from service.engine.known_scripts import KnownScripts
+from service.engine.model import (
     FORMAT_VERSION,
     CalibratedLinear,
     CharWordVectorizer,
@@ -47,10 +47,10 @@ from service.model import (
     sha256_file,
     structured_matrix,
 )
-from service.normalize import normalize
+from service.engine.normalize import normalize
+from service.engine.schemas import CATEGORIES
+from service.engine.scorer import compile_model, write_arrays
 from service.paths import CORPUS_DIR, DATA_DIR, MODEL_DIR, MODEL_PATH, REAL_DIR, REPO_ROOT
-from service.schemas import CATEGORIES
-from service.scorer import compile_model, write_arrays
 
 log = logging.getLogger("model.train")
 
@@ -119,7 +119,7 @@ class Dataset:
 
 def load_analyzer() -> Any:
     """The real pipeline (rules + official numbers), without a model."""
-    from service.pipeline import Analyzer
+    from service.engine.pipeline import Analyzer
 
     return Analyzer.load(use_model=False)
 
@@ -442,7 +442,7 @@ def learned_weights(model: TextModel) -> dict[str, dict[str, float]]:
 
 def created_date() -> str:
     """The date of the newest commit touching the training inputs: stable across re-runs."""
-    inputs = ["model/corpus", "model/data.py", "model/train.py", "service/model.py", "rules"]
+    inputs = ["model/corpus", "model/data.py", "model/train.py", "service/engine/model.py", "rules"]
     try:
         out = subprocess.run(
             ["git", "log", "-1", "--format=%cs", "--", *inputs],
@@ -458,8 +458,8 @@ def created_date() -> str:
 
 
 def write_artifact(model: TextModel, path: Path) -> str:
-    """Compile the trained model to arrays (service/scorer.py) and write them deterministically;
-    return the sha256 of the written file."""
+    """Compile the trained model to arrays (service/engine/scorer.py) and write them
+    deterministically; return the sha256 of the written file."""
     write_arrays(compile_model(model), path)
     return sha256_file(path)
 
@@ -653,7 +653,7 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
         + ", ".join(f"{k}={v or '(unset)'}" for k, v in manifest.get("numerics", {}).items())
         + " |",
         "| format | numpy arrays in a stored zip, read with pickling disabled "
-        "(service/scorer.py) |",
+        "(service/engine/scorer.py) |",
         f"| rules / numbers versions | {manifest['rules_version']} / "
         f"{manifest['numbers_version']} |",
         f"| corpus sha256 | `{manifest['corpus_sha256']}` |",

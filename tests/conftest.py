@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from service import create_app
-from service.pipeline import Analyzer
+from service.engine.pipeline import Analyzer
 
 
 @pytest.fixture(scope="session")

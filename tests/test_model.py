@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from model import data, train
-from service.model import (
+from service.engine.model import (
     ModelError,
     TextModel,
     canonical_text,
@@ -18,9 +18,9 @@ from service.model import (
     model_input,
     sha256_file,
 )
+from service.engine.pipeline import Analyzer, LoadError
+from service.engine.schemas import CATEGORIES, parse_record
 from service.paths import MODEL_PATH
-from service.pipeline import Analyzer, LoadError
-from service.schemas import CATEGORIES, parse_record
 
 MAX_ARTIFACT_BYTES = 20 * 1024 * 1024
 
@@ -205,8 +205,8 @@ def test_cv_folds_never_split_a_corpus_batch(corpus_dataset: train.Dataset) -> N
 _TRAIN_SMALL = """
 import sys
 from model import data, train
-from service.model import model_input
-from service.pipeline import Analyzer
+from service.engine.model import model_input
+from service.engine.pipeline import Analyzer
 analyzer = Analyzer.load(use_model=False)
 examples, stats = data.deduplicate(data.load_corpus())
 inputs = [model_input(analyzer.analyze(e.record)) for e in examples]

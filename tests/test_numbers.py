@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from service.normalize import normalize
-from service.numbers import (
+from service.engine.normalize import normalize
+from service.engine.numbers.directory import (
     Directory,
     NumberListError,
     NumberType,

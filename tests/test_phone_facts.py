@@ -1,5 +1,6 @@
-"""归属地 and carrier for the sender and every number in the text (service/phone_facts.py), in the
-verdict JSON, the /v1/numbers answer, the OpenAPI document and the CLI's text summary."""
+"""归属地 and carrier for the sender and every number in the text
+(service/engine/numbers/phone_facts.py), in the verdict JSON, the /v1/numbers answer, the OpenAPI
+document and the CLI's text summary."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import sys
 import pytest
 from flask.testing import FlaskClient
 
-from service.numbers import Directory
-from service.phone_facts import phone_facts
-from service.pipeline import Analyzer
-from service.schemas import parse_record
+from service.engine.numbers.directory import Directory
+from service.engine.numbers.phone_facts import phone_facts
+from service.engine.pipeline import Analyzer
+from service.engine.schemas import parse_record
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +140,7 @@ def test_the_server_loads_the_geocoder_before_forking_and_the_cli_only_when_need
     # before the workers fork, loads it so the workers share one copy.
     script = (
         "import sys\n"
-        "from service.pipeline import Analyzer\n"
+        "from service.engine.pipeline import Analyzer\n"
         "analyzer = Analyzer.load(use_model=False)\n"
         "print('phonenumbers.geocoder' in sys.modules)\n"
         "analyzer.warm()\n"

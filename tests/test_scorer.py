@@ -1,7 +1,8 @@
 """The compiled scorer gives the trained estimator's numbers, and the fast paths its verdicts.
 
 A model is trained here on the project corpus and the real rows (about 20 s), so the reference
-estimator (scikit-learn) and its compiled form (service/scorer.py) can be compared on every row.
+estimator (scikit-learn) and its compiled form (service/engine/scorer.py) can be compared on every
+row.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import numpy as np
 import pytest
 
 from model import data, train
-from service.model import ModelInput, TextModel, model_input
-from service.normalize import normalize
-from service.pipeline import Analyzer
-from service.schemas import Verdict, parse_record
-from service.scorer import CompiledModel, compile_model, read_arrays, write_arrays
+from service.engine.model import ModelInput, TextModel, model_input
+from service.engine.normalize import normalize
+from service.engine.pipeline import Analyzer
+from service.engine.schemas import Verdict, parse_record
+from service.engine.scorer import CompiledModel, compile_model, read_arrays, write_arrays
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,8 @@ if shutil.which("java") is None:
     pytest.skip("no Java runtime for Spark", allow_module_level=True)
 
 from model import data
-from service.cli import main as cli
-from service.spark import score_dataframe
+from service.cli.main import main as cli
+from service.cli.spark import score_dataframe
 
 # Spark and py4j warn about their own internals (deprecations, Arrow fallbacks): not ours.
 pytestmark = pytest.mark.filterwarnings("ignore")

@@ -6,7 +6,7 @@
     dunscan hooks remove TOKEN_OR_NAME
     dunscan notify run-once
 
-Registered by service/cli.py (its `_EXTENSIONS`). Bad arguments exit 2 with one line.
+Registered by service/cli/main.py (its `_EXTENSIONS`). Bad arguments exit 2 with one line.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from service.smsforwarder import setup_settings
-from service.store import (
+from service.cli.usage import UsageError
+from service.phones.smsforwarder import setup_settings
+from service.phones.store import (
     HookError,
     create_hook,
     default_store,
@@ -28,21 +29,15 @@ from service.store import (
 )
 
 
-def _usage_error(message: str) -> Exception:
-    from service.cli import UsageError
-
-    return UsageError(message)
-
-
 def _cmd_add(args: argparse.Namespace) -> int:
     if args.secret is not None and args.random_secret:
-        raise _usage_error("give --secret or --random-secret, not both")
+        raise UsageError("give --secret or --random-secret, not both")
     secret = generate_secret() if args.random_secret else args.secret
     try:
         base = public_base_url(args.base_url)  # checked first: no hook for a URL phones can't use
         hook = create_hook(args.name, secret=secret, notify_url=args.notify)
     except HookError as error:
-        raise _usage_error(str(error)) from error
+        raise UsageError(str(error)) from error
     url = hook.url(base)
     settings = setup_settings(url, hook.has_secret)
     if args.format == "json":
@@ -101,13 +96,13 @@ def _cmd_remove(args: argparse.Namespace) -> int:
     try:
         hook = remove_hook(args.token_or_name)
     except HookError as error:
-        raise _usage_error(str(error)) from error
+        raise UsageError(str(error)) from error
     print(f"removed hook {hook.name!r} (id {hook.id})")
     return 0
 
 
 def _cmd_notify_run_once(args: argparse.Namespace) -> int:
-    from service.notify import Deliverer
+    from service.phones.notify import Deliverer
 
     deliverer = Deliverer(default_store())
     result = deliverer.run_once()

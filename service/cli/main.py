@@ -24,19 +24,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from service import records_io
-from service.schemas import Verdict, error_field, parse_record
+from service.cli import records_io
+from service.cli.usage import UsageError
+from service.engine.schemas import Verdict, error_field, parse_record
 from service.settings import ConfigError, load_settings
 
 # Other surfaces add subcommands by exposing `register(subparsers)` in these modules.
-_EXTENSIONS = ("service.hooks_cli",)
+_EXTENSIONS = ("service.cli.hooks",)
 # Commands of this module: when one of them is asked for, the extensions (which import the
 # store, SQLAlchemy and the web code) are not imported at all; a `dunscan check` starts faster.
 _CORE_COMMANDS = frozenset({"check", "score", "serve"})
-
-
-class UsageError(Exception):
-    """Unusable arguments or input: reported as one line with exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,7 +42,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _load_analyzer(use_model: bool = True) -> Any:
-    from service.pipeline import Analyzer, LoadError
+    from service.engine.pipeline import Analyzer, LoadError
 
     try:
         return Analyzer.load(use_model=use_model)
@@ -80,7 +77,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         raise UsageError(_validation_message(error)) from error
     verdict = _load_analyzer(not args.no_model).check(record, lang=args.lang)
     if args.format == "text":
-        from service.summary import summarize
+        from service.engine.summary import summarize
 
         print(summarize(verdict, args.lang))
     else:

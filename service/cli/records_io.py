@@ -15,7 +15,7 @@
   path or stdout. Any other extension is refused before anything is read.
 
 Everything streams: one record in memory at a time, whatever the file's size. The scoring loop
-(service/cli.py) only sees `read_records` and a `RecordWriter`.
+(service/cli/main.py) only sees `read_records` and a `RecordWriter`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from service.schemas import Verdict
+from service.engine.schemas import Verdict
 
 SAMPLE_BYTES = 64 * 1024
 INPUT_FORMATS = ("jsonl", "csv", "tsv")

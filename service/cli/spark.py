@@ -1,7 +1,7 @@
 """The batch scorer on Apache Spark, for archives one machine cannot score in time.
 
     pip install 'dunscan[spark]'
-    spark-submit --master yarn service/spark.py IN OUT [--input-format parquet|csv|json]
+    spark-submit --master yarn service/cli/spark.py IN OUT [--input-format parquet|csv|json]
                  [--output-format parquet|csv|json] [--lang zh|en] [--no-model]
 
 IN holds one record per row (the fields of `dunscan score`: id, kind, sender, text, duration_s,
@@ -45,7 +45,7 @@ def _analyzer(use_model: bool) -> Any:
     """One analyzer per executor Python process (Spark reuses the worker between tasks)."""
     global _ANALYZER
     if _ANALYZER is None:
-        from service.pipeline import Analyzer
+        from service.engine.pipeline import Analyzer
 
         _ANALYZER = Analyzer.load(use_model=use_model)
     return _ANALYZER
@@ -76,8 +76,8 @@ def score_rows(rows: list[dict[str, Any]], lang: str, use_model: bool) -> list[d
     """Verdict columns for each row, in order (the work of one chunk)."""
     from pydantic import ValidationError
 
-    from service.cli import _flatten, _validation_message
-    from service.schemas import parse_record
+    from service.cli.main import _flatten, _validation_message
+    from service.engine.schemas import parse_record
 
     out: list[dict[str, Any]] = [dict.fromkeys(name for name, _ in VERDICT_COLUMNS) for _ in rows]
     valid: list[tuple[int, Any]] = []
@@ -124,7 +124,7 @@ def score_dataframe(frame: Any, lang: str = "zh", use_model: bool = True) -> Any
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="spark-submit service/spark.py", description=__doc__)
+    parser = argparse.ArgumentParser(prog="spark-submit service/cli/spark.py", description=__doc__)
     parser.add_argument("input")
     parser.add_argument("output")
     parser.add_argument("--input-format", choices=["parquet", "csv", "json"], default="parquet")

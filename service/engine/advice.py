@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.schemas import ClaimedBrand, Lang
+from service.engine.schemas import ClaimedBrand, Lang
 
 
 def _brand_check_zh(brand: ClaimedBrand) -> str:

@@ -1,12 +1,12 @@
 """The trained text model: one canonical text form, the feature builder, and a hash-checked loader.
 
-Training (model/train.py) and inference (service/pipeline.py) both go through this module, so the
-text the model sees at inference is built exactly as it was in training:
+Training (model/train.py) and inference (service/engine/pipeline.py) both go through this module,
+so the text the model sees at inference is built exactly as it was in training:
 
-    raw text -> service.normalize.normalize -> mask_text -> character n-grams
+    raw text -> service.engine.normalize.normalize -> mask_text -> character n-grams
     Analysis -> structured_features (rule hits, number types, number signals)
 
-Serving scores a compiled form of the trained model (service/scorer.py: numpy arrays, no
+Serving scores a compiled form of the trained model (service/engine/scorer.py: numpy arrays, no
 scikit-learn); `TextModel` here is the trained estimator, kept as the reference path for training,
 evaluation and the equality tests. The artifact holds arrays only and is read with pickling
 disabled; `load_model` still checks the manifest beside it (sha256 of the artifact, library
@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from service.normalize import normalize
-from service.schemas import CATEGORIES
+from service.engine.normalize import normalize
+from service.engine.schemas import CATEGORIES
 
 if TYPE_CHECKING:
     from scipy import sparse
 
-    from service.pipeline import Analysis
+    from service.engine.pipeline import Analysis
 
 # Bump when the artifact layout or the feature definition changes: old artifacts are refused.
 FORMAT_VERSION = 2
@@ -309,7 +309,7 @@ class TextModel:
         # Rules too rare in the training data to learn a weight keep their hand-set YAML weight,
         # applied as a log-odds offset on their category: feature name -> (category, weight).
         self.handset: dict[str, tuple[str, float]] = {}
-        # Published scam scripts from the real training rows (service/known_scripts.py).
+        # Published scam scripts from the real training rows (service/engine/known_scripts.py).
         self.scripts: Any = None
         self.version: str | None = None
         # (terms by column, centred coefficients): derived from the vocabulary and the
@@ -344,7 +344,7 @@ class TextModel:
 
     def _raw_proba(self, inputs: Sequence[ModelInput]) -> np.ndarray:
         """Calibrated probabilities in the order of `self.categories` (the reference path:
-        scikit-learn; service/scorer.py computes the same numbers from arrays)."""
+        scikit-learn; service/engine/scorer.py computes the same numbers from arrays)."""
         return self.classifier.predict_proba(self.matrix(inputs))
 
     def predict_inputs(self, inputs: Sequence[ModelInput]) -> np.ndarray:
@@ -545,10 +545,10 @@ def verify_artifact(path: Path) -> dict[str, Any]:
 def load_model(path: Path) -> TextModel:
     """Load the shipped model after verifying it; ModelError on any problem.
 
-    The artifact holds arrays only (service/scorer.py); it is read with pickling disabled, after
-    its sha256 matched the manifest.
+    The artifact holds arrays only (service/engine/scorer.py); it is read with pickling disabled,
+    after its sha256 matched the manifest.
     """
-    from service.scorer import read_arrays
+    from service.engine.scorer import read_arrays
 
     manifest = verify_artifact(path)
     try:

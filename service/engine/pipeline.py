@@ -16,9 +16,9 @@ from typing import Any
 
 import re2
 
-from service import advice as advice_text
-from service.normalize import Normalized, normalize
-from service.numbers import (
+from service.engine import advice as advice_text
+from service.engine.normalize import Normalized, normalize
+from service.engine.numbers.directory import (
     BrandMention,
     Contact,
     Directory,
@@ -26,11 +26,10 @@ from service.numbers import (
     NumberListError,
     number_signals,
 )
-from service.paths import MODEL_PATH, NUMBERS_DIR, PATTERNS_DIR
-from service.phone_facts import load_data as load_phone_data
-from service.phone_facts import phone_facts
-from service.rules import RuleLoadError, RuleSet
-from service.schemas import (
+from service.engine.numbers.phone_facts import load_data as load_phone_data
+from service.engine.numbers.phone_facts import phone_facts
+from service.engine.rules import RuleLoadError, RuleSet
+from service.engine.schemas import (
     CallRecord,
     ClaimedBrand,
     Lang,
@@ -40,6 +39,7 @@ from service.schemas import (
     SmsRecord,
     Verdict,
 )
+from service.paths import MODEL_PATH, NUMBERS_DIR, PATTERNS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -525,9 +525,9 @@ def _load_model(model_path: Path | None) -> Any | None:
         log.warning("no model shipped yet; verdicts use rule weights only")
         return None
     try:
-        from service.model import ModelError, load_model
+        from service.engine.model import ModelError, load_model
     except ImportError as error:  # the model module is part of the package once a model ships
-        raise LoadError(f"model: cannot import service.model ({error})") from error
+        raise LoadError(f"model: cannot import service.engine.model ({error})") from error
     try:
         return load_model(path)
     except ModelError as error:

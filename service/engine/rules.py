@@ -26,9 +26,9 @@ import re2
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from service.normalize import Normalized, normalize
+from service.engine.normalize import Normalized, normalize
+from service.engine.schemas import Signal
 from service.paths import PATTERNS_DIR, REPO_ROOT
-from service.schemas import Signal
 
 RuleCategory = Literal["scam", "abusive", "legit"]
 NonEmptyText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]

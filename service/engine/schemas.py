@@ -159,7 +159,7 @@ class Signal(BaseModel):
     """One piece of evidence. `span` indexes the ORIGINAL text the person received."""
 
     id: str
-    # "script": a near match to a published scam message (service/known_scripts.py).
+    # "script": a near match to a published scam message (service/engine/known_scripts.py).
     source: Literal["rule", "numbers", "model", "script"]
     category: Category | None = None
     weight: float | None = None

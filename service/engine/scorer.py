@@ -30,10 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from service.known_scripts import KnownScripts, Script
-from service.model import ModelInput, TextModel
+from service.engine.known_scripts import KnownScripts, Script
+from service.engine.model import ModelInput, TextModel
 
-# Changes whenever the arrays or their meaning change (service.model.FORMAT_VERSION follows it).
+# Changes whenever the arrays or their meaning change (service.engine.model.FORMAT_VERSION
+# follows it).
 ARRAYS_VERSION = 2
 # sklearn's char analyzer collapses whitespace runs before taking n-grams.
 _WHITE_SPACES = re.compile(r"\s\s+")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from service.schemas import Lang, Signal, Verdict
+from service.engine.schemas import Lang, Signal, Verdict
 
 _CATEGORY = {
     "zh": {

@@ -2,8 +2,8 @@
 
 Input arrives in the shapes phones send: a JSON record, a form (`text`, `sender`) from HTTP
 Shortcuts or Tasker, or the bare text as `text/plain`. All of them become the same validated record
-(service.schemas) and the same verdict. Limits (body, text, batch) answer 413, wrong shapes 422,
-and a client asking for `text/plain` gets the short summary a phone can show as is.
+(service.engine.schemas) and the same verdict. Limits (body, text, batch) answer 413, wrong shapes
+422, and a client asking for `text/plain` gets the short summary a phone can show as is.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ import limits
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from pydantic import BaseModel, Field, ValidationError
 
-from service.errors import ApiError, ErrorDetail, field_path, validation_error
-from service.metrics import count_verdict
-from service.numbers import Brand, NumberEntry
-from service.phone_facts import phone_facts
-from service.pipeline import Analyzer
-from service.schemas import CallRecord, Lang, SmsRecord, Verdict, parse_record
-from service.summary import summarize
+from service.engine.numbers.directory import Brand, NumberEntry
+from service.engine.numbers.phone_facts import phone_facts
+from service.engine.pipeline import Analyzer
+from service.engine.schemas import CallRecord, Lang, SmsRecord, Verdict, parse_record
+from service.engine.summary import summarize
+from service.http.errors import ApiError, ErrorDetail, field_path, validation_error
+from service.http.metrics import count_verdict
 
 log = logging.getLogger(__name__)
 

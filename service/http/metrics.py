@@ -25,7 +25,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from service.schemas import Verdict
+from service.engine.schemas import Verdict
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 EXTENSION = "dunscan_metrics"

@@ -17,9 +17,9 @@ import flask_swagger_ui
 from flask import Blueprint, Flask, Response, current_app, jsonify, send_from_directory, url_for
 from pydantic import TypeAdapter
 
-from service import api
-from service.errors import ErrorBody
-from service.schemas import Record, Verdict
+from service.engine.schemas import Record, Verdict
+from service.http import api
+from service.http.errors import ErrorBody
 
 SWAGGER_UI_DIR = Path(flask_swagger_ui.__file__).parent / "dist"
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -58,7 +58,7 @@ def _string_branch(prop: dict[str, Any]) -> dict[str, Any]:
 
 
 def _limit_records(schemas: dict[str, Any], config: Any) -> None:
-    """The limits the API applies beyond the types (service.api._record), written into the
+    """The limits the API applies beyond the types (service.http.api._record), written into the
     record schemas so the document promises what the service does: SMS text not blank and at
     most MAX_TEXT_CHARS, sender at most MAX_SENDER_CHARS (a call's not blank either)."""
     for name, text_required in (("SmsRecord", True), ("CallRecord", False)):
@@ -103,8 +103,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {str(status): _json("Error", meaning[status]) for status in statuses}
 
 
-# SmsForwarder's fields (README "SmsForwarder"; service/smsforwarder.py reads them). Every one is
-# optional in the schema: which arrive depends on the app's template and request method.
+# SmsForwarder's fields (README "SmsForwarder"; service/phones/smsforwarder.py reads them). Every
+# one is optional in the schema: which arrive depends on the app's template and request method.
 _FORWARDER_FIELDS: dict[str, str] = {
     "from": "The sender number ([from]).",
     "org_content": "The SMS body, or a call record's localized text ([org_content]).",

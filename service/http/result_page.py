@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from service.schemas import ClaimedBrand, NumberInText, SenderInfo, Signal, Verdict
-from service.summary import headline
+from service.engine.schemas import ClaimedBrand, NumberInText, SenderInfo, Signal, Verdict
+from service.engine.summary import headline
 
 Kind = Literal["suspicious", "reassuring"]
 

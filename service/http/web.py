@@ -46,17 +46,17 @@ from flask import (
 from pydantic import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge, TooManyRequests
 
-from service.api import API_KEY_HEADER, MAX_SENDER_CHARS, limit_characters, matching_key
-from service.errors import ApiError
-from service.metrics import count_verdict
-from service.pipeline import Analyzer
+from service.engine.pipeline import Analyzer
+from service.engine.schemas import Verdict, parse_record
+from service.http.api import API_KEY_HEADER, MAX_SENDER_CHARS, limit_characters, matching_key
+from service.http.errors import ApiError
+from service.http.metrics import count_verdict
 
 # `X as X`: re-exported, they lived here before the result view moved to result_page.py.
-from service.result_page import Segment as Segment
-from service.result_page import evidence_segments as evidence_segments
-from service.result_page import result_view
-from service.result_page import tel_href as tel_href
-from service.schemas import Verdict, parse_record
+from service.http.result_page import Segment as Segment
+from service.http.result_page import evidence_segments as evidence_segments
+from service.http.result_page import result_view
+from service.http.result_page import tel_href as tel_href
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def init_app(app: Flask) -> None:
 # --- verdict rendering ------------------------------------------------------------------------
 
 
-# The page's words, marks and reasons are built in service/result_page.py.
+# The page's words, marks and reasons are built in service/http/result_page.py.
 
 
 class InputProblem(Exception):

@@ -1,7 +1,7 @@
 """Push a short warning to the person when a forwarded record is high risk.
 
 Targets: any push service apprise speaks that a hook names (企业微信, 钉钉, 飞书, PushPlus,
-Server酱, ntfy, Bark, Telegram, e-mail; service/push.py), or a generic JSON webhook.
+Server酱, ntfy, Bark, Telegram, e-mail; service/phones/push.py), or a generic JSON webhook.
 
 The phone that forwarded the SMS shows no answer, so the verdict has to reach its owner another
 way. The notification is written to the outbox in the same transaction that accepts the record;
@@ -35,11 +35,11 @@ from typing import Any
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from service import push
-from service.push import DeliveryError
-from service.schemas import CallRecord, SmsRecord, Verdict
+from service.engine.schemas import CallRecord, SmsRecord, Verdict
+from service.phones import push
+from service.phones.push import DeliveryError
+from service.phones.store import Outbox, SeenKey, Store, store_for
 from service.settings import settings
-from service.store import Outbox, SeenKey, Store, store_for
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def send(row: Outbox, timeout_s: float) -> None:
     """One delivery attempt; raises DeliveryError (permanent or not) unless it was delivered.
 
     Push services (ntfy, Bark, 企业微信, 钉钉, 飞书, PushPlus, Server酱, …) go through apprise;
-    the generic JSON webhook keeps its documented body (service/push.py says why).
+    the generic JSON webhook keeps its documented body (service/phones/push.py says why).
     """
     if row.kind == "json":
         payload = json.loads(row.payload or "{}")

@@ -3,7 +3,7 @@
 apprise (github.com/caronc/apprise) speaks the push services a phone owner in China uses —
 企业微信 group bots (`wecombot://`), 钉钉 (`dingtalk://`), 飞书 (`feishu://`), PushPlus
 (`pushplus://`), Server酱 (`schan://`) — and ntfy, Bark, Telegram and e-mail, and keeps up with
-their APIs so we do not have to. It sits behind the outbox (service/notify.py), which still
+their APIs so we do not have to. It sits behind the outbox (service/phones/notify.py), which still
 decides when and how often to try.
 
 - Hooks made before apprise stored `ntfy` or `bark` with an http(s) URL; they are translated

@@ -40,10 +40,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus, unquote
 
-from service.schemas import CallRecord, SmsRecord
+from service.engine.schemas import CallRecord, SmsRecord
 
 if TYPE_CHECKING:
-    from service.store import HookInfo
+    from service.phones.store import HookInfo
 
 HOOK_PATH_PREFIX = "/hooks/sf/"
 

@@ -36,12 +36,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from service.paths import DEFAULT_DATABASE_PATH
-from service.push import check_apprise_url, is_apprise_url
+from service.phones.push import check_apprise_url, is_apprise_url
 from service.settings import check_public_url, settings
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 NOTIFY_KINDS = ("ntfy", "bark", "json")
-BASELINE_REVISION = "0001"  # service/migrations/versions/0001_baseline.py
+BASELINE_REVISION = "0001"  # service/phones/migrations/versions/0001_baseline.py
 MAX_NAME_CHARS = 64
 MAX_SECRET_CHARS = 200
 MAX_URL_CHARS = 2000
@@ -162,7 +162,7 @@ def migrate(engine: Engine) -> None:
     from sqlalchemy import inspect, text
 
     config = Config()
-    config.set_main_option("script_location", "service:migrations")
+    config.set_main_option("script_location", "service.phones:migrations")
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})

@@ -7,7 +7,7 @@ be present, fresh and right (otherwise 401, nothing scored). A record is accepte
 transaction that also records its signature and fingerprint (to refuse replays and answer resends
 as duplicates) and, when the verdict is high risk, adds the push to the outbox; the answer (2xx)
 goes out only after that commit, so nothing accepted is lost, and the push itself is delivered by
-the worker in service.notify, never on the request.
+the worker in service.phones.notify, never on the request.
 
 Logs carry the hook id, the outcome and timings; never the token, the text or a full number.
 """
@@ -25,11 +25,11 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from werkzeug.routing import PathConverter
 
-from service import notify
-from service.api import limit_characters, parse_json
-from service.errors import ApiError, validation_error
-from service.schemas import CallRecord, SmsRecord
-from service.smsforwarder import (
+from service.engine.schemas import CallRecord, SmsRecord
+from service.http.api import limit_characters, parse_json
+from service.http.errors import ApiError, validation_error
+from service.phones import notify
+from service.phones.smsforwarder import (
     HOOK_PATH_PREFIX,
     ForwarderRequestError,
     parse_timestamp_ms,
@@ -38,7 +38,7 @@ from service.smsforwarder import (
     to_record,
     verify_sign,
 )
-from service.store import Hook, SeenKey, find_hook, store_for
+from service.phones.store import Hook, SeenKey, find_hook, store_for
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +259,7 @@ def _accept(
         notified=notified,
         score_ms=score_ms,
     )
-    from service.summary import summarize
+    from service.engine.summary import summarize
 
     return {
         "accepted": True,

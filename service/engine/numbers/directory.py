@@ -42,9 +42,9 @@ from pydantic import (
     model_validator,
 )
 
-from service.normalize import Normalized, normalize
+from service.engine.normalize import Normalized, normalize
+from service.engine.schemas import Signal
 from service.paths import NUMBERS_DIR
-from service.schemas import Signal
 
 __all__ = [
     "SIGNAL_WEIGHTS",

@@ -30,7 +30,7 @@ from typing import Literal
 
 import phonenumbers
 
-from service.numbers import NumberInfo, NumberType
+from service.engine.numbers.directory import NumberInfo, NumberType
 
 __all__ = ["PhoneFacts", "load_data", "phone_facts"]
 

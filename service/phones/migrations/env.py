@@ -6,14 +6,14 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from service.store import Base, database_url
+from service.phones.store import Base, database_url
 
 target_metadata = Base.metadata
 
 
 def run_migrations_online() -> None:
     connection = context.config.attributes.get("connection")
-    if connection is not None:  # from service.store.migrate: already in its transaction
+    if connection is not None:  # from service.phones.store.migrate: already in its transaction
         context.configure(connection=connection, target_metadata=target_metadata)
         context.run_migrations()
         return

@@ -1,6 +1,6 @@
 """Baseline: the tables as `Base.metadata.create_all` made them before migrations existed.
 
-A database created that way has these tables but no alembic_version: service.store.migrate
+A database created that way has these tables but no alembic_version: service.phones.store.migrate
 stamps it at this revision instead of creating anything.
 
 Revision ID: 0001
