@@ -18,16 +18,11 @@ import re2
 
 from service.engine import advice as advice_text
 from service.engine.normalize import Normalized, normalize
-from service.engine.numbers.directory import (
-    BrandMention,
-    Contact,
-    Directory,
-    NumberInfo,
-    NumberListError,
-    number_signals,
-)
+from service.engine.numbers.directory import BrandMention, Contact, Directory, NumberListError
+from service.engine.numbers.parse import NumberInfo
 from service.engine.numbers.phone_facts import load_data as load_phone_data
 from service.engine.numbers.phone_facts import phone_facts
+from service.engine.numbers.signals import number_signals
 from service.engine.rules import RuleLoadError, RuleSet
 from service.engine.schemas import (
     CallRecord,

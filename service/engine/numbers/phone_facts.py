@@ -30,7 +30,7 @@ from typing import Literal
 
 import phonenumbers
 
-from service.engine.numbers.directory import NumberInfo, NumberType
+from service.engine.numbers.parse import NumberInfo, NumberType
 
 __all__ = ["PhoneFacts", "load_data", "phone_facts"]
 
