@@ -32,8 +32,9 @@ from sklearn.model_selection import train_test_split
 
 from model import data
 from model.train import SEED, Dataset, fit_model
+from service.engine.analysis import Analysis
 from service.engine.model import model_input
-from service.engine.pipeline import HIGH_RISK, MEDIUM_RISK, Analysis, Analyzer
+from service.engine.pipeline import HIGH_RISK, MEDIUM_RISK, Analyzer
 from service.engine.schemas import CATEGORIES
 
 log = logging.getLogger("model.evaluate")
@@ -520,7 +521,7 @@ def rule_table_markdown(title: str, rows: list[dict[str, Any]], sizes: dict[str,
 
 def main(argv: Sequence[str] | None = None) -> int:
     from model.train import build_dataset, learned_weights, load_analyzer
-    from service.engine.model import ModelError, load_model
+    from service.engine.artifact import ModelError, load_model
     from service.paths import MODEL_PATH
 
     parser = argparse.ArgumentParser(prog="python -m model.evaluate", description=__doc__)

@@ -33,6 +33,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
 from model import data
+from service.engine.artifact import library_versions, sha256_file
 from service.engine.known_scripts import KnownScripts
 from service.engine.model import (
     FORMAT_VERSION,
@@ -42,9 +43,7 @@ from service.engine.model import (
     TextModel,
     decision_values,
     jieba_words,
-    library_versions,
     model_input,
-    sha256_file,
     structured_matrix,
 )
 from service.engine.normalize import normalize

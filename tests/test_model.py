@@ -10,14 +10,8 @@ import numpy as np
 import pytest
 
 from model import data, train
-from service.engine.model import (
-    ModelError,
-    TextModel,
-    canonical_text,
-    load_model,
-    model_input,
-    sha256_file,
-)
+from service.engine.artifact import ModelError, load_model, sha256_file
+from service.engine.model import TextModel, canonical_text, model_input
 from service.engine.pipeline import Analyzer, LoadError
 from service.engine.schemas import CATEGORIES, parse_record
 from service.paths import MODEL_PATH

@@ -1,4 +1,4 @@
-"""The trained text model: one canonical text form, the feature builder, and a hash-checked loader.
+"""The trained text model: one canonical text form, the feature builder, the reference estimator.
 
 Training (model/train.py) and inference (service/engine/pipeline.py) both go through this module,
 so the text the model sees at inference is built exactly as it was in training:
@@ -8,32 +8,25 @@ so the text the model sees at inference is built exactly as it was in training:
 
 Serving scores a compiled form of the trained model (service/engine/scorer.py: numpy arrays, no
 scikit-learn); `TextModel` here is the trained estimator, kept as the reference path for training,
-evaluation and the equality tests. The artifact holds arrays only and is read with pickling
-disabled; `load_model` still checks the manifest beside it (sha256 of the artifact, library
-versions) before reading anything, and refuses with a `ModelError` on any mismatch.
+evaluation and the equality tests. Reading and checking the artifact is service/engine/artifact.py.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import platform
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from service.engine.analysis import Analysis
 from service.engine.normalize import normalize
 from service.engine.schemas import CATEGORIES
 
 if TYPE_CHECKING:
     from scipy import sparse
-
-    from service.engine.pipeline import Analysis
 
 # Bump when the artifact layout or the feature definition changes: old artifacts are refused.
 FORMAT_VERSION = 2
@@ -264,10 +257,6 @@ def model_input(analysis: Analysis) -> ModelInput:
     return ModelInput(text=text, features=structured_features(analysis))
 
 
-class ModelError(RuntimeError):
-    """The model artifact is missing, tampered with, or was built by other library versions."""
-
-
 class CalibratedLinear:
     """A linear classifier whose decision values are mapped to probabilities by a calibrator
     fitted on out-of-fold decision values (matrix scaling; see model/train.py)."""
@@ -462,98 +451,3 @@ def structured_matrix(
                 cols.append(column)
     data = np.full(len(rows), scale, dtype=np.float32)
     return sparse.csr_matrix((data, (rows, cols)), shape=(count, len(feature_index)))
-
-
-# ---------------------------------------------------------------------------------------------
-# Artifact integrity
-
-
-def library_versions() -> dict[str, str]:
-    """Versions that must match between the run that wrote an artifact and the one loading it.
-
-    Read from the installed distributions' metadata, not by importing them: serving never
-    imports scikit-learn, and importing it only to ask its version took about a second.
-    """
-    from importlib.metadata import version
-
-    return {
-        "python": ".".join(platform.python_version_tuple()[:2]),
-        "scikit-learn": version("scikit-learn"),
-        "numpy": np.__version__,
-        "scipy": version("scipy"),
-    }
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def manifest_path(path: Path) -> Path:
-    return path.with_suffix(".json")
-
-
-def read_manifest(path: Path) -> dict[str, Any]:
-    """The manifest beside an artifact; ModelError when it is missing or unreadable."""
-    manifest_file = manifest_path(path)
-    if not manifest_file.is_file():
-        raise ModelError(f"{manifest_file.name}: manifest missing; refusing to load {path.name}")
-    try:
-        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelError(f"{manifest_file.name}: unreadable manifest ({error})") from error
-    if not isinstance(manifest, dict):
-        raise ModelError(f"{manifest_file.name}: manifest is not a JSON object")
-    return manifest
-
-
-def verify_artifact(path: Path) -> dict[str, Any]:
-    """Check format, hash and library versions without unpickling; return the manifest."""
-    if not path.is_file():
-        raise ModelError(f"{path.name}: model artifact missing")
-    manifest = read_manifest(path)
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ModelError(
-            f"{path.name}: format version {manifest.get('format_version')!r}, this code reads "
-            f"{FORMAT_VERSION}; retrain with `make train`"
-        )
-    expected = manifest.get("sha256")
-    actual = sha256_file(path)
-    if expected != actual:
-        raise ModelError(
-            f"{path.name}: sha256 {actual[:12]}… does not match the manifest "
-            f"({str(expected)[:12]}…); the file was altered or replaced"
-        )
-    built_with = manifest.get("versions") or {}
-    running = library_versions()
-    drift = [
-        f"{name} {built_with.get(name)!s} (built) vs {version} (running)"
-        for name, version in running.items()
-        if built_with.get(name) != version
-    ]
-    if drift:
-        raise ModelError(
-            f"{path.name}: library versions differ from the training run: {'; '.join(drift)}; "
-            "install constraints.txt or retrain with `make train`"
-        )
-    return manifest
-
-
-def load_model(path: Path) -> TextModel:
-    """Load the shipped model after verifying it; ModelError on any problem.
-
-    The artifact holds arrays only (service/engine/scorer.py); it is read with pickling disabled,
-    after its sha256 matched the manifest.
-    """
-    from service.engine.scorer import read_arrays
-
-    manifest = verify_artifact(path)
-    try:
-        model = read_arrays(path)
-    except Exception as error:  # a verified file that still fails to load is still refused
-        raise ModelError(f"{path.name}: cannot read its arrays ({type(error).__name__})") from error
-    model.version = str(manifest.get("version") or f"unversioned-{manifest['sha256'][:6]}")
-    return model

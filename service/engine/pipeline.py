@@ -10,15 +10,16 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import re2
 
 from service.engine import advice as advice_text
-from service.engine.normalize import Normalized, normalize
-from service.engine.numbers.directory import BrandMention, Contact, Directory, NumberListError
+from service.engine.analysis import Analysis
+from service.engine.artifact import ModelError, load_model
+from service.engine.normalize import normalize
+from service.engine.numbers.directory import Directory, NumberListError
 from service.engine.numbers.parse import NumberInfo
 from service.engine.numbers.phone_facts import load_data as load_phone_data
 from service.engine.numbers.phone_facts import phone_facts
@@ -91,38 +92,9 @@ KIN_ADDRESS = re2.compile(
     r"^\s*(?:老公|老婆|亲爱的|宝贝|爸爸?|妈妈?|老爸|老妈|儿子|女儿|闺女|哥|姐|弟弟?|妹妹?)\s*[，,：:！!。]"
 )
 
-# Words that make a message about borrowing or repaying; without them and without a claimed brand
-# or any collection signal, a message is `other` rather than a genuine notice.
-FINANCE_WORDS = re2.compile(
-    "还款|逾期|借款|贷款|欠款|欠费|催收|账单|信用卡|额度|分期|应还|待还|到期|征信|借呗|花呗|白条|金条|"
-    "还呗|微粒贷|备用金|本金|利息|罚息|最低还款|消费金融|网贷|借条|协商还款|减免"
-)
-
 
 class LoadError(ValueError):
     """Something the analyzer needs could not be loaded; the message says what and where."""
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """Everything the pipeline found in one record, before the verdict is drawn."""
-
-    record: SmsRecord | CallRecord
-    norm: Normalized | None
-    sender: NumberInfo | None
-    brands: list[BrandMention]
-    contacts: list[Contact]
-    signals: list[Signal] = field(default_factory=list)
-
-    @property
-    def finance_related(self) -> bool:
-        # Legit-leaning signals (an unsubscribe footer) appear on ads too, and an unknown caller's
-        # number says nothing about a loan: neither alone makes a record about borrowing.
-        if self.brands or (self.sender is not None and self.sender.brand):
-            return True
-        if any(s.source == "rule" and s.category in {"scam", "abusive"} for s in self.signals):
-            return True
-        return bool(self.norm and FINANCE_WORDS.search(self.norm.text))
 
 
 def _sigmoid(value: float) -> float:
@@ -519,10 +491,6 @@ def _load_model(model_path: Path | None) -> Any | None:
     if not path.exists() and not manifest.exists() and model_path is None:
         log.warning("no model shipped yet; verdicts use rule weights only")
         return None
-    try:
-        from service.engine.model import ModelError, load_model
-    except ImportError as error:  # the model module is part of the package once a model ships
-        raise LoadError(f"model: cannot import service.engine.model ({error})") from error
     try:
         return load_model(path)
     except ModelError as error:
