@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model import data, train
+from model import data, fit
 from service.engine.model import ModelInput, TextModel, model_input
 from service.engine.normalize import normalize
 from service.engine.pipeline import Analyzer
@@ -34,7 +34,7 @@ def trained(rows: list[data.Example], rules_only_analyzer: Analyzer) -> TextMode
     examples, stats = data.deduplicate(rows)
     inputs = [model_input(rules_only_analyzer.analyze(e.record)) for e in examples]
     rules = rules_only_analyzer.ruleset.rules
-    model, _ = train.fit_model(train.Dataset(examples, inputs, stats), [r.id for r in rules], rules)
+    model, _ = fit.fit_model(fit.Dataset(examples, inputs, stats), [r.id for r in rules], rules)
     return model
 
 

@@ -64,7 +64,7 @@ class ScriptMatch:
 
 
 class KnownScripts:
-    """An exact shingle index over published scam scripts (built by model/train.py)."""
+    """An exact shingle index over published scam scripts (built by model/fit.py)."""
 
     def __init__(self, scripts: Sequence[Script]) -> None:
         self.scripts = tuple(scripts)

@@ -259,7 +259,7 @@ def model_input(analysis: Analysis) -> ModelInput:
 
 class CalibratedLinear:
     """A linear classifier whose decision values are mapped to probabilities by a calibrator
-    fitted on out-of-fold decision values (matrix scaling; see model/train.py)."""
+    fitted on out-of-fold decision values (matrix scaling; see model/fit.py)."""
 
     def __init__(self, base: Any, calibrator: Any) -> None:
         self.base = base
