@@ -37,6 +37,7 @@ test-spark: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check service model tests
 	$(BIN)/ruff format --check service model tests
+	$(BIN)/lint-imports --no-cache
 
 train: $(STAMP)
 	$(BIN)/python -m model.train
