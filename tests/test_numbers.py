@@ -713,6 +713,30 @@ SIGNAL_CASES = [
     ),
     (None, "【支付宝】如遇诈骗请拨打96110或12321举报", "sms", set(), {"brand_number_mismatch"}),
     (None, "【平安银行】请致电95511", "sms", set(), {"brand_number_mismatch"}),
+    # A fake base station spoofs 95599 and gives its own callback: the text names no brand, the
+    # official sender is the brand the callback must belong to.
+    (
+        "95599",
+        "银行温馨提醒您:我行将于下午20∶00之前从您账户中扣除1200.00元年费,如有疑问请咨询4008121556",
+        "sms",
+        {"official_sender", "brand_number_mismatch"},
+        set(),
+    ),
+    (
+        "95599",
+        "您尾号1234的卡消费100元，如有疑问请致电95599",
+        "sms",
+        {"official_sender"},
+        {"brand_number_mismatch"},
+    ),
+    (
+        "95599",
+        "您的网银证书已过期，请登录 abc-yh.com 更新",
+        "sms",
+        {"brand_link_mismatch"},
+        set(),
+    ),
+    ("95599", "详情请登录 abchina.com 查询", "sms", set(), {"brand_link_mismatch"}),
 ]
 
 
