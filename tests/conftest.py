@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+import os
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from pg_server import PostgresServer, find_bin_dir
 
 from service import create_app
 from service.engine.pipeline import Analyzer
@@ -50,3 +53,38 @@ def app(make_app: Callable[..., Flask]) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+def start_postgres() -> PostgresServer:
+    """A new throw-away PostgreSQL server, started; skips the test when none is installed."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        reason = "PostgreSQL is not installed (apt-get install postgresql; .ci/run does)"
+        if os.environ.get("CI", "").lower() in ("1", "true"):  # CI installs it: never a skip
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    server = PostgresServer(bin_dir)
+    try:
+        server.init()
+        server.start()
+    except BaseException:
+        server.destroy()
+        raise
+    return server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session (tests that stop it start their own)."""
+    server = start_postgres()
+    yield server
+    server.destroy()
+
+
+_database_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer) -> str:
+    """A new empty database on the session's server: its postgresql+psycopg:// URL."""
+    return postgres.create_database(f"dunscan_test_{next(_database_numbers)}")

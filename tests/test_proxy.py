@@ -7,6 +7,9 @@ from Debian, as it does Chromium).
   gunicorn the same clients hold every worker thread: that figure is printed beside it.
 - What nginx refuses itself (two Content-Length values, a 16 KiB header, NUL in a header, an
   oversized body) is answered in the service's JSON error shape, as the README promises.
+- The whole stack docker-compose.yml describes, on loopback: nginx, gunicorn and a real
+  PostgreSQL server (tests/pg_server.py; skipped without one): `dunscan hooks add`, a signed
+  SmsForwarder post and its push through the proxy, and /healthz while 32 clients trickle bodies.
 """
 
 from __future__ import annotations
@@ -24,7 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from test_gunicorn import Server, _start, _wait_until_healthy
+from pg_server import PostgresServer
+from test_gunicorn import GUNICORN, Server, _start, _wait_until_healthy
+from test_notify import SCAM_SENDER, SCAM_TEXT, Receiver
+from test_webhooks import SECRET, default_params, now_ms, retrofit_form_body
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO / "deploy" / "nginx" / "dunscan.conf.template"
@@ -244,3 +250,102 @@ def test_what_the_proxy_refuses_is_json(
     assert got == status, body[:200]
     assert headers["content-type"].startswith("application/json")
     assert json.loads(body)["error"]["code"] == code
+
+
+# --- the compose stack: nginx + gunicorn + PostgreSQL -------------------------------------------
+
+
+@dataclass
+class PostgresStack:
+    server: Server
+    proxy: Proxy
+    database_url: str
+    receiver: Receiver
+
+
+@pytest.fixture(scope="module")
+def pg_stack(
+    tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer
+) -> Iterator[PostgresStack]:
+    """docker-compose.yml's services on loopback: the same settings for the app (database URL,
+    one trusted proxy, a public URL), the same nginx server block, a real PostgreSQL."""
+    database_url = postgres.create_database("dunscan_stack")
+    receiver = Receiver()
+    server = _start(
+        tmp_path_factory.mktemp("pg-stack"),
+        DUNSCAN_DATABASE_URL=database_url,
+        DUNSCAN_PROXY_FIX_X_FOR="1",
+        DUNSCAN_PUBLIC_URL="https://dunscan.example.org",
+        DUNSCAN_NOTIFY_POLL_S="0.2",
+    )
+    _wait_until_healthy(server)
+    port = int(server.url.rsplit(":", 1)[1])
+    proxy = _start_nginx(tmp_path_factory.mktemp("pg-nginx"), port)
+    yield PostgresStack(server, proxy, database_url, receiver)
+    proxy.process.send_signal(signal.SIGQUIT)
+    proxy.process.wait(timeout=30)
+    server.process.send_signal(signal.SIGTERM)
+    server.process.wait(timeout=60)
+    receiver.close()
+
+
+def _hooks_add(database_url: str, notify: str) -> str:
+    """`dunscan hooks add` as an operator runs it (`docker compose exec app dunscan hooks add`):
+    the hook's path."""
+    environment = {**os.environ, "DUNSCAN_DATABASE_URL": database_url}
+    environment["DUNSCAN_PUBLIC_URL"] = "https://dunscan.example.org"
+    add = ["hooks", "add", "--name", "mum", "--secret", SECRET, "--notify", notify]
+    result = subprocess.run(
+        [str(GUNICORN.parent / "dunscan"), *add, "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        check=True,
+        timeout=120,
+    )
+    return json.loads(result.stdout)["url"].removeprefix("https://dunscan.example.org")
+
+
+def test_the_compose_stack_takes_a_webhook_and_answers_healthz_under_slow_clients(
+    pg_stack: PostgresStack,
+) -> None:
+    path = _hooks_add(pg_stack.database_url, "json+" + pg_stack.receiver.url())
+    form = retrofit_form_body(default_params(SCAM_SENDER, SCAM_TEXT, SECRET, now_ms()))
+    with Tricklers(pg_stack.proxy.port, BODY_TRICKLERS, 0):
+        through_proxy = [healthz_seconds(pg_stack.proxy.port) for _ in range(5)]
+        status, _, answer = raw_request(
+            pg_stack.proxy.port,
+            b"POST %s HTTP/1.1\r\nHost: dunscan.example.org\r\nConnection: close\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s"
+            % (path.encode(), len(form), form),
+        )
+        after_webhook = [healthz_seconds(pg_stack.proxy.port) for _ in range(5)]
+    print(
+        f"compose stack (nginx + gunicorn + PostgreSQL), {BODY_TRICKLERS} clients trickling "
+        f"bodies: /healthz through nginx {[round(s, 3) if s else None for s in through_proxy]} s, "
+        f"after a webhook {[round(s, 3) if s else None for s in after_webhook]} s"
+    )
+    assert all(seconds is not None for seconds in through_proxy + after_webhook)
+    assert status == 200, answer
+    verdict = json.loads(answer)
+    assert verdict["accepted"] is True and verdict["notified"] is True
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not pg_stack.receiver.received:
+        time.sleep(0.1)
+    (push,) = pg_stack.receiver.received
+    assert json.loads(push["body"])["category"] == "scam"
+    # Stored on the PostgreSQL server, not in a SQLite file beside the app.
+    import psycopg
+
+    conninfo = pg_stack.database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(conninfo) as connection:
+        seen = connection.execute("SELECT count(*) FROM hook_seen").fetchone()
+        outbox = connection.execute("SELECT status, body FROM notify_outbox").fetchall()
+    assert seen == (2,)  # the signature and the record
+    deadline = time.monotonic() + 30
+    while outbox != [("delivered", "")] and time.monotonic() < deadline:
+        time.sleep(0.1)
+        with psycopg.connect(conninfo) as connection:
+            outbox = connection.execute("SELECT status, body FROM notify_outbox").fetchall()
+    assert outbox == [("delivered", "")]

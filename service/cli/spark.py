@@ -76,7 +76,8 @@ def score_rows(rows: list[dict[str, Any]], lang: str, use_model: bool) -> list[d
     """Verdict columns for each row, in order (the work of one chunk)."""
     from pydantic import ValidationError
 
-    from service.cli.main import _flatten, _validation_message
+    from service.cli.main import _validation_message
+    from service.cli.records_io import verdict_cells
     from service.engine.schemas import parse_record
 
     out: list[dict[str, Any]] = [dict.fromkeys(name for name, _ in VERDICT_COLUMNS) for _ in rows]
@@ -88,8 +89,8 @@ def score_rows(rows: list[dict[str, Any]], lang: str, use_model: bool) -> list[d
             out[index]["error"] = _validation_message(error)
     verdicts = _analyzer(use_model).check_many([record for _, record in valid], lang)
     for (index, _), verdict in zip(valid, verdicts, strict=True):
-        flat = _flatten({}, verdict)
-        out[index].update({key: flat[key] for key in flat})
+        cells = verdict_cells(verdict)  # `dunscan score`'s own columns, the same values
+        out[index].update({name: cells[name] for name in out[index] if name in cells})
         out[index]["verdict"] = json.dumps(verdict.model_dump(mode="json"), ensure_ascii=False)
     return out
 

@@ -84,6 +84,9 @@ MAX_MODEL_PHRASES = 3
 LEGIT_CONTENT_EVIDENCE = 0.8
 LEGIT_MAX_RISK = 0.25
 
+# A model reading with no rule, number fact or phrase behind it stays below medium.
+UNEXPLAINED_MAX_RISK = MEDIUM_RISK - 0.01
+
 # A message that opens by addressing the reader as family ("老公，…", "妈，…") comes from family.
 # Without a rule that shows a collector's threat, the model's abusive reading of such a message
 # (it has the words of collection: "打电话到家里催") is not abusive collection. A scam reading is
@@ -262,8 +265,16 @@ class Analyzer:
         # The risk comes from the scam (or abusive) reading; when no rule or script explains it,
         # show the words the model weighed for it.
         harm = category if category in {"scam", "abusive"} else "scam"
-        if self.model is not None and risk >= MEDIUM_RISK and not evidence[harm]:
-            signals.extend(self._model_phrases(analysis, harm))
+        if self.model is not None and level_for(risk, category) != "low" and not evidence[harm]:
+            phrases = self._model_phrases(analysis, harm)
+            signals.extend(phrases)
+            if not phrases and not any(s.category == harm for s in signals):
+                # Nothing the person could read backs the warning (not a rule, a number fact or
+                # a phrase: the reading comes from the model's prior on short text), so it is not
+                # a warning: a verdict must show why (DESIGN.md).
+                if category == "abusive":
+                    category = "other"
+                risk = min(risk, UNEXPLAINED_MAX_RISK)
         signals.append(model_slot)
         if category != "scam" and any(s.fail_closed for s in signals):
             # A request for a code, a password, a fee or a transfer is never legit (DESIGN.md);

@@ -28,6 +28,7 @@ import logging
 import os
 import threading
 import time
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +72,13 @@ def _masked(number: str | None) -> str:
     return digits or "未知号码"
 
 
+def _without_controls(text: str) -> str:
+    """The quoted evidence without control characters: they mean nothing in a push, and
+    PostgreSQL refuses NUL in a text column (SQLite stores it), so a message with a NUL inside
+    its evidence could not be accepted there."""
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cc")
+
+
 def compose(record: SmsRecord | CallRecord, verdict: Verdict) -> tuple[str, str, dict[str, Any]]:
     """(title, body, payload) of the short Chinese warning; no full message text goes in."""
     what = "来电" if record.kind == "call" else "短信"
@@ -82,7 +90,7 @@ def compose(record: SmsRecord | CallRecord, verdict: Verdict) -> tuple[str, str,
     )
     if evidence is not None:
         if evidence.evidence:
-            quoted = evidence.evidence[:MAX_EVIDENCE_CHARS]
+            quoted = _without_controls(evidence.evidence)[:MAX_EVIDENCE_CHARS]
             why = f"—{evidence.explanation}" if evidence.explanation else ""
             lines.append(f"证据：「{quoted}」{why}")
         else:

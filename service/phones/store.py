@@ -32,7 +32,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from service.paths import DEFAULT_DATABASE_PATH
@@ -45,6 +45,15 @@ BASELINE_REVISION = "0001"  # service/phones/migrations/versions/0001_baseline.p
 MAX_NAME_CHARS = 64
 MAX_SECRET_CHARS = 200
 MAX_URL_CHARS = 2000
+# How long a request waits for a lock another connection holds before it is answered 503
+# (database_unavailable): SQLite's busy timeout, PostgreSQL's lock_timeout.
+LOCK_WAIT_S = 30
+# How long opening a PostgreSQL connection may take: libpq's default is to wait forever for a
+# server that accepted the TCP connection but never answers.
+CONNECT_TIMEOUT_S = 10
+# PostgreSQL: how long the outbox rewrite after a delivery (Store.forget_deleted) may wait for
+# the table; webhooks queue behind a waiting rewrite, so this stays short.
+FORGET_LOCK_WAIT_MS = 500
 
 
 def database_url() -> str:
@@ -133,7 +142,7 @@ def _prepare_sqlite(engine: Engine, url: str) -> None:
         # Several gunicorn workers share the file: WAL lets readers run beside one writer, and
         # writers wait for each other instead of failing at once.
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={LOCK_WAIT_S * 1000}")
         # A delivered push is emptied by an UPDATE; without this the old text stays in the page's
         # free space. With it, SQLite overwrites deleted content with zeros.
         cursor.execute("PRAGMA secure_delete=ON")
@@ -144,6 +153,21 @@ def _prepare_sqlite(engine: Engine, url: str) -> None:
         # Take the write lock up front: a transaction that reads, then writes (check a key, then
         # insert it) would otherwise fail at once when another worker wrote in between.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _connect_args(url: str) -> dict[str, Any]:
+    """Bounded waits, whatever the database: a lock held elsewhere or a server that does not
+    answer ends in an OperationalError (a 503 for the request) instead of a hung worker."""
+    if url.startswith("sqlite"):
+        return {"timeout": LOCK_WAIT_S}
+    if url.startswith("postgresql+psycopg"):
+        # PostgreSQL waits for a lock forever by default (SQLite's equivalent is set above and
+        # in _prepare_sqlite); lock_timeout also bounds the advisory lock migrate() takes.
+        return {
+            "connect_timeout": CONNECT_TIMEOUT_S,
+            "options": f"-c lock_timeout={LOCK_WAIT_S * 1000}",
+        }
+    return {}
 
 
 # Any fixed number: PostgreSQL's transaction-scoped advisory lock that serialises start-ups.
@@ -181,9 +205,7 @@ class Store:
         self.url = url or database_url()
         is_sqlite = self.url.startswith("sqlite")
         self.engine = create_engine(
-            self.url,
-            pool_pre_ping=not is_sqlite,
-            connect_args={"timeout": 30} if is_sqlite else {},
+            self.url, pool_pre_ping=not is_sqlite, connect_args=_connect_args(self.url)
         )
         if is_sqlite:
             _prepare_sqlite(self.engine, self.url)
@@ -203,8 +225,20 @@ class Store:
         SQLite: secure_delete zeroes them in the main file, but the write-ahead log still holds
         the page images that carried them until a checkpoint copies it back and truncates it.
         The checkpoint does not wait for readers; one that is blocked is retried on the next
-        call. PostgreSQL keeps dead row versions until (auto)vacuum reclaims them: nothing to do
-        from here."""
+        call.
+
+        PostgreSQL: an UPDATE or DELETE leaves the old row version (with the text) in the
+        table's pages, and a plain VACUUM only marks its space free: the bytes stay until a new
+        row happens to land there. VACUUM FULL rewrites the table into a new file without them
+        (the outbox is small: emptied rows, kept for NOTIFY_RETENTION_S). It needs the table to
+        itself for that moment, so it waits at most FORGET_LOCK_WAIT_MS for a webhook or another
+        worker to finish; when it cannot, the next call tries again. A row version an older open
+        transaction can still see is copied along and goes on a later pass. The write-ahead log
+        keeps what it recorded until PostgreSQL recycles that segment: nothing from here can
+        reach it (README "Privacy").
+        """
+        if self.engine.dialect.name == "postgresql":
+            return self._rewrite_outbox()
         if not self.url.startswith("sqlite"):
             return True
         raw = self.engine.raw_connection()
@@ -217,6 +251,20 @@ class Store:
         finally:
             raw.close()
         return not busy
+
+    def _rewrite_outbox(self) -> bool:
+        # VACUUM cannot run inside a transaction block: autocommit, and the lock wait set for
+        # this statement only (SET LOCAL needs a transaction; RESET puts the pooled connection
+        # back as it was).
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql(f"SET lock_timeout = {FORGET_LOCK_WAIT_MS}")
+            try:
+                conn.exec_driver_sql(f"VACUUM FULL {Outbox.__tablename__}")
+            except OperationalError:  # the lock was not free in time (LockNotAvailable)
+                return False
+            finally:
+                conn.exec_driver_sql("RESET lock_timeout")
+        return True
 
     def dispose(self) -> None:
         self.engine.dispose()

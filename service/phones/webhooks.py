@@ -157,19 +157,28 @@ def _check_signature(hook: Hook, fields: dict[str, Any], started: float) -> str:
     return f"sig:{timestamp_ms}"
 
 
+class _AcceptedMeanwhile(Exception):
+    """Another request committed the same key after this transaction last looked."""
+
+
 def _remember(
     session: Any, hook_id: int, key: str, fingerprint: str | None, ttl_s: float, now: float
-) -> bool:
-    """Record a key for this hook; False when it is already there and still current."""
+) -> None:
+    """Record a key for this hook; _AcceptedMeanwhile when it is already there and current.
+
+    On SQLite the transaction holds the write lock from its start (BEGIN IMMEDIATE), so nothing
+    can appear between _seen_answer and here. On PostgreSQL (read committed) each statement sees
+    what others committed up to then: a concurrent request may have accepted the same record
+    since, and this one must not be accepted (and pushed) a second time.
+    """
     existing = session.query(SeenKey).filter_by(hook_id=hook_id, key=key).one_or_none()
     if existing is not None:
         if existing.expires_at >= now:
-            return False
+            raise _AcceptedMeanwhile(key)
         session.delete(existing)
         session.flush()
     session.add(SeenKey(hook_id=hook_id, key=key, fingerprint=fingerprint, expires_at=now + ttl_s))
     session.flush()
-    return True
 
 
 def _seen_answer(
@@ -243,8 +252,9 @@ def _accept(
                     body=body,
                     payload=payload,
                 )
-    except IntegrityError:
-        # A concurrent request with the same record or signature committed first.
+    except (IntegrityError, _AcceptedMeanwhile):
+        # A concurrent request with the same record or signature committed first (its insert
+        # won the unique key, or it committed before ours looked): rolled back, nothing saved.
         _log("duplicate", hook.id, started, reason="race")
         return {"accepted": True, "duplicate": True}, 200
     if notified:

@@ -116,6 +116,15 @@ class _SignalBuilder:
         self.lenders = [b for b in self.claimed if not directory.brands[b].is_public_service]
         self.sender_owners = directory.owners(sender)
         self.sender_anomalous = bool(sender and sender.brand and not _displayed_normally(sender))
+        # Whose callback numbers and links the text must use: the brands it names, or, when it
+        # names none, the brand whose official number sent it (a fake base station sends from a
+        # spoofed 95599 and gives its own callback number: number_facts.md, 伪基站).
+        self.from_official_sender = not self.lenders and not self.sender_anomalous
+        self.speaks_as = self.lenders or (
+            sorted(b for b in self.sender_owners if not directory.brands[b].is_public_service)
+            if self.from_official_sender
+            else []
+        )
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -351,14 +360,14 @@ class _SignalBuilder:
 
     def _phone_contact(self, contact: Contact) -> None:
         info = contact.info
-        if info is None or not self.lenders:
+        if info is None or not self.speaks_as:
             return
         owners = self.directory.owners(info)
         if info.detail == "carrier_100" or (owners and _displayed_normally(info)):
             return
-        names = self._brand_list(self.lenders[:2])
+        names = self._brand_list(self.speaks_as[:2])
         official = "、".join(
-            n for b in self.lenders[:2] for n in self.directory.official_numbers(b)[:2]
+            n for b in self.speaks_as[:2] for n in self.directory.official_numbers(b)[:2]
         )
         official_zh = (
             f"（官方号码：{official}）"
@@ -366,14 +375,24 @@ class _SignalBuilder:
             else "（该平台没有核实过的官方号码，请只在官方App内联系）"
         )
         type_zh = _TYPE_ZH.get(info.type, "号码")
-        self._add(
-            "brand_number_mismatch",
-            "scam",
-            f"短信自称{names}，让你联系的{type_zh}{contact.raw}却不是它的官方号码{official_zh}",
-            f"The message claims to be from {names}, but the number it gives ({contact.raw}, "
-            f"{_TYPE_EN.get(info.type, 'a number')}) is not one of its official numbers",
-            contact=contact,
-        )
+        type_en = _TYPE_EN.get(info.type, "a number")
+        if self.lenders:
+            zh = f"短信自称{names}，让你联系的{type_zh}{contact.raw}却不是它的官方号码{official_zh}"
+            en = (
+                f"The message claims to be from {names}, but the number it gives ({contact.raw}, "
+                f"{type_en}) is not one of its official numbers"
+            )
+        else:
+            zh = (
+                f"短信从{names}的官方号码发出，让你联系的{type_zh}{contact.raw}却不是它的官方号码"
+                f"{official_zh}；伪基站常冒用官方号码发这种短信"
+            )
+            en = (
+                f"The message comes from an official number of {names}, but the number it gives "
+                f"({contact.raw}, {type_en}) is not one of its own: fake base stations spoof "
+                "official senders this way"
+            )
+        self._add("brand_number_mismatch", "scam", zh, en, contact=contact)
         if info.type is NumberType.SERVICE_400:
             self._add(
                 "unofficial_400",
@@ -413,16 +432,30 @@ class _SignalBuilder:
                 "typical phishing look-alike",
                 contact=contact,
             )
-        if not self.lenders or owners:
+        if not self.speaks_as or owners:
             return
-        names = self._brand_list(self.lenders[:2])
-        has_domains = any(self.directory.brands[b].domains for b in self.lenders)
+        names = self._brand_list(self.speaks_as[:2])
+        has_domains = any(self.directory.brands[b].domains for b in self.speaks_as)
+        if self.lenders:
+            zh = f"短信自称{names}，链接{host}却不是它的官方网址；请只在官方App内操作"
+            en = (
+                f"The message claims to be from {names}, but the link ({host}) is not one of its "
+                "official domains; act only inside the official app"
+            )
+        else:
+            zh = (
+                f"短信从{names}的官方号码发出，链接{host}却不是它的官方网址；"
+                "伪基站常冒用官方号码发钓鱼链接"
+            )
+            en = (
+                f"The message comes from an official number of {names}, but the link ({host}) is "
+                "not one of its domains: fake base stations spoof official senders this way"
+            )
         self._add(
             "brand_link_mismatch",
             "scam",
-            f"短信自称{names}，链接{host}却不是它的官方网址；请只在官方App内操作",
-            f"The message claims to be from {names}, but the link ({host}) is not one of its "
-            "official domains; act only inside the official app",
+            zh,
+            en,
             contact=contact,
             weight=None if has_domains else 1.5,
         )
