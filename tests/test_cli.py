@@ -162,6 +162,22 @@ def test_score_with_jobs_gives_the_same_output_in_the_same_order(capsys, tmp_pat
     assert two.read_text(encoding="utf-8") == one.read_text(encoding="utf-8")
 
 
+def test_score_with_jobs_reports_records_the_workers_refuse_by_line(capsys, tmp_path: Path) -> None:
+    # Records are validated in the worker processes: a refused one is still reported with its
+    # line number, and every other record keeps its place in the output.
+    source = _real_records_file(tmp_path / "in.jsonl")
+    lines = source.read_text(encoding="utf-8").splitlines()
+    lines.insert(300, json.dumps({"id": "bad", "kind": "call"}))
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    status, _, err = run(capsys, "score", str(source), "-o", str(out), "--quiet", "--jobs", "2")
+    assert status == 0
+    assert "line 301: skipped: " in err
+    assert f"scored {len(lines) - 1}, skipped 1" in err
+    ids = [json.loads(line)["id"] for line in out.read_text(encoding="utf-8").splitlines()]
+    assert ids == [json.loads(line)["id"] for number, line in enumerate(lines) if number != 300]
+
+
 def test_score_refuses_zero_jobs(capsys, tmp_path: Path) -> None:
     source = tmp_path / "in.jsonl"
     source.write_text(json.dumps({"text": GENUINE}) + "\n", encoding="utf-8")

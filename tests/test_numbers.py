@@ -533,6 +533,16 @@ CONTACT_TEXTS = [
     ("回拨 +95188", [("phone", "+95188", "+95188", None)]),
     ("短信来自1065795555", [("phone", "1065795555", "1065795555", "cmb")]),
     ("详情 alipay-huabei[.]cc 查看", [("domain", "alipay-huabei[.]cc", "alipay-huabei.cc", None)]),
+    # Links without a single "." (the link finder skips texts with no ".", "//" or "dot").
+    (
+        "详情 alipay-huabei[dot]cc 查看",
+        [("domain", "alipay-huabei[dot]cc", "alipay-huabei.cc", None)],
+    ),
+    (
+        "详情 alipay-huabei(dot)cc 查看",
+        [("domain", "alipay-huabei(dot)cc", "alipay-huabei.cc", None)],
+    ),
+    ("打开 http://localhost/x 领取", [("url", "http://localhost/x", "localhost", None)]),
     ("点击 http://1.2.3.4/x 领取", [("url", "http://1.2.3.4/x", "1.2.3.4", None)]),
     ("点击 t.cn/A6x9 查看", [("url", "t.cn/a6x9", "t.cn", None)]),
     (

@@ -7,13 +7,21 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
+import phonenumbers
 import pytest
 from flask.testing import FlaskClient
 
 from service.engine.numbers.directory import Directory
-from service.engine.numbers.phone_facts import phone_facts
+from service.engine.numbers.phone_facts import (
+    _carrier_name,
+    _place,
+    phone_facts,
+    prefix_arrays,
+)
 from service.engine.pipeline import Analyzer
 from service.engine.schemas import parse_record
+from service.paths import PHONE_PREFIXES_PATH
 
 
 @pytest.fixture(scope="module")
@@ -134,19 +142,66 @@ def test_cli_text_summary_names_place_and_carrier() -> None:
     assert "短信里的号码 138-0013-8000：北京市 中国移动" in result.stdout
 
 
-def test_the_server_loads_the_geocoder_before_forking_and_the_cli_only_when_needed() -> None:
-    # In a fresh interpreter: loading the analyzer leaves the ~100 MB geocoder out (the CLI pays
-    # for it only when a number needs it); warm(), which the app runs in the gunicorn master
-    # before the workers fork, loads it so the workers share one copy.
+def test_the_server_reads_the_prefix_data_before_forking_and_never_the_full_geocoder() -> None:
+    # In a fresh interpreter: loading the analyzer leaves the prefix data unread (the CLI reads it
+    # only when a number needs it); warm(), which the app runs in the gunicorn master before the
+    # workers fork, reads it so the workers share one copy. phonenumbers' own geocoder and
+    # carrier modules (~110 MB of dicts) are never imported, even after a check with numbers.
     script = (
         "import sys\n"
+        "from service.engine.numbers import phone_facts\n"
         "from service.engine.pipeline import Analyzer\n"
+        "from service.engine.schemas import parse_record\n"
         "analyzer = Analyzer.load(use_model=False)\n"
-        "print('phonenumbers.geocoder' in sys.modules)\n"
+        "print(phone_facts._prefix_data.cache_info().currsize)\n"
         "analyzer.warm()\n"
-        "print('phonenumbers.geocoder' in sys.modules, 'phonenumbers.carrier' in sys.modules)\n"
+        "print(phone_facts._prefix_data.cache_info().currsize)\n"
+        f"record = parse_record({{'text': {TEXT!r}, 'sender': '+8613800138000'}})\n"
+        "verdict = analyzer.check(record)\n"
+        "print(verdict.sender.location)\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('phonenumbers.geo', "
+        "'phonenumbers.carrier'))))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
-    assert result.stdout.split("\n")[:2] == ["False", "True True"]
+    assert result.stdout.split("\n")[:4] == ["0", "1", "北京市", "[]"]
+
+
+def test_the_prefix_file_holds_what_the_installed_phonenumbers_holds() -> None:
+    # After a phonenumbers upgrade this fails until
+    # `python -m service.engine.numbers.phone_facts` rebuilds it.
+    expected = prefix_arrays()
+    with np.load(PHONE_PREFIXES_PATH, allow_pickle=False) as stored:
+        assert sorted(stored.files) == sorted(expected)
+        for name, array in expected.items():
+            assert np.array_equal(stored[name], array), name
+
+
+def test_places_and_carriers_equal_phonenumbers_own_lookups_across_its_prefix_table() -> None:
+    # Every 11th prefix of phonenumbers' geocoder and carrier tables (all countries), padded to
+    # a few lengths, in both languages: the compact lookup gives the library's exact strings.
+    from phonenumbers import carrier, geocoder
+    from phonenumbers.carrierdata import CARRIER_DATA
+    from phonenumbers.geodata import GEOCODE_DATA
+
+    compared = 0
+    prefixes = sorted(set(GEOCODE_DATA) | set(CARRIER_DATA))
+    for prefix in prefixes[::11]:
+        for padding in ("0000", "1234567"):
+            try:
+                number = phonenumbers.parse(f"+{prefix}{padding}", None)
+            except phonenumbers.NumberParseException:
+                continue
+            for lang in ("zh", "en"):
+                expected = (
+                    geocoder.description_for_number(number, lang),
+                    carrier.name_for_number(number, lang),
+                )
+                assert (_place(number, lang), _carrier_name(number, lang)) == expected, (
+                    prefix,
+                    padding,
+                    lang,
+                )
+                compared += 1
+    assert compared > 40_000

@@ -187,3 +187,36 @@ def test_text_in_no_known_encoding_is_refused(tmp_path: Path, capsys) -> None:
 )
 def test_detect_encoding(data: bytes, complete: bool, expected: str) -> None:
     assert detect_encoding(data, complete) == expected
+
+
+def test_spark_rows_carry_the_columns_and_verdict_dunscan_score_writes(tmp_path: Path) -> None:
+    # service.cli.spark.score_rows (what each Spark executor runs; no pyspark needed to call it)
+    # against the CSV and JSONL that `dunscan score` writes for the same records.
+    from service.cli.spark import score_rows
+
+    rows = [
+        {"id": "a", "sender": "+86 171 2345 6789", "text": "【支付宝】请缴纳解冻费500元"},
+        {"id": "b", "sender": "95588", "text": "【工商银行】您的信用卡本期账单已出，请按时还款"},
+        {"id": "c", "kind": "call"},  # refused: a call needs its number
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8"
+    )
+    assert main(["score", str(source), "-o", str(tmp_path / "out.csv"), "--quiet"]) == 0
+    assert main(["score", str(source), "-o", str(tmp_path / "out.jsonl"), "--quiet"]) == 0
+    with (tmp_path / "out.csv").open(encoding="utf-8") as handle:
+        table = list(csv.DictReader(handle))
+    written = [
+        json.loads(line)["verdict"]
+        for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+
+    scored = score_rows(rows, "zh", True)
+    assert scored[2]["error"] and scored[2]["verdict"] is None
+    for spark_row, csv_row, verdict in zip(scored[:2], table, written, strict=True):
+        assert spark_row["error"] is None
+        assert json.loads(spark_row["verdict"]) == verdict
+        for name in ("level", "category", "signal_ids", "claimed_brands", "advice"):
+            assert spark_row[name] == csv_row[name], name
+        assert spark_row["risk"] == float(csv_row["risk"])

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from service.cli import records_io
 from service.cli.usage import UsageError
-from service.engine.schemas import Verdict, error_field, parse_record
+from service.engine.schemas import error_field, parse_record
 from service.settings import ConfigError, load_settings
 
 # Other surfaces add subcommands by exposing `register(subparsers)` in these modules.
@@ -96,18 +96,25 @@ def _count_lines(path: str) -> int | None:
 # Records scored together: one TF-IDF transform and one matrix product per chunk.
 SCORE_CHUNK = 256
 
+# What scoring one input row gives: the verdict in its JSON form, or why the row was skipped.
+Scored = tuple[dict[str, Any] | None, str | None]
+
 
 class _BatchScorer:
-    """Scores chunks of records with `Analyzer.check_many`, giving them back in input order:
-    in this process, or over `jobs` worker processes with at most two chunks per process in
-    flight, so memory stays flat whatever the input size. Rows (records_io.Row) ride along
-    untouched, for the writer."""
+    """Scores chunks of input rows, giving the results back in input order: in this process,
+    or over `jobs` worker processes (forked once, the loaded analyzer shared copy-on-write) with
+    at most two chunks per process in flight, so memory stays flat whatever the input size.
+
+    A worker gets the rows' plain fields and does everything per row that costs: it validates
+    the record, scores the chunk with `Analyzer.check_many` and turns each verdict into its JSON
+    form. Plain dicts cross the process boundary both ways (pickling pydantic verdicts back cost
+    the parent more than scoring left it time for), so the parent only reads and writes."""
 
     def __init__(self, analyzer: Any, lang: str, jobs: int) -> None:
         self.analyzer = analyzer
         self.lang = lang
         self.pool: Any = None
-        self.in_flight: deque[tuple[list[Any], Any]] = deque()
+        self.in_flight: deque[tuple[list[records_io.Row], Any]] = deque()
         self.limit = 2 * jobs
         if jobs > 1:
             import multiprocessing
@@ -123,18 +130,17 @@ class _BatchScorer:
                 jobs, initializer=_init_worker, initargs=(analyzer.model is not None,)
             )
 
-    def submit(self, chunk: list[tuple[Any, Any]]) -> Iterator[tuple[Any, Verdict]]:
-        """Queue a chunk; yield every (row, verdict) that is ready, in input order."""
-        rows = [row for row, _ in chunk]
-        records = [record for _, record in chunk]
+    def submit(self, chunk: list[records_io.Row]) -> Iterator[tuple[records_io.Row, Scored]]:
+        """Queue a chunk; yield every (row, result) that is ready, in input order."""
+        fields = [row.fields for row in chunk]
         if self.pool is None:
-            yield from zip(rows, self.analyzer.check_many(records, self.lang), strict=True)
+            yield from zip(chunk, _score_rows(self.analyzer, fields, self.lang), strict=True)
             return
-        self.in_flight.append((rows, self.pool.apply_async(_score_chunk, (records, self.lang))))
+        self.in_flight.append((chunk, self.pool.apply_async(_score_chunk, (fields, self.lang))))
         while len(self.in_flight) >= self.limit:
             yield from self._next()
 
-    def finish(self) -> Iterator[tuple[Any, Verdict]]:
+    def finish(self) -> Iterator[tuple[records_io.Row, Scored]]:
         while self.in_flight:
             yield from self._next()
         if self.pool is not None:
@@ -142,7 +148,7 @@ class _BatchScorer:
             self.pool.join()
             self.pool = None
 
-    def _next(self) -> Iterator[tuple[Any, Verdict]]:
+    def _next(self) -> Iterator[tuple[records_io.Row, Scored]]:
         rows, result = self.in_flight.popleft()
         yield from zip(rows, result.get(), strict=True)
 
@@ -161,8 +167,24 @@ def _init_worker(use_model: bool) -> None:
         _WORKER_ANALYZER = _load_analyzer(use_model)
 
 
-def _score_chunk(records: list[Any], lang: str) -> list[Verdict]:
-    return _WORKER_ANALYZER.check_many(records, lang)
+def _score_rows(analyzer: Any, rows: list[dict[str, Any]], lang: str) -> list[Scored]:
+    """Validate each row's fields as a record and score the valid ones in one batch."""
+    results: list[Scored] = []
+    valid: list[tuple[int, Any]] = []
+    for index, fields in enumerate(rows):
+        try:
+            valid.append((index, parse_record(fields)))
+            results.append((None, None))
+        except ValidationError as error:
+            results.append((None, _validation_message(error)))
+    verdicts = analyzer.check_many([record for _, record in valid], lang)
+    for (index, _), verdict in zip(valid, verdicts, strict=True):
+        results[index] = (verdict.model_dump(mode="json"), None)
+    return results
+
+
+def _score_chunk(rows: list[dict[str, Any]], lang: str) -> list[Scored]:
+    return _score_rows(_WORKER_ANALYZER, rows, lang)
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
@@ -180,11 +202,16 @@ def _cmd_score(args: argparse.Namespace) -> int:
     scored = skipped = 0
     target: records_io.Target | None = None
     scorer: _BatchScorer | None = None
-    pending: list[tuple[records_io.Row, Any]] = []
+    pending: list[records_io.Row] = []
 
-    def write(row: records_io.Row, verdict: Verdict) -> None:
-        nonlocal scored
+    def write(row: records_io.Row, result: Scored) -> None:
+        nonlocal scored, skipped
         assert target is not None
+        verdict, problem = result
+        if verdict is None:
+            skipped += 1
+            tqdm.write(f"line {row.line}: skipped: {problem}", file=sys.stderr)
+            return
         target.writer.write(row, verdict)
         scored += 1
 
@@ -194,7 +221,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         scorer = _BatchScorer(analyzer, args.lang, args.jobs)
         progress = tqdm(
             records_io.read_records(source),
-            total=_count_lines(args.input),
+            total=None if args.quiet else _count_lines(args.input),  # no bar, no counting pass
             unit="msg",
             file=sys.stderr,
             disable=args.quiet or None,
@@ -204,14 +231,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
                 skipped += 1
                 tqdm.write(f"line {row.line}: skipped: {row.problem}", file=sys.stderr)
                 continue
-            try:
-                record = parse_record(row.fields)
-            except ValidationError as error:
-                skipped += 1
-                message = _validation_message(error)
-                tqdm.write(f"line {row.line}: skipped: {message}", file=sys.stderr)
-                continue
-            pending.append((row, record))
+            pending.append(row)
             if len(pending) >= SCORE_CHUNK:
                 for done in scorer.submit(pending):
                     write(*done)

@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from service.engine.schemas import Verdict
-
 SAMPLE_BYTES = 64 * 1024
 INPUT_FORMATS = ("jsonl", "csv", "tsv")
 OUTPUT_FORMATS = ("jsonl", "csv", "tsv", "xlsx")
@@ -267,22 +265,28 @@ def _read_csv(text: IO[str], delimiter: str) -> Iterator[Row]:
 # --- writing --------------------------------------------------------------------------------
 
 
-def verdict_cells(verdict: Verdict) -> dict[str, Any]:
+# The writers take a verdict in its JSON form (`Verdict.model_dump(mode="json")`): `dunscan score`
+# builds it in the worker process that scored the record, and plain dicts cross processes cheaply.
+VerdictJson = dict[str, Any]
+
+
+def verdict_cells(verdict: VerdictJson) -> dict[str, Any]:
+    sender = verdict.get("sender") or {}
     return {
-        "risk": verdict.risk,
-        "level": verdict.level,
-        "category": verdict.category,
+        "risk": verdict["risk"],
+        "level": verdict["level"],
+        "category": verdict["category"],
         # 归属地 and carrier of the sender, as the page and the API show them
-        "sender_location": verdict.sender.location if verdict.sender else None,
-        "sender_carrier": verdict.sender.carrier if verdict.sender else None,
-        "signal_ids": " ".join(s.id for s in verdict.signals if s.source != "model"),
-        "claimed_brands": " ".join(b.brand for b in verdict.claimed_brands),
-        "advice": " / ".join(verdict.advice),
+        "sender_location": sender.get("location"),
+        "sender_carrier": sender.get("carrier"),
+        "signal_ids": " ".join(s["id"] for s in verdict["signals"] if s["source"] != "model"),
+        "claimed_brands": " ".join(b["brand"] for b in verdict["claimed_brands"]),
+        "advice": " / ".join(verdict["advice"]),
     }
 
 
 class RecordWriter(Protocol):
-    def write(self, row: Row, verdict: Verdict) -> None: ...
+    def write(self, row: Row, verdict: VerdictJson) -> None: ...
 
     def close(self) -> None: ...
 
@@ -293,8 +297,8 @@ class JsonlWriter:
     def __init__(self, out: IO[str]) -> None:
         self.out = out
 
-    def write(self, row: Row, verdict: Verdict) -> None:
-        result = {**row.original, "verdict": verdict.model_dump(mode="json")}
+    def write(self, row: Row, verdict: VerdictJson) -> None:
+        result = {**row.original, "verdict": verdict}
         self.out.write(json.dumps(result, ensure_ascii=False) + "\n")
 
     def close(self) -> None:
@@ -312,7 +316,7 @@ class _Table:
         }
         self.header = self.input_columns + list(self.verdict_names.values())
 
-    def cells(self, row: Row, verdict: Verdict) -> list[Any]:
+    def cells(self, row: Row, verdict: VerdictJson) -> list[Any]:
         given = [row.original.get(column, "") for column in self.input_columns]
         computed = verdict_cells(verdict)
         return given + [computed[name] for name in self.verdict_names]
@@ -337,7 +341,7 @@ class CsvWriter:
         self.table: _Table | None = None
         self._warned = False
 
-    def write(self, row: Row, verdict: Verdict) -> None:
+    def write(self, row: Row, verdict: VerdictJson) -> None:
         if self.table is None:
             self.table = _Table(list(row.original))
             self.writer.writerow(self.table.header)
@@ -382,7 +386,7 @@ class XlsxWriter:
         cell.data_type = "s"  # openpyxl would store "=…" as a formula
         return cell
 
-    def write(self, row: Row, verdict: Verdict) -> None:
+    def write(self, row: Row, verdict: VerdictJson) -> None:
         if self.table is None:
             self._start(list(row.original))
         assert self.table is not None

@@ -89,9 +89,10 @@ def score_rows(rows: list[dict[str, Any]], lang: str, use_model: bool) -> list[d
             out[index]["error"] = _validation_message(error)
     verdicts = _analyzer(use_model).check_many([record for _, record in valid], lang)
     for (index, _), verdict in zip(valid, verdicts, strict=True):
-        cells = verdict_cells(verdict)  # `dunscan score`'s own columns, the same values
+        dumped = verdict.model_dump(mode="json")  # the form `dunscan score`'s writers take
+        cells = verdict_cells(dumped)  # `dunscan score`'s own columns, the same values
         out[index].update({name: cells[name] for name in out[index] if name in cells})
-        out[index]["verdict"] = json.dumps(verdict.model_dump(mode="json"), ensure_ascii=False)
+        out[index]["verdict"] = json.dumps(dumped, ensure_ascii=False)
     return out
 
 

@@ -30,7 +30,7 @@ MIN_SCRIPT_SHARE = 0.7
 
 def canonical(text: str) -> str:
     """Letters and digits only, lower case: punctuation and spacing do not change a script."""
-    return "".join(ch for ch in text.lower() if ch.isalnum())
+    return "".join(filter(str.isalnum, text.lower()))
 
 
 def shingles(normalized_text: str) -> frozenset[str]:

@@ -79,6 +79,20 @@ def _is_kept(ch: str) -> bool:
     return category[0] in {"L", "N"} or ch == " "
 
 
+class _KeptOrSpace(dict[int, str]):
+    """str.translate table: every character `_is_kept` drops becomes a space, the rest stay.
+    Filled on first sight of each character, so the per-character test runs once per process
+    rather than once per character of every message."""
+
+    def __missing__(self, point: int) -> str:
+        ch = chr(point)
+        self[point] = value = ch if _is_kept(ch) else " "
+        return value
+
+
+_KEPT_OR_SPACE = _KeptOrSpace()
+
+
 def mask_text(normalized_text: str) -> str:
     """The canonical form the text model sees, from already-normalised text.
 
@@ -92,7 +106,7 @@ def mask_text(normalized_text: str) -> str:
     text = _HOTLINE.sub(TOKEN_HOTLINE, text)
     text = _LANDLINE.sub(TOKEN_PHONE, text)
     text = _DIGITS.sub(TOKEN_DIGITS, text)
-    kept = "".join(ch if _is_kept(ch) else " " for ch in text)
+    kept = text.translate(_KEPT_OR_SPACE)
     words = kept.split()
     out: list[str] = []
     for word in words:
@@ -303,7 +317,7 @@ class TextModel:
         self.version: str | None = None
         # (terms by column, centred coefficients): derived from the vocabulary and the
         # classifier on first explanation, never pickled.
-        self._explain: tuple[list[str], np.ndarray] | None = None
+        self._explain: tuple[Any, np.ndarray] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # The explanation cache is rebuilt on first use. It is stored under its former name
@@ -394,7 +408,7 @@ class TextModel:
         row = self.predict_inputs([ModelInput(item.text, kept)])[0]
         return {category: float(p) for category, p in zip(CATEGORIES, row, strict=True)}
 
-    def _explainer(self) -> tuple[list[str], np.ndarray]:
+    def _explainer(self) -> tuple[Any, np.ndarray]:
         """Terms by column and coefficients centred over the categories (softmax is unchanged
         by a common shift), computed once per process rather than once per explanation."""
         if self._explain is None:
@@ -421,8 +435,10 @@ class TextModel:
         spans: list[list[float]] = []
         for column, value in zip(row.indices, row.data, strict=True):
             weight = float(value) * float(centred[column])
+            if weight <= 0:
+                continue  # before the term: the compiled model decodes it from its key
             term = terms[column].removeprefix(WORD_PREFIX).replace(" ", "")
-            if weight <= 0 or len(term) < 2 or not all(ch.isalnum() for ch in term):
+            if len(term) < 2 or not all(ch.isalnum() for ch in term):
                 continue
             if any(ch in TOKENS for ch in term):
                 continue

@@ -66,6 +66,7 @@ class Rows:
 _BITS = 21
 _MAX_CHARS = 3
 _CHAR_MASK = (1 << _BITS) - 1
+_SHIFTS = tuple(_BITS * (_MAX_CHARS - 1 - slot) for slot in range(_MAX_CHARS))
 
 
 def ngram_key(term: str) -> int:
@@ -156,6 +157,28 @@ class CompiledVectorizer:
         return by_column
 
 
+class TermsByColumn:
+    """`terms[column]`: the n-gram of a column, decoded from its key when an explanation asks
+    for it. A list of all 150,000 terms, as `terms_by_column` gives, held ~15 MB of Python
+    strings in every server process, for the few dozen columns one explanation reads."""
+
+    def __init__(self, vectorizer: CompiledVectorizer) -> None:
+        self.keys = vectorizer.keys
+        # Where each column's key sits in the sorted keys (every column has exactly one).
+        self.position = np.zeros(vectorizer.n_features, dtype=np.int64)
+        self.position[vectorizer.columns] = np.arange(len(vectorizer.columns))
+
+    def __len__(self) -> int:
+        return len(self.position)
+
+    def __getitem__(self, column: int) -> str:
+        key = self.keys.item(self.position.item(column))
+        # Left-aligned code points; a shorter n-gram pads its tail slots with 0 (ngram_key).
+        return "".join(
+            [chr(point) for point in ((key >> shift) & _CHAR_MASK for shift in _SHIFTS) if point]
+        )
+
+
 class CompiledModel(TextModel):
     """A `TextModel` scored from arrays: same probabilities, no scikit-learn at serving time."""
 
@@ -184,7 +207,7 @@ class CompiledModel(TextModel):
         self.handset: dict[str, tuple[str, float]] = {}
         self.scripts: Any = None
         self.version: str | None = None
-        self._explain: tuple[list[str], np.ndarray] | None = None
+        self._explain: tuple[Any, np.ndarray] | None = None
 
     # -- scoring ------------------------------------------------------------------------------
 
@@ -246,10 +269,10 @@ class CompiledModel(TextModel):
         row = self.categories.index(category)
         return float(self.coef[row, column]) * self.structured_scale
 
-    def _explainer(self) -> tuple[list[str], np.ndarray]:
+    def _explainer(self) -> tuple[Any, np.ndarray]:
         if self._explain is None:
             self._explain = (
-                self.vectorizer.terms_by_column(),
+                TermsByColumn(self.vectorizer),
                 self.coef - self.coef.mean(axis=0),
             )
         return self._explain
