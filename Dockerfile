@@ -41,7 +41,7 @@ RUN if [ -n "$EXTRA_PACKAGES" ]; then pip install -c constraints.txt $EXTRA_PACK
 COPY --from=wheel /dist /dist
 RUN pip install --no-deps /dist/*.whl \
     && rm -rf /dist \
-    && python -c "from service.pipeline import Analyzer; Analyzer.load()" \
+    && python -c "from service.engine.pipeline import Analyzer; Analyzer.load()" \
     && mkdir -p /app/instance && chown 10001 /app/instance
 
 # Hooks and pending pushes live in /app/instance/dunscan.sqlite3; mount a volume there to keep

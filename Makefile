@@ -42,6 +42,7 @@ test-spark: $(SPARK_STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check service model tests
 	$(BIN)/ruff format --check service model tests
+	$(BIN)/lint-imports --no-cache
 
 train: $(STAMP)
 	$(BIN)/python -m model.train

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from test_gunicorn import _start, _wait_until_healthy
 
-from service.store import Store, create_hook
+from service.phones.store import Store, create_hook
 
 FLOODERS = 8
 FLOOD_S = 40.0
@@ -121,7 +121,7 @@ def flood_webhooks() -> dict[str, object]:
 
 
 def main() -> None:
-    # Both runs have the one-large-batch-per-process slot (service.api.LARGE_BATCH_CHARS).
+    # Both runs have the one-large-batch-per-process slot (service.http.api.LARGE_BATCH_CHARS).
     print("8 clients flooding maximal batches, characters budget off:")
     print("  ", flood_batches("1000000000/minute"))
     print("8 clients flooding maximal batches, characters budget at its default (600000/minute):")

@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from service.pipeline import Analyzer
+    from service.engine.pipeline import Analyzer
 
     loads = [_timed(Analyzer.load) for _ in range(5)]
     analyzer = Analyzer.load()

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from sklearn.metrics import accuracy_score, classification_report, f1_score
 
-from service.pipeline import HIGH_RISK, MEDIUM_RISK, Analyzer
-from service.schemas import CATEGORIES, parse_record
+from service.engine.pipeline import HIGH_RISK, MEDIUM_RISK, Analyzer
+from service.engine.schemas import CATEGORIES, parse_record
 
 CHALLENGE_DIR = Path(__file__).resolve().parent / "challenge"
 

@@ -12,7 +12,7 @@ Sources and how their labels map to our four categories (see MODEL_CARD.md, "Dat
   finance-related (a brand, a notice signal, or a money/loan word: `Analysis.finance_related`, the
   same test the verdict uses to keep `legit` for finance notices), otherwise `other`; these are
   the hard negatives a scam detector must not flag. Label 1 (mostly ads, promotions) -> other.
-  `load_mudou` marks genuine rows GENUINE; model/train.py resolves them after the analysis.
+  `load_mudou` marks genuine rows GENUINE; model/fit.py resolves them after the analysis.
 - uci_sms_spam (English): not used for training. It has no fraud or collection content and no
   Chinese; its Latin n-grams would only add noise. It is read for a sanity report in `make eval`.
 - model/corpus/*.jsonl (written by the project): synthetic collection scams, abusive collection,
@@ -36,9 +36,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from service.model import canonical_text
+from service.engine.model import canonical_text
+from service.engine.schemas import CallRecord, SmsRecord, parse_record
 from service.paths import CORPUS_DIR, DATA_DIR, REAL_DIR
-from service.schemas import CallRecord, SmsRecord, parse_record
 
 FBS_FILE = Path("fbs_sms") / "fbs_sms.tsv"
 MUDOU_FILES = (

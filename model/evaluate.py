@@ -31,10 +31,13 @@ from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from model import data
-from model.train import SEED, Dataset, fit_model
-from service.model import model_input
-from service.pipeline import HIGH_RISK, MEDIUM_RISK, Analysis, Analyzer
-from service.schemas import CATEGORIES
+from model.fit import SEED, Dataset, build_dataset, fit_model, learned_weights, load_analyzer
+from service.engine.analysis import Analysis
+from service.engine.artifact import ModelError, load_model
+from service.engine.model import model_input
+from service.engine.pipeline import HIGH_RISK, MEDIUM_RISK, Analyzer, rule_prior_probabilities
+from service.engine.schemas import CATEGORIES
+from service.paths import MODEL_PATH
 
 log = logging.getLogger("model.evaluate")
 
@@ -198,8 +201,6 @@ def run_split(split: Split, dataset: Dataset, analyzer: Analyzer) -> SplitResult
     final = _Replay(analyzer, model, cache)
     rules_verdicts = [rules_only.check(r) for r in records]
     final_verdicts = [final.check(r) for r in records]
-    from service.pipeline import rule_prior_probabilities
-
     rules_proba = np.array(
         [
             [rule_prior_probabilities(a.signals, a.finance_related)[c] for c in CATEGORIES]
@@ -207,7 +208,7 @@ def run_split(split: Split, dataset: Dataset, analyzer: Analyzer) -> SplitResult
         ]
     )
     # Model-only judged on what it sees in production: the full features of each analysis (the
-    # training rows of FBS had some hidden, see model/train.py).
+    # training rows of FBS had some hidden, see model/fit.py).
     model_proba = model.predict_inputs([model_input(cache[id(r)]) for r in records])
     return SplitResult(
         split=split,
@@ -519,9 +520,6 @@ def rule_table_markdown(title: str, rows: list[dict[str, Any]], sizes: dict[str,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from model.train import build_dataset, learned_weights, load_analyzer
-    from service.model import ModelError, load_model
-    from service.paths import MODEL_PATH
 
     parser = argparse.ArgumentParser(prog="python -m model.evaluate", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="random split only")

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from service.known_scripts import canonical
-from service.normalize import normalize
+from service.engine.known_scripts import canonical
+from service.engine.normalize import normalize
 from service.paths import REAL_DIR
 
 LABELS = frozenset({"scam", "abusive", "legit", "other"})

@@ -42,8 +42,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from model import data
 from model.evaluate import _Replay, is_traditional, table
-from model.real_corpus import fraud_type_of
-from model.train import (
+from model.fit import (
     CANDIDATES,
     PINNED_FLAG,
     REAL_SHARE,
@@ -56,7 +55,8 @@ from model.train import (
     load_analyzer,
     pinned_environment,
 )
-from service.pipeline import HIGH_RISK, Analyzer
+from model.real_corpus import fraud_type_of
+from service.engine.pipeline import HIGH_RISK, Analyzer
 
 log = logging.getLogger("model.real_eval")
 

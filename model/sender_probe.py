@@ -17,8 +17,9 @@ import sys
 from collections.abc import Sequence
 
 from model import data
-from service.pipeline import FINANCE_WORDS, HIGH_RISK, MEDIUM_RISK, Analyzer
-from service.schemas import parse_record
+from service.engine.analysis import FINANCE_WORDS
+from service.engine.pipeline import HIGH_RISK, MEDIUM_RISK, Analyzer
+from service.engine.schemas import parse_record
 
 SENDERS = (None, "1069012345678", "10655012345", "95533", "13812345678")
 

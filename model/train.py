@@ -4,9 +4,9 @@
 
 Steps: load and deduplicate every source (model/data.py), run each record through the real
 pipeline analysis (rules, numbers), measure on held-out splits (model/evaluate.py), fit the final
-model on everything, then write the artifact (the model compiled to arrays, service/scorer.py),
-its JSON manifest (hashes, versions, seed, metrics) and MODEL_CARD.md. Everything is seeded; the
-artifact bytes depend only on the inputs.
+model on everything, then write the artifact (the model compiled to arrays,
+service/engine/scorer.py), its JSON manifest (hashes, versions, seed, metrics) and MODEL_CARD.md.
+Everything is seeded; the artifact bytes depend only on the inputs.
 """
 
 from __future__ import annotations
@@ -20,429 +20,56 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss
-from sklearn.model_selection import StratifiedKFold
-from sklearn.svm import LinearSVC
 
-from model import data
-from service.known_scripts import KnownScripts
-from service.model import (
-    FORMAT_VERSION,
-    CalibratedLinear,
-    CharWordVectorizer,
-    ModelInput,
-    TextModel,
-    decision_values,
-    jieba_words,
-    library_versions,
-    model_input,
-    sha256_file,
-    structured_matrix,
+from model import data, evaluate, real_eval
+from model.evaluate import split_markdown, table
+from model.fit import (
+    C_GRID,
+    CANDIDATES,
+    CORPUS_SHARE,
+    CV_FOLDS,
+    MAX_ROW_WEIGHT,
+    MAX_TEXT_FEATURES,
+    MIN_DF,
+    MIN_RULE_HITS,
+    NGRAM_RANGE,
+    PINNED_FLAG,
+    REAL_SHARE,
+    SEED,
+    SHIPPED_CANDIDATE,
+    STRUCTURED_SCALES,
+    build_dataset,
+    fit_model,
+    learned_weights,
+    load_analyzer,
+    numerics,
+    pinned_environment,
 )
-from service.normalize import normalize
-from service.paths import CORPUS_DIR, DATA_DIR, MODEL_DIR, MODEL_PATH, REAL_DIR, REPO_ROOT
-from service.schemas import CATEGORIES
-from service.scorer import compile_model, write_arrays
+from service.engine.artifact import library_versions, sha256_file
+from service.engine.model import FORMAT_VERSION, TextModel
+from service.engine.schemas import CATEGORIES
+from service.engine.scorer import compile_model, write_arrays
+from service.paths import MODEL_DIR, MODEL_PATH, REPO_ROOT
 
 log = logging.getLogger("model.train")
-
-SEED = 20261123
-NGRAM_RANGE = (1, 3)  # characters: Chinese needs no word segmentation this way
-MIN_DF = 2  # an n-gram seen once is a name or a typo, not a pattern
-MAX_TEXT_FEATURES = 150_000  # keeps the artifact well under 20 MB
-C_GRID = (4.0, 16.0)  # inverse L2 strength, chosen by CV inside the training rows
-# Value of a structured (rule / number) feature next to TF-IDF values (rows have unit norm, so an
-# n-gram's value is ~0.05): a larger value means a weaker penalty on rule and number weights.
-# 3.0 was tried and lost in this CV (weighted log-loss 0.111-0.116 vs 0.098 at 1.0, manifest of
-# 2026-11-23), so it is left out to halve training time.
-STRUCTURED_SCALES = (1.0,)
-# Calibration sees the training weights raised to this power: 1 keeps the weighted, scam-heavy
-# mix (every ordinary text starts to look like a scam), 0 counts each row once. Measured on the
-# grouped real evaluation at REAL_SHARE 0.7 (scam flagged / genuine flagged / everyday SMS
-# flagged): 1.0 -> 87 / 8.5 / 11.4 %, 0.75 -> 83 / 8.0 / 7.2 %, 0.5 -> 77 / 7.3 / 4.4 %,
-# 0 -> 63 / 5.7 / 1.8 % (1,236 real rows). With 1,612 real rows and genuine-notice marks that
-# cap a model-only reading: 0.75 -> 84.6 / 7.6 / 7.5 %, 0.5 -> 79.8 / 7.0 / 4.5 %; pushed (high)
-# everyday SMS 2.6 / 1.8 %. 0.75 is shipped: five more scams in a hundred caught for under one
-# more genuine notice in a hundred; most of the extra everyday flags are medium, never pushed.
-CALIBRATION_WEIGHT_POWER = 0.75
-CV_FOLDS = 3  # out-of-fold decision values for choosing C and fitting the calibrator
-# The project's corpus is small (hundreds of rows) next to ~18k public rows, yet it is the only
-# source of collection scams, abusive collection and senders. It gets this share of the total
-# training weight, but no single row may weigh more than MAX_ROW_WEIGHT public rows, so the model
-# cannot memorise a template.
-CORPUS_SHARE = 0.2
-MAX_ROW_WEIGHT = 6.0
-# Real messages (model/real/ and real_quoted) are what the product is judged on: together they
-# get this share of the training weight, at most MAX_REAL_ROW_WEIGHT public rows' worth each.
-# Chosen on the grouped real evaluation with weighted calibration (real_share 0.35 / 0.7: scam
-# flagged 83 / 87 %, genuine flagged 8.8 / 8.5 %); the public rows stay as hard negatives, and
-# CALIBRATION_WEIGHT_POWER keeps their everyday messages from being flagged.
-REAL_SHARE = 0.7
-MAX_REAL_ROW_WEIGHT = 60.0
-# A rule that fires on fewer training rows than this keeps its hand-set YAML weight (applied as a
-# log-odds offset on its category): the data is too thin to learn one.
-MIN_RULE_HITS = 5
 ARTIFACT_NAME = MODEL_PATH.name
 CARD_PATH = MODEL_DIR / "MODEL_CARD.md"
 
 
-@dataclass
-class Dataset:
-    """Deduplicated examples with their model inputs, aligned by index."""
-
-    examples: list[data.Example]
-    inputs: list[ModelInput]
-    stats: dict[str, int]
-    # The normalised text of each example (what known scripts are matched on).
-    norm_texts: list[str] = field(default_factory=list)
-
-    @property
-    def labels(self) -> np.ndarray:
-        return np.array([e.label for e in self.examples])
-
-    def subset(self, index: Sequence[int]) -> Dataset:
-        return Dataset(
-            [self.examples[i] for i in index],
-            [self.inputs[i] for i in index],
-            self.stats,
-            [self.norm_texts[i] for i in index] if self.norm_texts else [],
-        )
-
-
-def load_analyzer() -> Any:
-    """The real pipeline (rules + official numbers), without a model."""
-    from service.pipeline import Analyzer
-
-    return Analyzer.load(use_model=False)
-
-
-def build_dataset(
-    analyzer: Any,
-    data_dir: Path = DATA_DIR,
-    corpus_dir: Path = CORPUS_DIR,
-    real_dir: Path = REAL_DIR,
-    sources: frozenset[str] = data.ALL_SOURCES,
-) -> Dataset:
-    examples, stats = data.load_training_examples(data_dir, corpus_dir, real_dir, sources)
-    resolved, inputs, norm_texts = [], [], []
-    for example in examples:
-        analysis = analyzer.analyze(example.record)
-        resolved.append(data.resolve_genuine(example, analysis.finance_related))
-        item = model_input(analysis)
-        if example.source == "fbs":
-            item = ModelInput(item.text, fbs_observable(item.features))
-        inputs.append(item)
-        norm_texts.append(analysis.norm.text if analysis.norm is not None else "")
-    return Dataset(resolved, inputs, stats, norm_texts)
-
-
-# FBS hides every number and link behind a placeholder, replaced by a surrogate (model/data.py):
-# the type of a link (short, bare IP, look-alike) or whether a number is official cannot be seen
-# there, while mudou and the corpus show them raw. FBS rows keep only what survives the
-# anonymisation: rule hits (except link-shape rules), that a phone number / link / brand appears,
-# mobile vs landline, and the brand mismatch signals (a placeholder number or link next to a
-# claimed brand was, as far as anyone can tell, not the brand's own). mudou keeps every feature:
-# its genuine notices carrying merchant 400 numbers and t.cn links are exactly the hard
-# negatives that teach the model a mismatch alone is not a scam.
-_FBS_KEPT_PREFIXES = (
-    "kind:",
-    "text:",
-    "rule:",
-    "brand:claimed",
-    "contact:phone",
-    "contact:url",
-    "contact_number:mobile",
-    "contact_number:landline",
-    "numbers:brand_link_mismatch",
-    "numbers:brand_number_mismatch",
-)
-_LINK_SHAPE_RULES = frozenset(
-    {"rule:link_bare_ip", "rule:link_lookalike_domain", "rule:link_shortener_action"}
-)
-
-
-def fbs_observable(features: dict[str, float]) -> dict[str, float]:
-    return {
-        name: value
-        for name, value in features.items()
-        if name.startswith(_FBS_KEPT_PREFIXES) and name not in _LINK_SHAPE_RULES
-    }
-
-
-def sample_weights(examples: Sequence[data.Example], real_share: float = REAL_SHARE) -> np.ndarray:
-    """Real rows carry `real_share` and corpus rows CORPUS_SHARE of the weight next to the public
-    rows (each capped per row); classes are then balanced by the square root of their
-    frequency, so rare classes count without dominating."""
-    is_corpus = np.array([e.source == data.CORPUS for e in examples])
-    is_real = np.array([e.source in data.REAL_SOURCES for e in examples])
-    weights = np.ones(len(examples))
-    n_public = len(examples) - int(is_corpus.sum()) - int(is_real.sum())
-    public_share = 1.0 - CORPUS_SHARE - real_share
-    for mask, share, cap in (
-        (is_corpus, CORPUS_SHARE, MAX_ROW_WEIGHT),
-        (is_real, real_share, MAX_REAL_ROW_WEIGHT),
-    ):
-        if mask.any() and n_public:
-            weights[mask] = min(share / public_share * n_public / int(mask.sum()), cap)
-    labels = np.array([e.label for e in examples])
-    totals = {label: weights[labels == label].sum() for label in np.unique(labels)}
-    mean_total = sum(totals.values()) / len(totals)
-    for label, total in totals.items():
-        weights[labels == label] *= np.sqrt(mean_total / total)
-    return weights / weights.mean()
-
-
-def _vectorizer() -> TfidfVectorizer:
-    return TfidfVectorizer(
-        analyzer="char",
-        ngram_range=NGRAM_RANGE,
-        min_df=MIN_DF,
-        max_features=MAX_TEXT_FEATURES,
-        sublinear_tf=True,
-        lowercase=False,
-        dtype=np.float32,
-    )
-
-
-def _logistic(c: float) -> LogisticRegression:
-    return LogisticRegression(C=c, max_iter=2000)
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One way to build the text model, compared by `python -m model.real_eval`."""
-
-    name: str
-    description: str
-    words: bool = False  # add word 1-2-grams from a Chinese segmenter (jieba)
-    learner: str = "lr"  # lr: multinomial logistic regression; svm: linear SVM (one-vs-rest)
-    c_grid: tuple[float, ...] = C_GRID
-
-    def vectorizer(self) -> Any:
-        if not self.words:
-            return _vectorizer()
-        return CharWordVectorizer(_vectorizer(), _word_vectorizer())
-
-    def estimator(self, c: float) -> Any:
-        if self.learner == "svm":
-            return LinearSVC(C=c, max_iter=5000, random_state=SEED)
-        return _logistic(c)
-
-
-CANDIDATES = {
-    c.name: c
-    for c in (
-        Candidate("char_lr", "character 1-3-grams + rule/number features, logistic regression"),
-        Candidate(
-            "char_word_lr",
-            "character 1-3-grams + jieba word 1-2-grams + rule/number features, logistic "
-            "regression",
-            words=True,
-        ),
-        Candidate(
-            "char_svm",
-            "character 1-3-grams + rule/number features, linear SVM (squared hinge)",
-            learner="svm",
-            c_grid=(0.1, 0.5),
-        ),
-    )
-}
-# The candidate `make train` ships: the best by the grouped real evaluation (model/reports/real.md).
-SHIPPED_CANDIDATE = "char_lr"
-
-
-def _word_vectorizer() -> TfidfVectorizer:
-    return TfidfVectorizer(
-        analyzer="word",
-        tokenizer=jieba_words,
-        token_pattern=None,
-        ngram_range=(1, 2),
-        min_df=MIN_DF,
-        max_features=MAX_TEXT_FEATURES // 2,
-        sublinear_tf=True,
-        lowercase=False,
-        dtype=np.float32,
-    )
-
-
-def structured_feature_names(inputs: Sequence[ModelInput], extra: Sequence[str] = ()) -> list[str]:
-    names = {name for item in inputs for name in item.features}
-    return sorted(names.union(extra))
-
-
-def _calibrator() -> LogisticRegression:
-    # Matrix scaling: a small multinomial regression from the base model's decision values to
-    # probabilities, fitted on out-of-fold decision values (never on rows the base model saw).
-    return LogisticRegression(C=1.0, max_iter=1000)
-
-
-def cv_folds(
-    examples: Sequence[data.Example], labels: np.ndarray, seed: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """CV folds in which every corpus writing batch is validated by a model that never saw it.
-
-    Public rows (and corpus call records) are split stratified at random; corpus batches b1..bN go
-    whole to one fold each. C and the calibration are thus chosen for unseen writing styles, not
-    for memorised templates. Real rows go whole by source group (page, repository, publisher).
-    """
-    fold_of = np.full(len(examples), -1)
-    groups = data.source_groups(examples)
-    real_groups = sorted({g for g in groups if g})
-    order = np.random.default_rng(seed).permutation(len(real_groups))
-    fold_of_group = {real_groups[i]: position % CV_FOLDS for position, i in enumerate(order)}
-    for i, group in enumerate(groups):
-        if group:
-            fold_of[i] = fold_of_group[group]
-    batches = sorted(
-        {e.group for e in examples if e.source == data.CORPUS and e.group[1:].isdigit()},
-        key=lambda b: int(b[1:]),
-    )
-    for position, batch in enumerate(batches):
-        members = [
-            i for i, e in enumerate(examples) if e.source == data.CORPUS and e.group == batch
-        ]
-        fold_of[members] = position % CV_FOLDS
-    rest = np.flatnonzero(fold_of < 0)
-    if len(rest):
-        splitter = StratifiedKFold(CV_FOLDS, shuffle=True, random_state=seed)
-        for fold, (_, val) in enumerate(splitter.split(rest, labels[rest])):
-            fold_of[rest[val]] = fold
-    return [
-        (np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold))
-        for fold in range(CV_FOLDS)
-    ]
-
-
-def fit_model(
-    dataset: Dataset,
-    rule_names: Sequence[str] = (),
-    rules: Any = None,
-    seed: int = SEED,
-    candidate: Candidate | None = None,
-    real_share: float = REAL_SHARE,
-) -> tuple[TextModel, dict[str, Any]]:
-    """Fit vectoriser, classifier and calibration on `dataset`; return the model and fit facts.
-
-    One k-fold pass over the training rows (cv_folds) gives out-of-fold decision values for every
-    (C, structured scale) in the grid: the pair is chosen by the weighted log-loss of the
-    calibrated out-of-fold probabilities, the calibrator is fitted on those same out-of-fold
-    values, and the base model is refit on all rows.
-    """
-    candidate = candidate or CANDIDATES[SHIPPED_CANDIDATE]
-    labels = dataset.labels
-    weights = sample_weights(dataset.examples, real_share)
-    vectorizer = candidate.vectorizer()
-    vectorizer.fit([item.text for item in dataset.inputs])
-    # stop_words_ holds every pruned n-gram (large) and is a set (pickles in hash order, which
-    # would make the artifact bytes differ between runs); it is not needed to transform.
-    vectorizer.stop_words_ = None
-    # scikit-learn stores the column indices as numpy scalars: 150k of them pickle slowly and made
-    # loading take ~1 s. Plain ints map the same n-grams to the same columns.
-    vectorizer.vocabulary_ = {term: int(col) for term, col in vectorizer.vocabulary_.items()}
-    names = structured_feature_names(dataset.inputs, [f"rule:{r}" for r in rule_names])
-    text_part = vectorizer.transform([item.text for item in dataset.inputs])
-    structured = structured_matrix(dataset.inputs, {n: i for i, n in enumerate(names)})
-
-    def matrix_for(scale: float) -> sparse.csr_matrix:
-        return sparse.hstack([text_part, structured * scale], format="csr")
-
-    folds = cv_folds(dataset.examples, labels, seed)
-    grid = [(c, scale) for scale in STRUCTURED_SCALES for c in candidate.c_grid]
-    scores: dict[tuple[float, float], float] = {}
-    calibrators = {}
-    for c, scale in grid:
-        matrix = matrix_for(scale)
-        values = None
-        for fit_rows, val_rows in folds:
-            estimator = candidate.estimator(c).fit(
-                matrix[fit_rows], labels[fit_rows], sample_weight=weights[fit_rows]
-            )
-            fold_values = decision_values(estimator, matrix[val_rows])
-            if values is None:
-                values = np.zeros((len(labels), fold_values.shape[1]))
-            values[val_rows] = fold_values
-        # The base model learns from the weighted rows (real wording counts most), but the
-        # probabilities are calibrated on the rows' natural mix (each row once): the weighted
-        # mix is scam-heavy and would make every ordinary message look like a scam.
-        calibrators[c, scale] = _calibrator().fit(
-            values, labels, sample_weight=weights**CALIBRATION_WEIGHT_POWER
-        )
-        proba = calibrators[c, scale].predict_proba(values)
-        scores[c, scale] = float(
-            log_loss(labels, proba, sample_weight=weights, labels=calibrators[c, scale].classes_)
-        )
-    best_c, best_scale = min(grid, key=lambda key: (round(scores[key], 6), key))
-    base = candidate.estimator(best_c).fit(matrix_for(best_scale), labels, sample_weight=weights)
-    model = TextModel(
-        vectorizer, names, CalibratedLinear(base, calibrators[best_c, best_scale]), best_scale
-    )
-    model.scripts = known_scripts(dataset)
-    hits = _rule_hit_counts(dataset.inputs)
-    if rules is not None:
-        model.handset = {
-            f"rule:{rule.id}": (rule.category, float(rule.weight))
-            for rule in rules
-            if hits.get(f"rule:{rule.id}", 0) < MIN_RULE_HITS and rule.category in model.categories
-        }
-    info = {
-        "candidate": candidate.name,
-        "known_scripts": len(model.scripts),
-        "C": best_c,
-        "structured_scale": best_scale,
-        "C_selection_logloss": {f"C={c} scale={k}": round(v, 5) for (c, k), v in scores.items()},
-        "text_features": len(vectorizer.vocabulary_),
-        "structured_features": len(names),
-        "rows": len(dataset.examples),
-        "labels": dict(sorted(Counter(labels.tolist()).items())),
-        "rule_hits": hits,
-    }
-    return model, info
-
-
-def known_scripts(dataset: Dataset) -> KnownScripts:
-    """The real scam rows as published scripts; every genuine row's shingles are boilerplate."""
-    scams, genuine = [], []
-    texts = dataset.norm_texts or [
-        normalize(e.record.text).text if e.record.text else "" for e in dataset.examples
-    ]
-    for example, text in zip(dataset.examples, texts, strict=True):
-        if example.label == "scam" and example.source in data.REAL_SOURCES:
-            scams.append((text, example.meta))
-        elif example.label in {"legit", "other"}:
-            genuine.append(text)
-    return KnownScripts.build(scams, genuine)
-
-
-def _rule_hit_counts(inputs: Sequence[ModelInput]) -> dict[str, int]:
-    counts: Counter[str] = Counter()
-    for item in inputs:
-        counts.update(name for name in item.features if name.startswith("rule:"))
-    return dict(sorted(counts.items()))
-
-
-def learned_weights(model: TextModel) -> dict[str, dict[str, float]]:
-    """Coefficient of every structured feature per category (the base logistic regression)."""
-    weights = {}
-    for name in model.feature_names:
-        weights[name] = {}
-        for category in model.categories:
-            # Hand-set features report their learned coefficient too: the card shows both.
-            value = model.learned_weight(name, category, include_handset=True)
-            weights[name][category] = round(float(value or 0.0), 3)
-    return weights
-
-
 def created_date() -> str:
     """The date of the newest commit touching the training inputs: stable across re-runs."""
-    inputs = ["model/corpus", "model/data.py", "model/train.py", "service/model.py", "rules"]
+    inputs = [
+        "model/corpus",
+        "model/data.py",
+        "model/fit.py",
+        "model/train.py",
+        "service/engine/model.py",
+        "rules",
+    ]
     try:
         out = subprocess.run(
             ["git", "log", "-1", "--format=%cs", "--", *inputs],
@@ -458,61 +85,13 @@ def created_date() -> str:
 
 
 def write_artifact(model: TextModel, path: Path) -> str:
-    """Compile the trained model to arrays (service/scorer.py) and write them deterministically;
-    return the sha256 of the written file."""
+    """Compile the trained model to arrays (service/engine/scorer.py) and write them
+    deterministically; return the sha256 of the written file."""
     write_arrays(compile_model(model), path)
     return sha256_file(path)
 
 
-# Set in the environment of a training run whose numerics are pinned (see pinned_environment).
-PINNED_FLAG = "DUNSCAN_TRAIN_PINNED"
-
-
-def pinned_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment that makes training give the same bits on any machine of one CPU
-    architecture (with constraints.txt installed).
-
-    Measured (issue 12 item 10): thread counts and hash seeds did not change the bytes, but the
-    CPU did. numpy dispatches float32 log/exp and friends to AVX2/AVX-512 code where the CPU has
-    it, and OpenBLAS picks a kernel per CPU; their last bits differ, L-BFGS then takes another
-    path, and a model trained with generic kernels differed by up to 0.025 in probability from
-    one trained with AVX-512 on the same machine. So training runs on numpy's baseline code
-    (every dispatch target disabled), one generic OpenBLAS kernel and one thread.
-    """
-    import platform
-
-    env = dict(os.environ if environ is None else environ)
-    try:
-        from numpy._core._multiarray_umath import __cpu_dispatch__
-    except ImportError:  # another numpy layout: leave numpy's dispatch as it is
-        __cpu_dispatch__ = []
-    env["NPY_DISABLE_CPU_FEATURES"] = " ".join(__cpu_dispatch__)
-    core = {"x86_64": "Prescott", "amd64": "Prescott", "aarch64": "ARMV8", "arm64": "ARMV8"}
-    if platform.machine().lower() in core:
-        env["OPENBLAS_CORETYPE"] = core[platform.machine().lower()]
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[name] = "1"
-    # OpenBLAS sizes its blocks from the L2 cache it detects; a fixed size, one blocking.
-    env["OPENBLAS_L2_SIZE"] = "512"
-    env["PYTHONHASHSEED"] = "0"
-    env[PINNED_FLAG] = "1"
-    return env
-
-
-def numerics() -> dict[str, str]:
-    """What the manifest records about the pinned numerics of this run."""
-    names = (
-        "NPY_DISABLE_CPU_FEATURES",
-        "OPENBLAS_CORETYPE",
-        "OPENBLAS_NUM_THREADS",
-        "OPENBLAS_L2_SIZE",
-    )
-    return {name: os.environ.get(name, "") for name in names}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    from model import evaluate
-
     parser = argparse.ArgumentParser(prog="python -m model.train", description=__doc__)
     parser.add_argument("--out", type=Path, default=MODEL_PATH)
     parser.add_argument("--no-card", action="store_true", help="do not rewrite MODEL_CARD.md")
@@ -536,7 +115,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         measured[split.name] = result.summary()
         log.info("split %s: %s", split.name, json.dumps(measured[split.name]["model"]["macro_f1"]))
     # The headline: real messages, grouped by source (model/real_eval.py has the full report).
-    from model import real_eval
 
     shipped = CANDIDATES[SHIPPED_CANDIDATE]
     grouped = real_eval.cross_validate(dataset, analyzer, real_eval.grouped_folds(dataset), shipped)
@@ -615,8 +193,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def write_card(manifest: dict[str, Any], path: Path) -> None:
     """MODEL_CARD.md from the manifest of the run that just finished (never edited by hand)."""
-    from model.evaluate import split_markdown, table
-
     training = manifest["training"]
     hyper = manifest["hyperparameters"]
     metrics = manifest["metrics"]
@@ -653,7 +229,7 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
         + ", ".join(f"{k}={v or '(unset)'}" for k, v in manifest.get("numerics", {}).items())
         + " |",
         "| format | numpy arrays in a stored zip, read with pickling disabled "
-        "(service/scorer.py) |",
+        "(service/engine/scorer.py) |",
         f"| rules / numbers versions | {manifest['rules_version']} / "
         f"{manifest['numbers_version']} |",
         f"| corpus sha256 | `{manifest['corpus_sha256']}` |",

@@ -15,13 +15,14 @@ from flask import Flask, Response
 from flask_limiter import Limiter
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from service import api, errors, logs, metrics, openapi
-from service.pipeline import Analyzer
+from service import logs
+from service.engine.pipeline import Analyzer
+from service.http import api, errors, metrics, openapi
 from service.settings import Settings, load_settings
 
 # Other surfaces, registered when their module exists, after the API, the limiter and the analyzer:
 # each exposes `init_app(app)`, which registers its blueprints and hooks.
-SURFACES = ("service.webhooks", "service.web")
+SURFACES = ("service.phones.webhooks", "service.http.web")
 
 
 def _retry_after_only_when_limited(response: Response) -> Response:

@@ -17,7 +17,7 @@ Used by `make run` and the Dockerfile. Command-line flags override what is set h
   path (phone numbers masked), status, bytes, duration and request id: never a body, a query
   string, a client address or a user agent.
 - Metrics: prometheus_client's multiprocess mode, so /metrics sums every worker (see
-  service/metrics.py). The directory must be known before any worker imports prometheus_client,
+  service/http/metrics.py). The directory must be known before any worker imports prometheus_client,
   hence it is set here.
 """
 
@@ -110,7 +110,7 @@ def pre_fork(server: Any, worker: Any) -> None:
 def post_fork(server: Any, worker: Any) -> None:
     # Pooled database connections opened by the master (tables created at load) must not be
     # shared by two processes: drop them in the worker without closing the master's.
-    from service.store import dispose_after_fork
+    from service.phones.store import dispose_after_fork
 
     dispose_after_fork()
 

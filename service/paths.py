@@ -44,6 +44,9 @@ MODEL_PATH = _resolved(
     _env.MODEL_PATH,
     (MODEL_DIR / "artifact" if _env.MODEL_DIR else _SHIPPED_ARTIFACT) / ARTIFACT_NAME,
 )
+# phonenumbers' 归属地/carrier prefixes in zh and en: built by service/engine/numbers/phone_facts.py
+# into the `service.data` package itself, so a checkout and a wheel keep it in the same place.
+PHONE_PREFIXES_PATH = Path(__file__).resolve().parent / "data" / "phone_prefixes.npz"
 CORPUS_DIR = REPO_ROOT / "model" / "corpus"
 REAL_DIR = REPO_ROOT / "model" / "real"
 # Public datasets live beside the repository and are never copied into it.

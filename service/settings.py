@@ -83,7 +83,7 @@ class Settings(PathSettings):
     RATELIMIT: str = Field(
         "120/minute", description="limits per API key or client IP, ';' joins several"
     )
-    # None: service/api.py's default (600000/minute, one maximal batch per minute).
+    # None: service/http/api.py's default (600000/minute, one maximal batch per minute).
     RATELIMIT_CHARS: str | None = Field(
         None, description="characters of message text per minute per API key or client IP"
     )

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from pg_server import PostgresServer, find_bin_dir
 
 from service import create_app
-from service.pipeline import Analyzer
+from service.engine.pipeline import Analyzer
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 """The normalisation as it was before its one-pass rewrite, kept verbatim as the reference
-tests/test_normalize.py compares service/normalize.py with (do not import it elsewhere).
+tests/test_normalize.py compares service/engine/normalize.py with (do not import it elsewhere).
 
 Text normalisation with a map back to the original.
 

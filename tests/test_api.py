@@ -15,9 +15,9 @@ from flask.testing import FlaskClient
 from openapi_spec_validator import validate as validate_openapi
 
 from service import create_app
+from service.engine.pipeline import Analyzer
+from service.engine.schemas import Verdict
 from service.logs import JsonFormatter, mask_numbers
-from service.pipeline import Analyzer
-from service.schemas import Verdict
 
 SCAM_TEXT = "【支付宝】您的借呗已逾期，账户将被冻结，请缴纳解冻费后联系专员17123456789"
 LEGIT_TEXT = "【支付宝】您的花呗本期账单1,280.00元将于11月25日到期，请通过支付宝App按时还款。"
@@ -43,7 +43,7 @@ def test_check_returns_the_verdict_contract(client: FlaskClient) -> None:
 
 def test_check_matches_the_analyzer(client: FlaskClient, analyzer: Analyzer) -> None:
     """The API adds transport, nothing else: its verdict is the pipeline's verdict."""
-    from service.schemas import parse_record
+    from service.engine.schemas import parse_record
 
     record = {"sender": "95188", "text": LEGIT_TEXT}
     expected = analyzer.check(parse_record(record), lang="zh").model_dump(mode="json")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from model import sender_probe
-from service.pipeline import Analyzer
-from service.schemas import parse_record
+from service.engine.pipeline import Analyzer
+from service.engine.schemas import parse_record
 
 # (platform shown in the text, its official sender, its app)
 PLATFORMS = [

@@ -12,8 +12,8 @@ import pytest
 from werkzeug.serving import make_server
 
 from service import create_app
-from service.pipeline import Analyzer
-from service.schemas import parse_record
+from service.engine.pipeline import Analyzer
+from service.engine.schemas import parse_record
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from model import challenge, data
-from service.pipeline import Analyzer
-from service.schemas import CATEGORIES, parse_record
+from service.engine.pipeline import Analyzer
+from service.engine.schemas import CATEGORIES, parse_record
 
 FILES = sorted(challenge.CHALLENGE_DIR.glob("*.jsonl"))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from service.cli import main
+from service.cli.main import main
 
 SCAM = "【支付宝】您的花呗已逾期，请缴纳解冻费2000元，详询客服17123456789"
 GENUINE = "【京东金融】您的白条本期应还426.30元，还款日12月1日，请打开京东金融App还款。拒收请回复R"

@@ -25,7 +25,7 @@ import pytest
 from test_gunicorn import _start, _wait_until_healthy
 from test_notify import Receiver
 
-from service.store import Store, create_hook
+from service.phones.store import Store, create_hook
 
 SCAM_TEXT = "【支付宝】您的借呗已逾期，账户将被冻结，请缴纳解冻费后联系专员17123456789，编号{}"
 RECORDS = 60
@@ -139,7 +139,7 @@ def test_a_worker_killed_mid_webhook_loses_no_accepted_record(tmp_path: Path) ->
 def _webhook_app(database: Path) -> Any:
     """The real app over a SQLite file, rules only, no push worker and no rate limits."""
     from service.app import create_app
-    from service.pipeline import Analyzer
+    from service.engine.pipeline import Analyzer
 
     return create_app(
         {
@@ -155,7 +155,7 @@ def _webhook_app(database: Path) -> Any:
 def test_a_database_that_is_gone_is_a_503_the_phone_retries(tmp_path: Path) -> None:
     """Nothing is answered 2xx unless committed: with the database unreachable the webhook says
     503 (JSON, Retry-After), which SmsForwarder retries, instead of a 500 or a false 200."""
-    from service.store import store_for
+    from service.phones.store import store_for
 
     folder = tmp_path / "db"
     folder.mkdir()
@@ -179,7 +179,7 @@ def test_a_full_database_is_a_503_and_keeps_what_it_had(tmp_path: Path) -> None:
     the webhook says 503 and saves nothing half-way; what was accepted before stays."""
     from sqlalchemy import event, func, select
 
-    from service.store import Outbox, SeenKey, store_for
+    from service.phones.store import Outbox, SeenKey, store_for
 
     app = _webhook_app(tmp_path / "full.sqlite3")
     store = store_for(app)
@@ -229,7 +229,7 @@ def test_a_locked_database_is_a_503_and_the_retry_is_kept_once(tmp_path: Path) -
 
     from sqlalchemy import event, func, select
 
-    from service.store import Outbox, store_for
+    from service.phones.store import Outbox, store_for
 
     database = tmp_path / "locked.sqlite3"
     app = _webhook_app(database)

@@ -16,8 +16,8 @@ from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder
 
 from service.app import create_app
-from service.pipeline import Analyzer
-from service.store import HookInfo, create_hook, store_for
+from service.engine.pipeline import Analyzer
+from service.phones.store import HookInfo, create_hook, store_for
 
 LONE_SURROGATE_ESCAPED = b'"\\ud800 \xe4\xbd\xa0\xe5\xa5\xbd"'  # "\ud800 你好" as a JSON escape
 LONE_SURROGATE_RAW = b'"\xed\xa0\x80 \xe4\xbd\xa0\xe5\xa5\xbd"'  # the same as raw CESU bytes
@@ -154,7 +154,7 @@ def test_every_surrogate_reproduction_gives_a_json_body_that_encodes(client: Fla
 def test_the_cli_skips_hostile_lines_with_their_line_numbers(
     tmp_path: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from service.cli import main
+    from service.cli.main import main
 
     source = tmp_path / "in.jsonl"
     source.write_bytes(
@@ -353,8 +353,8 @@ def test_no_warning_text_is_left_in_the_database_files_after_delivery(
 ) -> None:
     from test_notify import SCAM_SENDER, SCAM_TEXT, Receiver
 
-    from service.notify import Deliverer
-    from service.store import Outbox
+    from service.phones.notify import Deliverer
+    from service.phones.store import Outbox
 
     database = tmp_path / "residue.sqlite3"
     app = create_app(

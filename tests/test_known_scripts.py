@@ -7,10 +7,10 @@ import opencc
 import pytest
 
 from model import data
-from service.known_scripts import KnownScripts, shingles
-from service.normalize import normalize
-from service.pipeline import Analyzer
-from service.schemas import parse_record
+from service.engine.known_scripts import KnownScripts, shingles
+from service.engine.normalize import normalize
+from service.engine.pipeline import Analyzer
+from service.engine.schemas import parse_record
 
 
 @pytest.fixture(scope="module")

@@ -9,18 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model import data, train
-from service.model import (
-    ModelError,
-    TextModel,
-    canonical_text,
-    load_model,
-    model_input,
-    sha256_file,
-)
+from model import data, fit, train
+from service.engine.artifact import ModelError, load_model, sha256_file
+from service.engine.model import TextModel, canonical_text, model_input
+from service.engine.pipeline import Analyzer, LoadError
+from service.engine.schemas import CATEGORIES, parse_record
 from service.paths import MODEL_PATH
-from service.pipeline import Analyzer, LoadError
-from service.schemas import CATEGORIES, parse_record
 
 MAX_ARTIFACT_BYTES = 20 * 1024 * 1024
 
@@ -166,33 +160,33 @@ def test_analyzer_start_up_stops_on_a_tampered_model(artifact_copy: Path) -> Non
 
 
 @pytest.fixture(scope="module")
-def corpus_dataset(rules_only_analyzer: Analyzer) -> train.Dataset:
+def corpus_dataset(rules_only_analyzer: Analyzer) -> fit.Dataset:
     """The project corpus alone: small enough to exercise the training code in seconds."""
     examples, stats = data.deduplicate(data.load_corpus())
     if len(examples) < 100:
         pytest.skip("project corpus not written yet")
     inputs = [model_input(rules_only_analyzer.analyze(e.record)) for e in examples]
-    return train.Dataset(examples, inputs, stats)
+    return fit.Dataset(examples, inputs, stats)
 
 
 def test_training_is_deterministic_and_writes_a_loadable_artifact(
-    corpus_dataset: train.Dataset, rules_only_analyzer: Analyzer, tmp_path: Path
+    corpus_dataset: fit.Dataset, rules_only_analyzer: Analyzer, tmp_path: Path
 ) -> None:
     rules = rules_only_analyzer.ruleset.rules
-    first, info = train.fit_model(corpus_dataset, [r.id for r in rules], rules)
-    second, _ = train.fit_model(corpus_dataset, [r.id for r in rules], rules)
+    first, info = fit.fit_model(corpus_dataset, [r.id for r in rules], rules)
+    second, _ = fit.fit_model(corpus_dataset, [r.id for r in rules], rules)
     sha_first = train.write_artifact(first, tmp_path / "a" / "m.npz")
     sha_second = train.write_artifact(second, tmp_path / "b" / "m.npz")
     assert sha_first == sha_second
-    assert info["C"] in train.C_GRID
+    assert info["C"] in fit.C_GRID
     assert set(info["labels"]) == set(CATEGORIES)
     proba = first.predict_inputs(corpus_dataset.inputs[:20])
     assert proba.shape == (20, len(CATEGORIES))
     assert np.allclose(proba.sum(axis=1), 1.0)
 
 
-def test_cv_folds_never_split_a_corpus_batch(corpus_dataset: train.Dataset) -> None:
-    folds = train.cv_folds(corpus_dataset.examples, corpus_dataset.labels, train.SEED)
+def test_cv_folds_never_split_a_corpus_batch(corpus_dataset: fit.Dataset) -> None:
+    folds = fit.cv_folds(corpus_dataset.examples, corpus_dataset.labels, fit.SEED)
     for _, validation in folds:
         batches_seen = {corpus_dataset.examples[i].group for i in validation}
         for _, other_validation in folds:
@@ -204,14 +198,14 @@ def test_cv_folds_never_split_a_corpus_batch(corpus_dataset: train.Dataset) -> N
 
 _TRAIN_SMALL = """
 import sys
-from model import data, train
-from service.model import model_input
-from service.pipeline import Analyzer
+from model import data, fit, train
+from service.engine.model import model_input
+from service.engine.pipeline import Analyzer
 analyzer = Analyzer.load(use_model=False)
 examples, stats = data.deduplicate(data.load_corpus())
 inputs = [model_input(analyzer.analyze(e.record)) for e in examples]
 rules = analyzer.ruleset.rules
-model, _ = train.fit_model(train.Dataset(examples, inputs, stats), [r.id for r in rules], rules)
+model, _ = fit.fit_model(fit.Dataset(examples, inputs, stats), [r.id for r in rules], rules)
 print(train.write_artifact(model, __import__("pathlib").Path(sys.argv[1])))
 """
 
@@ -219,7 +213,7 @@ print(train.write_artifact(model, __import__("pathlib").Path(sys.argv[1])))
 def test_training_gives_the_same_bytes_in_other_processes_and_thread_settings(
     tmp_path: Path,
 ) -> None:
-    """Issue 12 item 10: the pinned numerics of `make train` (train.pinned_environment) hold
+    """Issue 12 item 10: the pinned numerics of `make train` (fit.pinned_environment) hold
     whatever the hash seed and thread settings of the calling environment; the CPU-dependent
     code paths (numpy SIMD dispatch, OpenBLAS kernels) are what the pin removes."""
     import os
@@ -228,7 +222,7 @@ def test_training_gives_the_same_bytes_in_other_processes_and_thread_settings(
 
     shas = []
     for run, threads in enumerate(("1", "2")):
-        env = train.pinned_environment(
+        env = fit.pinned_environment(
             {
                 **os.environ,
                 "PYTHONHASHSEED": str(run + 11),

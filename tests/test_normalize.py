@@ -2,7 +2,7 @@
 
 import pytest
 
-from service.normalize import normalize
+from service.engine.normalize import normalize
 
 
 @pytest.mark.parametrize(
@@ -164,7 +164,7 @@ def test_normalize_equals_the_step_by_step_reference() -> None:
     """The one-pass normalisation gives the reference's text and offset map on every corpus and
     real message, every rule example and generated obfuscations."""
     from model import data
-    from service.rules import RuleSet
+    from service.engine.rules import RuleSet
     from tests.normalize_reference import normalize as reference
 
     texts = [e.record.text for e in data.load_corpus() + data.load_real() if e.record.text]

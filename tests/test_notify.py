@@ -21,13 +21,13 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from service import notify
 from service.app import create_app
-from service.cli import main as cli_main
-from service.notify import Deliverer, compose
-from service.pipeline import Analyzer
-from service.schemas import SmsRecord
-from service.store import HookInfo, Outbox, Store, create_hook, store_for
+from service.cli.main import main as cli_main
+from service.engine.pipeline import Analyzer
+from service.engine.schemas import SmsRecord
+from service.phones import notify
+from service.phones.notify import Deliverer, compose
+from service.phones.store import HookInfo, Outbox, Store, create_hook, store_for
 
 SCAM_SENDER = "+86 171 2345 6789"
 SCAM_TEXT = (
@@ -220,7 +220,7 @@ def test_an_apprise_url_hook_delivers(make_app: Callable[..., Flask], receiver: 
 def test_push_services_people_in_china_use_are_accepted(url: str, service: str) -> None:
     import apprise
 
-    from service.store import notify_target
+    from service.phones.store import notify_target
 
     assert notify_target(url) == ("apprise", url)
     plugin = apprise.Apprise.instantiate(url)
@@ -236,7 +236,7 @@ def test_push_services_people_in_china_use_are_accepted(url: str, service: str) 
     ],
 )
 def test_push_urls_that_cannot_work_are_refused(url: str, message: str) -> None:
-    from service.store import HookError, notify_target
+    from service.phones.store import HookError, notify_target
 
     with pytest.raises(HookError, match=re.escape(message)):
         notify_target(url)

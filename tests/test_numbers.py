@@ -6,13 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from service.normalize import normalize
-from service.numbers import (
-    Directory,
-    NumberListError,
-    NumberType,
-    number_signals,
-)
+from service.engine.normalize import normalize
+from service.engine.numbers.directory import Directory, NumberListError
+from service.engine.numbers.parse import NumberType
+from service.engine.numbers.signals import number_signals
 
 T = NumberType
 

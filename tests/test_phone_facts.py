@@ -1,5 +1,6 @@
-"""归属地 and carrier for the sender and every number in the text (service/phone_facts.py), in the
-verdict JSON, the /v1/numbers answer, the OpenAPI document and the CLI's text summary."""
+"""归属地 and carrier for the sender and every number in the text
+(service/engine/numbers/phone_facts.py), in the verdict JSON, the /v1/numbers answer, the OpenAPI
+document and the CLI's text summary."""
 
 from __future__ import annotations
 
@@ -11,16 +12,16 @@ import phonenumbers
 import pytest
 from flask.testing import FlaskClient
 
-from service.numbers import Directory
-from service.phone_facts import (
-    PREFIX_DATA_PATH,
+from service.engine.numbers.directory import Directory
+from service.engine.numbers.phone_facts import (
     _carrier_name,
     _place,
     phone_facts,
     prefix_arrays,
 )
-from service.pipeline import Analyzer
-from service.schemas import parse_record
+from service.engine.pipeline import Analyzer
+from service.engine.schemas import parse_record
+from service.paths import PHONE_PREFIXES_PATH
 
 
 @pytest.fixture(scope="module")
@@ -148,9 +149,9 @@ def test_the_server_reads_the_prefix_data_before_forking_and_never_the_full_geoc
     # carrier modules (~110 MB of dicts) are never imported, even after a check with numbers.
     script = (
         "import sys\n"
-        "from service import phone_facts\n"
-        "from service.pipeline import Analyzer\n"
-        "from service.schemas import parse_record\n"
+        "from service.engine.numbers import phone_facts\n"
+        "from service.engine.pipeline import Analyzer\n"
+        "from service.engine.schemas import parse_record\n"
         "analyzer = Analyzer.load(use_model=False)\n"
         "print(phone_facts._prefix_data.cache_info().currsize)\n"
         "analyzer.warm()\n"
@@ -168,9 +169,10 @@ def test_the_server_reads_the_prefix_data_before_forking_and_never_the_full_geoc
 
 
 def test_the_prefix_file_holds_what_the_installed_phonenumbers_holds() -> None:
-    # After a phonenumbers upgrade this fails until `python -m service.phone_facts` rebuilds it.
+    # After a phonenumbers upgrade this fails until
+    # `python -m service.engine.numbers.phone_facts` rebuilds it.
     expected = prefix_arrays()
-    with np.load(PREFIX_DATA_PATH, allow_pickle=False) as stored:
+    with np.load(PHONE_PREFIXES_PATH, allow_pickle=False) as stored:
         assert sorted(stored.files) == sorted(expected)
         for name, array in expected.items():
             assert np.array_equal(stored[name], array), name

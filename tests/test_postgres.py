@@ -24,10 +24,18 @@ from test_notify import SCAM_SENDER, SCAM_TEXT, Receiver
 from test_webhooks import SECRET, default_params, now_ms, retrofit_form_body
 
 from service.app import create_app
-from service.cli import main as cli_main
-from service.notify import Deliverer
-from service.pipeline import Analyzer
-from service.store import LOCK_WAIT_S, Outbox, SeenKey, Store, create_hook, list_hooks, store_for
+from service.cli.main import main as cli_main
+from service.engine.pipeline import Analyzer
+from service.phones.notify import Deliverer
+from service.phones.store import (
+    LOCK_WAIT_S,
+    Outbox,
+    SeenKey,
+    Store,
+    create_hook,
+    list_hooks,
+    store_for,
+)
 
 WAIT_LIMIT_S = 60.0
 FORM = "application/x-www-form-urlencoded"
@@ -47,7 +55,7 @@ def head_revision() -> str:
     from alembic.script import ScriptDirectory
 
     config = Config()
-    config.set_main_option("script_location", "service:migrations")
+    config.set_main_option("script_location", "service.phones:migrations")
     head = ScriptDirectory.from_config(config).get_current_head()
     assert head is not None
     return head
@@ -169,7 +177,7 @@ def test_hooks_add_a_signed_post_and_the_push_work_end_to_end(
             "the outbox row marked delivered",
         )
     finally:
-        from service.notify import stop_worker
+        from service.phones.notify import stop_worker
 
         stop_worker(app)
     push = json.loads(receiver.received[0]["body"])

@@ -20,11 +20,11 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from service.app import create_app
+from service.engine.normalize import normalize
+from service.engine.pipeline import Analyzer
 from service.logs import mask_numbers, scrub_text
-from service.normalize import normalize
-from service.pipeline import Analyzer
-from service.smsforwarder import ForwarderRequestError, to_record
-from service.store import HookInfo, create_hook, store_for
+from service.phones.smsforwarder import ForwarderRequestError, to_record
+from service.phones.store import HookInfo, create_hook, store_for
 
 settings.register_profile(
     "ci",

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from model import data
+from model.fit import SEED, Dataset, cv_folds, sample_weights
 from model.real_corpus import EXCLUDED_SOURCES, check, fraud_type_of, row_problems
 from model.real_eval import grouped_folds, rate
-from model.train import SEED, Dataset, cv_folds, sample_weights
 from service.paths import DATA_DIR, REAL_DIR
 
 HELDOUT_TOOL = DATA_DIR.parent / "tools" / "heldout_overlap.py"

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from service.normalize import normalize
+from service.engine.normalize import normalize
+from service.engine.rules import Rule, RuleLoadError, RuleSet
 from service.paths import PATTERNS_DIR
-from service.rules import Rule, RuleLoadError, RuleSet
 
 # Loaded once at collection so each example becomes its own test case. Examples are checked here
 # one by one, so the load-time example check is switched off to get per-example reports.

@@ -22,7 +22,7 @@ from flask import Flask
 from hypothesis import HealthCheck, settings
 
 from service.app import create_app
-from service.pipeline import Analyzer
+from service.engine.pipeline import Analyzer
 
 EXAMPLES_PER_OPERATION = 400
 MIN_CASES = 1000

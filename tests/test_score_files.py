@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from service.cli import main
-from service.records_io import SAMPLE_BYTES, detect_encoding
+from service.cli.main import main
+from service.cli.records_io import SAMPLE_BYTES, detect_encoding
 
 SCAM = "【支付宝】您的花呗已逾期，请缴纳解冻费2000元，详询客服17123456789"
 GENUINE = "【京东金融】您的白条本期应还426.30元，还款日12月1日，请打开京东金融App还款。拒收请回复R"
@@ -190,9 +190,9 @@ def test_detect_encoding(data: bytes, complete: bool, expected: str) -> None:
 
 
 def test_spark_rows_carry_the_columns_and_verdict_dunscan_score_writes(tmp_path: Path) -> None:
-    # service.spark.score_rows (what each Spark executor runs; no pyspark needed to call it)
+    # service.cli.spark.score_rows (what each Spark executor runs; no pyspark needed to call it)
     # against the CSV and JSONL that `dunscan score` writes for the same records.
-    from service.spark import score_rows
+    from service.cli.spark import score_rows
 
     rows = [
         {"id": "a", "sender": "+86 171 2345 6789", "text": "【支付宝】请缴纳解冻费500元"},

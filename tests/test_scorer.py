@@ -1,7 +1,8 @@
 """The compiled scorer gives the trained estimator's numbers, and the fast paths its verdicts.
 
 A model is trained here on the project corpus and the real rows (about 20 s), so the reference
-estimator (scikit-learn) and its compiled form (service/scorer.py) can be compared on every row.
+estimator (scikit-learn) and its compiled form (service/engine/scorer.py) can be compared on every
+row.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model import data, train
-from service.cli import SCORE_CHUNK
-from service.model import ModelInput, TextModel, model_input
-from service.normalize import normalize
-from service.pipeline import Analyzer
-from service.schemas import Verdict, parse_record
-from service.scorer import (
+from model import data, fit
+from service.cli.main import SCORE_CHUNK
+from service.engine.model import ModelInput, TextModel, model_input
+from service.engine.normalize import normalize
+from service.engine.pipeline import Analyzer
+from service.engine.schemas import Verdict, parse_record
+from service.engine.scorer import (
     CompiledModel,
     TermsByColumn,
     compile_model,
@@ -40,7 +41,7 @@ def trained(rows: list[data.Example], rules_only_analyzer: Analyzer) -> TextMode
     examples, stats = data.deduplicate(rows)
     inputs = [model_input(rules_only_analyzer.analyze(e.record)) for e in examples]
     rules = rules_only_analyzer.ruleset.rules
-    model, _ = train.fit_model(train.Dataset(examples, inputs, stats), [r.id for r in rules], rules)
+    model, _ = fit.fit_model(fit.Dataset(examples, inputs, stats), [r.id for r in rules], rules)
     return model
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from service.cli import main as cli_main
+from service.cli.main import main as cli_main
+from service.phones.store import list_hooks
 from service.settings import ConfigError, Settings, load_settings
-from service.store import list_hooks
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text(encoding="utf-8")

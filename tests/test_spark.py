@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from model import data
-from service.cli import main as cli
-from service.spark import score_dataframe  # imports pyspark only when called
+from service.cli.main import main as cli
+from service.cli.spark import score_dataframe  # imports pyspark only when called
 
 
 def _missing(reason: str) -> None:

@@ -13,9 +13,9 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
-from service.cli import main as cli_main
-from service.smsforwarder import hook_setup
-from service.store import (
+from service.cli.main import main as cli_main
+from service.phones.smsforwarder import hook_setup
+from service.phones.store import (
     Base,
     Hook,
     HookError,
@@ -235,7 +235,7 @@ def test_hook_setup_gives_the_setup_page_what_to_show(store: Store) -> None:
 
 def _head() -> str:
     config = Config()
-    config.set_main_option("script_location", "service:migrations")
+    config.set_main_option("script_location", "service.phones:migrations")
     return str(ScriptDirectory.from_config(config).get_current_head())
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from model import data
-from service.notify import should_notify
-from service.pipeline import HIGH_RISK, MEDIUM_RISK, Analyzer
-from service.schemas import parse_record
+from service.engine.pipeline import HIGH_RISK, MEDIUM_RISK, Analyzer
+from service.engine.schemas import parse_record
+from service.phones.notify import should_notify
 
 
 def _check(analyzer: Analyzer, **record: object):

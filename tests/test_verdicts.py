@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.pipeline import HIGH_RISK, MEDIUM_RISK, Analyzer, _content_rule_floor
-from service.schemas import Signal, Verdict, parse_record
+from service.engine.pipeline import HIGH_RISK, MEDIUM_RISK, Analyzer, _content_rule_floor
+from service.engine.schemas import Signal, Verdict, parse_record
 
 
 def check(

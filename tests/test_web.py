@@ -1,4 +1,5 @@
-"""service/web.py: the page, the share target, the installable-app files and the phone setup."""
+"""service/http/web.py: the page, the share target, the installable-app files and the phone
+setup."""
 
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ import segno
 from flask import Flask
 from flask.testing import FlaskClient
 
-from service.pipeline import Analyzer
-from service.result_page import linkify_numbers, snap_to_words
-from service.schemas import Signal, parse_record
-from service.web import SECURITY_HEADERS, Segment, evidence_segments, shared_message, tel_href
+from service.engine.pipeline import Analyzer
+from service.engine.schemas import Signal, parse_record
+from service.http.result_page import linkify_numbers, snap_to_words
+from service.http.web import SECURITY_HEADERS, Segment, evidence_segments, shared_message, tel_href
 
 SCAM = (
     "【支付宝】您的借呗已逾期，请立即缴纳解冻费2000元到个人账户，并把验证码发给客服，"
@@ -851,7 +852,7 @@ def test_the_result_view_holds_on_real_messages(analyzer: Analyzer) -> None:
     with a virtual-operator sender: the view never fails, keeps the message intact, gives every
     reason words, and lists each number once."""
     from model import data
-    from service.result_page import result_view
+    from service.http.result_page import result_view
 
     examples = data.load_real_quoted()[:150] + data.load_real()[:150]
     assert len(examples) >= 200
@@ -872,7 +873,7 @@ def test_the_result_view_holds_on_real_messages(analyzer: Analyzer) -> None:
 
 
 def test_the_phone_summary_names_each_piece_of_evidence_once(analyzer: Analyzer) -> None:
-    from service.summary import reasons
+    from service.engine.summary import reasons
 
     text = (
         "【支付宝】您的借呗已逾期，或致电 17123456789 / 171-2345-6789，"

@@ -1,8 +1,8 @@
 """The SmsForwarder webhook, fed requests built the way the app builds them.
 
 The phone side is re-implemented here from SmsForwarder's source (WebhookUtils.kt @ ca5d9945,
-MsgInfo.kt @ 43278562) and OkHttp's encoders, independently of service/smsforwarder.py, so a wrong
-assumption in the service cannot hide behind the same wrong assumption in the test.
+MsgInfo.kt @ 43278562) and OkHttp's encoders, independently of service/phones/smsforwarder.py, so a
+wrong assumption in the service cannot hide behind the same wrong assumption in the test.
 """
 
 from __future__ import annotations
@@ -23,15 +23,15 @@ from sqlalchemy import func, select
 from werkzeug.test import EnvironBuilder
 
 from service.app import create_app
-from service.pipeline import Analyzer
-from service.schemas import CallRecord, SmsRecord
-from service.smsforwarder import (
+from service.engine.pipeline import Analyzer
+from service.engine.schemas import CallRecord, SmsRecord
+from service.phones.smsforwarder import (
     parse_call_text,
     split_default_content,
     to_record,
     verify_sign,
 )
-from service.store import HookInfo, Outbox, create_hook, store_for
+from service.phones.store import HookInfo, Outbox, create_hook, store_for
 
 SECRET = "SEC-2f9c1e"
 SCAM_SENDER = "+86 171 2345 6789"
@@ -403,9 +403,9 @@ def test_a_json_body_that_is_not_an_object_is_400(client: FlaskClient, open_hook
 def test_logs_name_the_hook_id_but_never_the_token_text_or_number(
     client: FlaskClient, signed_hook: HookInfo, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="service.webhooks"):
+    with caplog.at_level(logging.INFO, logger="service.phones.webhooks"):
         post_form(client, signed_hook, default_params(SCAM_SENDER, SCAM_TEXT, SECRET, now_ms()))
-    records = [r for r in caplog.records if r.name == "service.webhooks"]
+    records = [r for r in caplog.records if r.name == "service.phones.webhooks"]
     assert records and all(getattr(r, "hook_id", None) == signed_hook.id for r in records)
     dumped = " ".join(json.dumps(vars(r), ensure_ascii=False, default=str) for r in records)
     assert signed_hook.token and signed_hook.token not in dumped

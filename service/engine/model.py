@@ -1,0 +1,469 @@
+"""The trained text model: one canonical text form, the feature builder, the reference estimator.
+
+Training (model/train.py) and inference (service/engine/pipeline.py) both go through this module,
+so the text the model sees at inference is built exactly as it was in training:
+
+    raw text -> service.engine.normalize.normalize -> mask_text -> character n-grams
+    Analysis -> structured_features (rule hits, number types, number signals)
+
+Serving scores a compiled form of the trained model (service/engine/scorer.py: numpy arrays, no
+scikit-learn); `TextModel` here is the trained estimator, kept as the reference path for training,
+evaluation and the equality tests. Reading and checking the artifact is service/engine/artifact.py.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from service.engine.analysis import Analysis
+from service.engine.normalize import normalize
+from service.engine.schemas import CATEGORIES
+
+if TYPE_CHECKING:
+    from scipy import sparse
+
+# Bump when the artifact layout or the feature definition changes: old artifacts are refused.
+FORMAT_VERSION = 2
+
+# Masking tokens: one symbol each, so a character n-gram treats a whole URL or number as one unit.
+# The public FBS corpus was anonymised with placeholders (URL, DIGIT, CELLPHONE, ...); masking our
+# own texts the same way keeps the model from learning "has a real number" = "comes from a dataset".
+TOKEN_URL = "Ⓤ"
+TOKEN_MOBILE = "Ⓜ"
+TOKEN_HOTLINE = "Ⓗ"
+TOKEN_PHONE = "Ⓟ"
+TOKEN_ID = "Ⓘ"  # a QQ number or WeChat id
+TOKEN_DIGITS = "Ⓓ"
+TOKENS = frozenset((TOKEN_URL, TOKEN_MOBILE, TOKEN_HOTLINE, TOKEN_PHONE, TOKEN_ID, TOKEN_DIGITS))
+
+_TLD = (
+    "com|cn|net|org|cc|top|xyz|vip|me|io|info|co|hk|tk|ly|gl|biz|club|site|online|app|link|shop|"
+    "tv|ws|in|la|mobi|asia|wang|ink|pw|icu|fun|ren|store|work|live"
+)
+_URL = re.compile(
+    r"(?:https?://|www\.)[^\s，。！？；、【】\u4e00-\u9fff]+"
+    rf"|(?<![a-z0-9@.])[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:{_TLD})(?![a-z0-9-])"
+    r"(?:[/?#][^\s，。！？；、【】\u4e00-\u9fff]*)?"
+)
+_SEP = r"[- ]?"
+_MOBILE = re.compile(rf"(?<!\d)(?:\+?86{_SEP})?1[3-9]\d(?:{_SEP}\d){{8}}(?!\d)")
+# Service numbers: 95/96 short codes, 400/800, carrier and public 10xxx/12xxx, 106 SMS ports.
+# Not when followed by a unit of money: "12000元" is an amount, not a hotline.
+_HOTLINE = re.compile(
+    r"(?<![\d.])(?:0\d{2,3}[- ]?(?=9[56]))?"  # area code + 95xxx is still the short code
+    r"(?:95\d{3,6}|96\d{3,6}|[48]00(?:[- ]?\d){7}|106\d{5,13}|10\d{3}|12\d{3})"
+    r"(?![\d.,]|\s?[元块万千百])"
+)
+_LANDLINE = re.compile(rf"(?<!\d)(?:0\d{{2,3}}{_SEP})?[2-8]\d{{6,7}}(?![\d.,]|\s?[元块万千百])")
+_QQ_ID = re.compile(r"qq\s*(?:号|群)?\s*[:=]?\s*[1-9]\d{4,11}")
+_WECHAT_ID = re.compile(r"微信\s*(?:号)?\s*[:=]?\s*[a-z][a-z0-9_-]{4,19}(?![a-z0-9])")
+_DIGITS = re.compile(r"\d+(?:[.,:/-]\d+)*")
+_REPEATED = re.compile(r"(微信|qq)(?:\1)+")
+
+
+def _is_kept(ch: str) -> bool:
+    """Letters, digits and our tokens carry content; punctuation and symbols do not.
+
+    Punctuation is dropped because FBS texts arrive with it removed: keeping it in the other
+    sources would let the model tell the datasets apart by their commas.
+    """
+    if ch in TOKENS:
+        return True
+    category = unicodedata.category(ch)
+    return category[0] in {"L", "N"} or ch == " "
+
+
+class _KeptOrSpace(dict[int, str]):
+    """str.translate table: every character `_is_kept` drops becomes a space, the rest stay.
+    Filled on first sight of each character, so the per-character test runs once per process
+    rather than once per character of every message."""
+
+    def __missing__(self, point: int) -> str:
+        ch = chr(point)
+        self[point] = value = ch if _is_kept(ch) else " "
+        return value
+
+
+_KEPT_OR_SPACE = _KeptOrSpace()
+
+
+def mask_text(normalized_text: str) -> str:
+    """The canonical form the text model sees, from already-normalised text.
+
+    URLs, mobile numbers, service numbers, landlines, QQ/WeChat ids and any other digit run become
+    one token each; punctuation goes; whitespace survives only between two Latin words.
+    """
+    text = _URL.sub(TOKEN_URL, normalized_text)
+    text = _QQ_ID.sub("qq" + TOKEN_ID, text)
+    text = _WECHAT_ID.sub("微信" + TOKEN_ID, text)
+    text = _MOBILE.sub(TOKEN_MOBILE, text)
+    text = _HOTLINE.sub(TOKEN_HOTLINE, text)
+    text = _LANDLINE.sub(TOKEN_PHONE, text)
+    text = _DIGITS.sub(TOKEN_DIGITS, text)
+    kept = text.translate(_KEPT_OR_SPACE)
+    words = kept.split()
+    out: list[str] = []
+    for word in words:
+        if (
+            out
+            and out[-1][-1].isascii()
+            and out[-1][-1].isalnum()
+            and word[0].isascii()
+            and (word[0].isalnum())
+        ):
+            out.append(" ")
+        out.append(word)
+    return _REPEATED.sub(r"\1", "".join(out))
+
+
+# Word features from a Chinese segmenter carry this prefix in the shared vocabulary, so that a
+# two-character word and the same two-character n-gram stay two features.
+WORD_PREFIX = "\x01"
+
+
+def jieba_words(masked_text: str) -> list[str]:
+    """Words of a canonical text (jieba, imported on first use: only word models need it)."""
+    import logging as _logging
+
+    import jieba
+
+    jieba.setLogLevel(_logging.WARNING)
+    return [word for word in jieba.lcut(masked_text) if word.strip()]
+
+
+class CharWordVectorizer:
+    """Character n-grams and word n-grams of the canonical text, in one vocabulary."""
+
+    def __init__(self, chars: Any, words: Any) -> None:
+        self.chars = chars
+        self.words = words
+        self.vocabulary_: dict[str, int] = {}
+        self.stop_words_ = None
+
+    def fit(self, texts: Sequence[str]) -> CharWordVectorizer:
+        self.chars.fit(texts)
+        self.words.fit(texts)
+        for part in (self.chars, self.words):
+            part.stop_words_ = None
+            part.vocabulary_ = {term: int(col) for term, col in part.vocabulary_.items()}
+        offset = len(self.chars.vocabulary_)
+        vocabulary = dict(self.chars.vocabulary_)
+        for term, column in self.words.vocabulary_.items():
+            vocabulary[WORD_PREFIX + term] = offset + column
+        self.vocabulary_ = vocabulary
+        return self
+
+    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        from scipy import sparse
+
+        return sparse.hstack(
+            [self.chars.transform(texts), self.words.transform(texts)], format="csr"
+        )
+
+
+def canonical_text(raw_text: str) -> str:
+    """Raw message text -> the canonical form (normalise, then mask)."""
+    return mask_text(normalize(raw_text).text) if raw_text else ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Structured features: rule hits and number facts, one named feature each, so that the weight the
+# model learns for every rule is visible in the evaluation report.
+
+
+def _kind(obj: Any, *names: str) -> str | None:
+    for name in names:
+        value = getattr(obj, name, None)
+        if value is not None:
+            return str(getattr(value, "value", value))
+    return None
+
+
+def _duration_bucket(seconds: int | None) -> str:
+    if seconds is None:
+        return "unknown"
+    if seconds == 0:
+        return "0"
+    if seconds < 30:
+        return "lt30"
+    if seconds < 180:
+        return "lt180"
+    return "ge180"
+
+
+def structured_features(analysis: Analysis) -> dict[str, float]:
+    """Binary features from everything the pipeline found except the raw words."""
+    record = analysis.record
+    features: dict[str, float] = {f"kind:{record.kind}": 1.0}
+    if not (record.text or "").strip():
+        features["text:empty"] = 1.0
+    if record.kind == "call":
+        features[f"call:duration:{_duration_bucket(getattr(record, 'duration_s', None))}"] = 1.0
+    sender = analysis.sender
+    if sender is not None:
+        features[f"sender:{_kind(sender, 'type') or 'unknown'}"] = 1.0
+        if getattr(sender, "official", False):
+            features["sender:official"] = 1.0
+        if getattr(sender, "brand", None):
+            features["sender:has_brand"] = 1.0
+    if analysis.brands:
+        # No feature for a 【brand】 signature: FBS texts lost their brackets, so it would mark
+        # "not from FBS" rather than "genuine".
+        features["brand:claimed"] = 1.0
+    for contact in analysis.contacts:
+        features[f"contact:{_kind(contact, 'kind', 'type') or 'unknown'}"] = 1.0
+        if getattr(contact, "official", False):
+            features["contact:official"] = 1.0
+        info = getattr(contact, "info", None)
+        if info is not None:
+            features[f"contact_number:{_kind(info, 'type') or 'unknown'}"] = 1.0
+    for signal in analysis.signals:
+        if signal.source in {"rule", "numbers"}:
+            features[f"{signal.source}:{signal.id}"] = 1.0
+    return features
+
+
+# Features that say something about the sender's number and nothing about the words.
+SENDER_FEATURES = (
+    "sender:",
+    "numbers:international_sender",
+    "numbers:official_sender",
+    "numbers:virtual_mobile_sender",
+)
+
+
+def _squeeze(text: str) -> tuple[str, list[int]]:
+    """Letters and digits of a normalised text, with each one's position in it."""
+    where = [i for i, ch in enumerate(text) if ch.isalnum()]
+    return "".join(text[i] for i in where), where
+
+
+def _merge_spans(spans: list[list[float]]) -> list[tuple[int, int, float]]:
+    """Overlapping n-gram spans become one phrase carrying their summed contribution."""
+    merged: list[list[float]] = []
+    for start, end, weight in sorted(spans):
+        if merged and start < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+            merged[-1][2] += weight
+        else:
+            merged.append([start, end, weight])
+    ranked = sorted(merged, key=lambda item: -item[2])
+    return [(int(start), int(end), float(weight)) for start, end, weight in ranked]
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """What the model sees for one record: canonical text and named binary features."""
+
+    text: str
+    features: dict[str, float] = field(default_factory=dict)
+
+
+def model_input(analysis: Analysis) -> ModelInput:
+    """Build the model's input from a pipeline Analysis (same code in training and inference)."""
+    text = mask_text(analysis.norm.text) if analysis.norm is not None else ""
+    return ModelInput(text=text, features=structured_features(analysis))
+
+
+class CalibratedLinear:
+    """A linear classifier whose decision values are mapped to probabilities by a calibrator
+    fitted on out-of-fold decision values (matrix scaling; see model/fit.py)."""
+
+    def __init__(self, base: Any, calibrator: Any) -> None:
+        self.base = base
+        self.calibrator = calibrator
+        self.classes_ = base.classes_
+
+    def predict_proba(self, matrix: Any) -> np.ndarray:
+        return self.calibrator.predict_proba(decision_values(self.base, matrix))
+
+
+def decision_values(estimator: Any, matrix: Any) -> np.ndarray:
+    values = estimator.decision_function(matrix)
+    return values[:, None] if values.ndim == 1 else values
+
+
+class TextModel:
+    """Character n-grams of the canonical text + structured features -> calibrated probabilities.
+
+    Picklable; `version` is set by `load_model` from the manifest (it contains the artifact's own
+    hash, so it cannot live inside the artifact).
+    """
+
+    def __init__(
+        self,
+        vectorizer: Any,
+        feature_names: Sequence[str],
+        classifier: Any,
+        structured_scale: float = 1.0,
+    ) -> None:
+        self.vectorizer = vectorizer
+        self.feature_names = tuple(feature_names)
+        self.feature_index = {name: i for i, name in enumerate(self.feature_names)}
+        self.classifier = classifier
+        self.structured_scale = structured_scale
+        self.categories = tuple(str(c) for c in classifier.classes_)
+        # Rules too rare in the training data to learn a weight keep their hand-set YAML weight,
+        # applied as a log-odds offset on their category: feature name -> (category, weight).
+        self.handset: dict[str, tuple[str, float]] = {}
+        # Published scam scripts from the real training rows (service/engine/known_scripts.py).
+        self.scripts: Any = None
+        self.version: str | None = None
+        # (terms by column, centred coefficients): derived from the vocabulary and the
+        # classifier on first explanation, never pickled.
+        self._explain: tuple[Any, np.ndarray] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The explanation cache is rebuilt on first use. It is stored under its former name
+        # `_terms`, as None, so artifacts keep the same bytes as before it was renamed.
+        state = {
+            ("_terms" if key == "_explain" else key): (None if key == "_explain" else value)
+            for key, value in self.__dict__.items()
+        }
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("scripts", None)
+        state.pop("_terms", None)
+        state.setdefault("_explain", None)
+        self.__dict__.update(state)
+
+    def matrix(self, inputs: Sequence[ModelInput]) -> sparse.csr_matrix:
+        # scipy is imported here, not at the top: serving (the compiled scorer) never needs it,
+        # and importing it costs a `dunscan check` process about 0.3 s.
+        from scipy import sparse
+
+        text_part = self.vectorizer.transform([item.text for item in inputs])
+        return sparse.hstack(
+            [text_part, structured_matrix(inputs, self.feature_index, self.structured_scale)],
+            format="csr",
+        )
+
+    def _raw_proba(self, inputs: Sequence[ModelInput]) -> np.ndarray:
+        """Calibrated probabilities in the order of `self.categories` (the reference path:
+        scikit-learn; service/engine/scorer.py computes the same numbers from arrays)."""
+        return self.classifier.predict_proba(self.matrix(inputs))
+
+    def predict_inputs(self, inputs: Sequence[ModelInput]) -> np.ndarray:
+        """Probabilities, one row per input, columns in CATEGORIES order."""
+        raw = self._raw_proba(inputs)
+        # A category absent from the training rows (possible in evaluation splits) gets 0.
+        proba = np.zeros((raw.shape[0], len(CATEGORIES)))
+        for column, category in enumerate(self.categories):
+            proba[:, CATEGORIES.index(category)] = raw[:, column]
+        if self.handset:
+            proba = self._apply_handset(inputs, proba)
+        return proba
+
+    def _apply_handset(self, inputs: Sequence[ModelInput], proba: np.ndarray) -> np.ndarray:
+        adjusted = proba.copy()
+        for row, item in enumerate(inputs):
+            for name in item.features:
+                if name in self.handset:
+                    category, weight = self.handset[name]
+                    adjusted[row, CATEGORIES.index(category)] *= float(np.exp(weight))
+        return adjusted / adjusted.sum(axis=1, keepdims=True)
+
+    def learned_weight(
+        self, feature: str, category: str, *, include_handset: bool = False
+    ) -> float | None:
+        """The learned coefficient of a binary feature toward a category, per unit of feature.
+
+        None when the feature is unknown to the model, or keeps its hand-set weight because the
+        training data was too thin (unless `include_handset`, for reports showing both).
+        """
+        index = self.feature_index.get(feature)
+        if index is None or category not in self.categories:
+            return None
+        if feature in self.handset and not include_handset:
+            return None
+        base = self.classifier.base
+        column = len(self.vectorizer.vocabulary_) + index
+        row = self.categories.index(category)
+        return float(base.coef_[row, column]) * self.structured_scale
+
+    def predict(self, analysis: Analysis) -> dict[str, float]:
+        return self.predict_many([analysis])[0]
+
+    def predict_many(self, analyses: Sequence[Analysis]) -> list[dict[str, float]]:
+        """One probability per category for each analysis: one transform, one product."""
+        if not analyses:  # scikit-learn refuses an empty matrix
+            return []
+        rows = self.predict_inputs([model_input(analysis) for analysis in analyses])
+        return [
+            {category: float(p) for category, p in zip(CATEGORIES, row, strict=True)}
+            for row in rows
+        ]
+
+    def predict_text_only(self, analysis: Analysis) -> dict[str, float]:
+        """The reading of the words alone: what the sender's number adds is left out."""
+        item = model_input(analysis)
+        kept = {k: v for k, v in item.features.items() if not k.startswith(SENDER_FEATURES)}
+        row = self.predict_inputs([ModelInput(item.text, kept)])[0]
+        return {category: float(p) for category, p in zip(CATEGORIES, row, strict=True)}
+
+    def _explainer(self) -> tuple[Any, np.ndarray]:
+        """Terms by column and coefficients centred over the categories (softmax is unchanged
+        by a common shift), computed once per process rather than once per explanation."""
+        if self._explain is None:
+            terms = [""] * (max(self.vectorizer.vocabulary_.values(), default=-1) + 1)
+            for term, column in self.vectorizer.vocabulary_.items():
+                terms[column] = term
+            coef = self.classifier.base.coef_
+            self._explain = (terms, coef - coef.mean(axis=0))
+        return self._explain
+
+    def phrases(self, analysis: Analysis, category: str) -> list[tuple[int, int, float]]:
+        """Spans of the normalised text whose n-grams pushed the model most toward `category`:
+        (start, end, summed contribution), strongest first. A linear model's contribution of an
+        n-gram is its TF-IDF value times its coefficient for the category, centred over the
+        categories (softmax is unchanged by a common shift)."""
+        norm = analysis.norm
+        if norm is None or category not in self.categories:
+            return []
+        terms, centred_by_category = self._explainer()
+        centred = centred_by_category[self.categories.index(category)]
+        # The TF-IDF row of the shared vocabulary (character and, if any, word n-grams).
+        row = self.vectorizer.transform([mask_text(norm.text)])
+        squeezed, where = _squeeze(norm.text)
+        spans: list[list[float]] = []
+        for column, value in zip(row.indices, row.data, strict=True):
+            weight = float(value) * float(centred[column])
+            if weight <= 0:
+                continue  # before the term: the compiled model decodes it from its key
+            term = terms[column].removeprefix(WORD_PREFIX).replace(" ", "")
+            if len(term) < 2 or not all(ch.isalnum() for ch in term):
+                continue
+            if any(ch in TOKENS for ch in term):
+                continue
+            start = squeezed.find(term)
+            while start >= 0:
+                spans.append([where[start], where[start + len(term) - 1] + 1, weight])
+                start = squeezed.find(term, start + 1)
+        return _merge_spans(spans)
+
+
+def structured_matrix(
+    inputs: Iterable[ModelInput], feature_index: dict[str, int], scale: float = 1.0
+) -> sparse.csr_matrix:
+    """Named features -> a sparse matrix in the trained order; unknown names are ignored."""
+    from scipy import sparse
+
+    rows: list[int] = []
+    cols: list[int] = []
+    count = 0
+    for row, item in enumerate(inputs):
+        count = row + 1
+        for name in item.features:
+            column = feature_index.get(name)
+            if column is not None:
+                rows.append(row)
+                cols.append(column)
+    data = np.full(len(rows), scale, dtype=np.float32)
+    return sparse.csr_matrix((data, (rows, cols)), shape=(count, len(feature_index)))

@@ -1,0 +1,408 @@
+"""The compiled scorer: the trained text model as plain numpy arrays, scored without scikit-learn.
+
+Training (model/train.py) fits a scikit-learn `TextModel`; `compile_model` turns it into the
+numbers that define it, and those numbers are what the artifact holds and what serving runs:
+
+    vocabulary    sorted n-gram keys (uint64) + the column of each (np.searchsorted, no dict)
+    TF-IDF        idf per column; sublinear tf, multiply, l2 row norm reproduced operation by
+                  operation in float32 as scikit-learn does them (same bits, not just close)
+    classifier    coef (columns x categories) and intercept: a sparse dot product
+    calibrator    matrix scaling (coef, intercept) and a softmax
+
+Per row, the arithmetic does not depend on the other rows of a batch, so `check` (a batch of one)
+and `check_many` give the same bits. tests/test_scorer.py holds the compiled scorer to the
+trained estimator (1e-9) on every corpus and real row.
+
+The artifact is a zip of .npy arrays written with fixed timestamps (same inputs, same bytes),
+loaded with `allow_pickle=False`: nothing in it can run code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.engine.known_scripts import KnownScripts, Script
+from service.engine.model import ModelInput, TextModel
+
+# Changes whenever the arrays or their meaning change (service.engine.model.FORMAT_VERSION
+# follows it).
+ARRAYS_VERSION = 2
+# sklearn's char analyzer collapses whitespace runs before taking n-grams.
+_WHITE_SPACES = re.compile(r"\s\s+")
+# Zip entries carry this date (the earliest a zip can hold): the bytes depend on the arrays only.
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+class NotCompilable(ValueError):
+    """The trained model uses a feature builder or learner the compiled scorer does not cover."""
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A CSR matrix as its three arrays (one TF-IDF row per text)."""
+
+    data: np.ndarray  # float32
+    indices: np.ndarray  # int64 columns, sorted within a row
+    indptr: np.ndarray  # int64, len = rows + 1
+
+    def row(self, number: int) -> Rows:
+        start, end = int(self.indptr[number]), int(self.indptr[number + 1])
+        return Rows(self.data[start:end], self.indices[start:end], np.array([0, end - start]))
+
+
+# An n-gram of at most three characters is one uint64: each code point (21 bits) in its slot,
+# first character highest, absent characters 0 (no vocabulary term holds a NUL). The vocabulary
+# is the sorted array of these keys; a text's n-grams become keys in a few vectorised steps, with
+# no Python string per n-gram and no dict.
+_BITS = 21
+_MAX_CHARS = 3
+_CHAR_MASK = (1 << _BITS) - 1
+_SHIFTS = tuple(_BITS * (_MAX_CHARS - 1 - slot) for slot in range(_MAX_CHARS))
+
+
+def ngram_key(term: str) -> int:
+    """The uint64 key of an n-gram (one to three characters, none of them NUL)."""
+    if not 1 <= len(term) <= _MAX_CHARS or "\0" in term:
+        raise NotCompilable(f"n-gram of {len(term)} characters cannot be keyed")
+    key = 0
+    for slot, ch in enumerate(term):
+        key |= ord(ch) << (_BITS * (_MAX_CHARS - 1 - slot))
+    return key
+
+
+class CompiledVectorizer:
+    """TfidfVectorizer(analyzer="char", sublinear_tf=True, norm="l2") from its arrays."""
+
+    def __init__(
+        self, keys: np.ndarray, columns: np.ndarray, idf: np.ndarray, ngram_range: tuple[int, int]
+    ) -> None:
+        self.keys = keys  # sorted uint64 n-gram keys
+        self.columns = columns  # column of keys[i]
+        self.idf = idf  # float32, by column
+        self.ngram_range = ngram_range
+        self.n_features = len(idf)
+
+    def _ngram_keys(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Every character n-gram of every text as (key, row), as sklearn's `_char_ngrams`
+        takes them (whitespace runs collapsed first; lowercase=False needs no other step)."""
+        texts = [_WHITE_SPACES.sub(" ", text) for text in texts]
+        joined = "".join(texts).encode("utf-32-le", "surrogatepass")
+        points = np.frombuffer(joined, dtype="<u4").astype(np.uint64)
+        owner = np.repeat(np.arange(len(texts)), [len(text) for text in texts])
+        keys, rows = [], []
+        low, high = self.ngram_range
+        for n in range(low, high + 1):
+            count = len(points) - n + 1
+            if count <= 0:
+                break
+            key = points[:count] << np.uint64(_BITS * (_MAX_CHARS - 1))
+            for offset in range(1, n):
+                shift = np.uint64(_BITS * (_MAX_CHARS - 1 - offset))
+                key = key | (points[offset : offset + count] << shift)
+            inside = owner[:count] == owner[n - 1 : n - 1 + count]  # not across two texts
+            keys.append(key[inside])
+            rows.append(owner[:count][inside])
+        if not keys:
+            return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+        return np.concatenate(keys), np.concatenate(rows)
+
+    def transform(self, texts: Sequence[str]) -> Rows:
+        """TF-IDF rows, bit for bit what the fitted TfidfVectorizer returns."""
+        keys, rows = self._ngram_keys(texts)
+        position = np.searchsorted(self.keys, keys)
+        position[position == len(self.keys)] = 0
+        known = self.keys[position] == keys
+        columns = self.columns[position[known]].astype(np.int64)
+        rows = rows[known]
+        # One entry per (row, column), sorted as CountVectorizer sorts its indices.
+        merged, tf = np.unique(rows * self.n_features + columns, return_counts=True)
+        rows, columns = np.divmod(merged, self.n_features)
+        data = tf.astype(np.float32)
+        # TfidfTransformer.transform: log in place, +1, times idf, all in float32...
+        np.log(data, data)
+        data += 1.0
+        data *= self.idf[columns]
+        # ...then sklearn's inplace_csr_row_normalize_l2: float32 squares summed in order into a
+        # double (np.bincount adds its weights in order), each value divided in double and
+        # stored back as float32.
+        squares = (data * data).astype(np.float64)
+        norms = np.sqrt(np.bincount(rows, weights=squares, minlength=len(texts)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            data = (data.astype(np.float64) / norms[rows]).astype(np.float32)
+        indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=len(texts)), out=indptr[1:])
+        return Rows(data, columns, indptr)
+
+    def terms_by_column(self) -> list[str]:
+        """The n-gram of every column (for explanations), decoded from the keys."""
+        slots = [
+            (self.keys >> np.uint64(_BITS * (_MAX_CHARS - 1 - slot))) & np.uint64(_CHAR_MASK)
+            for slot in range(_MAX_CHARS)
+        ]
+        # Code points side by side are UTF-32: a fixed-width string array (NUL padding drops).
+        points = np.stack(slots, axis=1).astype("<u4")
+        terms = points.view(f"<U{_MAX_CHARS}").ravel().tolist()
+        by_column = [""] * self.n_features
+        for term, column in zip(terms, self.columns.tolist(), strict=True):
+            by_column[column] = term
+        return by_column
+
+
+class TermsByColumn:
+    """`terms[column]`: the n-gram of a column, decoded from its key when an explanation asks
+    for it. A list of all 150,000 terms, as `terms_by_column` gives, held ~15 MB of Python
+    strings in every server process, for the few dozen columns one explanation reads."""
+
+    def __init__(self, vectorizer: CompiledVectorizer) -> None:
+        self.keys = vectorizer.keys
+        # Where each column's key sits in the sorted keys (every column has exactly one).
+        self.position = np.zeros(vectorizer.n_features, dtype=np.int64)
+        self.position[vectorizer.columns] = np.arange(len(vectorizer.columns))
+
+    def __len__(self) -> int:
+        return len(self.position)
+
+    def __getitem__(self, column: int) -> str:
+        key = self.keys.item(self.position.item(column))
+        # Left-aligned code points; a shorter n-gram pads its tail slots with 0 (ngram_key).
+        return "".join(
+            [chr(point) for point in ((key >> shift) & _CHAR_MASK for shift in _SHIFTS) if point]
+        )
+
+
+class CompiledModel(TextModel):
+    """A `TextModel` scored from arrays: same probabilities, no scikit-learn at serving time."""
+
+    def __init__(
+        self,
+        vectorizer: CompiledVectorizer,
+        feature_names: Sequence[str],
+        categories: Sequence[str],
+        coef: np.ndarray,
+        intercept: np.ndarray,
+        calibration_coef: np.ndarray,
+        calibration_intercept: np.ndarray,
+        structured_scale: float,
+    ) -> None:
+        self.vectorizer = vectorizer
+        self.feature_names = tuple(feature_names)
+        self.feature_index = {name: i for i, name in enumerate(self.feature_names)}
+        self.categories = tuple(categories)
+        self.coef = coef  # (categories, columns), as LogisticRegression.coef_
+        self.weights = np.ascontiguousarray(coef.T)  # (columns, categories): one gather per row
+        self.intercept = intercept
+        self.calibration_coef = calibration_coef
+        self.calibration_intercept = calibration_intercept
+        self.structured_scale = structured_scale
+        self.classifier = None
+        self.handset: dict[str, tuple[str, float]] = {}
+        self.scripts: Any = None
+        self.version: str | None = None
+        self._explain: tuple[Any, np.ndarray] | None = None
+
+    # -- scoring ------------------------------------------------------------------------------
+
+    def decision_values(self, inputs: Sequence[ModelInput]) -> np.ndarray:
+        """The base classifier's decision values: X @ coef.T + intercept, X never built."""
+        text = self.vectorizer.transform([item.text for item in inputs])
+        offset = self.vectorizer.n_features
+        scale = np.float32(self.structured_scale)
+        s_rows: list[int] = []
+        s_columns: list[int] = []
+        for row, item in enumerate(inputs):
+            known = sorted(
+                self.feature_index[name] for name in item.features if name in self.feature_index
+            )
+            s_rows.extend([row] * len(known))
+            s_columns.extend(offset + column for column in known)
+        text_rows = np.repeat(np.arange(len(inputs), dtype=np.int64), np.diff(text.indptr))
+        rows = np.concatenate([text_rows, np.array(s_rows, dtype=np.int64)])
+        columns = np.concatenate([text.indices, np.array(s_columns, dtype=np.int64)])
+        values = np.concatenate([text.data, np.full(len(s_rows), scale, dtype=np.float32)])
+        # Within each row: the text columns, then the structured ones, as the hstack lays them out.
+        order = np.argsort(rows, kind="stable")
+        rows, columns = rows[order], columns[order]
+        # scipy's csr_matvecs, which scikit-learn's decision_function runs: per row, in column
+        # order, y += x * w in the common dtype of X and coef (float32 when the model was fitted
+        # on float32 TF-IDF). np.add.at adds unbuffered and in order, so the bits agree.
+        dtype = np.result_type(values.dtype, self.weights.dtype)
+        products = values[order].astype(dtype)[:, None] * self.weights[columns]
+        decision = np.zeros((len(inputs), len(self.categories)), dtype=dtype)
+        np.add.at(decision, rows, products)
+        return decision + self.intercept
+
+    def _raw_proba(self, inputs: Sequence[ModelInput]) -> np.ndarray:
+        values = self.decision_values(inputs).astype(np.float64)
+        coef, intercept = self.calibration_coef, self.calibration_intercept
+        # Matrix scaling, one term at a time so a row's result never depends on the batch.
+        scores = np.zeros((len(inputs), coef.shape[0]))
+        for j in range(coef.shape[1]):
+            scores += values[:, j : j + 1] * coef[:, j]
+        scores += intercept
+        # sklearn.utils.extmath.softmax
+        scores -= scores.max(axis=1, keepdims=True)
+        np.exp(scores, out=scores)
+        scores /= scores.sum(axis=1, keepdims=True)
+        return scores
+
+    def matrix(self, inputs: Sequence[ModelInput]) -> Any:
+        raise NotImplementedError("the compiled model never builds the feature matrix")
+
+    def learned_weight(
+        self, feature: str, category: str, *, include_handset: bool = False
+    ) -> float | None:
+        index = self.feature_index.get(feature)
+        if index is None or category not in self.categories:
+            return None
+        if feature in self.handset and not include_handset:
+            return None
+        column = self.vectorizer.n_features + index
+        row = self.categories.index(category)
+        return float(self.coef[row, column]) * self.structured_scale
+
+    def _explainer(self) -> tuple[Any, np.ndarray]:
+        if self._explain is None:
+            self._explain = (
+                TermsByColumn(self.vectorizer),
+                self.coef - self.coef.mean(axis=0),
+            )
+        return self._explain
+
+
+# ---------------------------------------------------------------------------------------------
+# From the trained estimator
+
+
+def compile_model(model: TextModel) -> CompiledModel:
+    """The arrays of a trained char-n-gram TextModel; NotCompilable for other builders."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = model.vectorizer
+    if type(vectorizer) is not TfidfVectorizer or vectorizer.analyzer != "char":
+        raise NotCompilable(f"vectorizer {type(vectorizer).__name__}: only char TF-IDF compiles")
+    expected = {
+        "lowercase": False,
+        "strip_accents": None,
+        "preprocessor": None,
+        "sublinear_tf": True,
+        "use_idf": True,
+        "norm": "l2",
+        "binary": False,
+    }
+    for name, value in expected.items():
+        if getattr(vectorizer, name) != value:
+            raise NotCompilable(f"vectorizer {name}={getattr(vectorizer, name)!r}, need {value!r}")
+    base = model.classifier.base
+    calibrator = model.classifier.calibrator
+    for part in (base, calibrator):
+        if not isinstance(part, LogisticRegression) or len(part.classes_) < 3:
+            raise NotCompilable("base and calibrator must be multinomial LogisticRegression")
+    if list(calibrator.classes_) != list(base.classes_):
+        raise NotCompilable("calibrator and base classes differ")
+
+    low, high = vectorizer.ngram_range
+    if high > _MAX_CHARS:
+        raise NotCompilable(f"n-grams up to {high} characters; keys hold {_MAX_CHARS}")
+    items = sorted((ngram_key(term), column) for term, column in vectorizer.vocabulary_.items())
+    keys = np.array([key for key, _ in items], dtype=np.uint64)
+    columns = np.array([column for _, column in items], dtype=np.int32)
+    compiled = CompiledModel(
+        CompiledVectorizer(keys, columns, np.asarray(vectorizer.idf_), (low, high)),
+        model.feature_names,
+        [str(c) for c in base.classes_],
+        # In the dtype the estimator holds (float32 when fitted on float32 TF-IDF): the product
+        # is computed in it, exactly as scikit-learn computes it.
+        np.asarray(base.coef_),
+        np.asarray(base.intercept_),
+        np.asarray(calibrator.coef_, dtype=np.float64),
+        np.asarray(calibrator.intercept_, dtype=np.float64),
+        float(model.structured_scale),
+    )
+    if vectorizer.idf_.dtype != np.float32:
+        raise NotCompilable(f"idf dtype {vectorizer.idf_.dtype}, need float32")
+    compiled.handset = dict(model.handset)
+    compiled.scripts = model.scripts
+    return compiled
+
+
+# ---------------------------------------------------------------------------------------------
+# The artifact: a zip of .npy arrays
+
+
+def _meta(model: CompiledModel) -> dict[str, Any]:
+    scripts = model.scripts.scripts if model.scripts is not None else None
+    return {
+        "arrays_version": ARRAYS_VERSION,
+        "categories": list(model.categories),
+        "feature_names": list(model.feature_names),
+        "structured_scale": model.structured_scale,
+        "ngram_range": list(model.vectorizer.ngram_range),
+        "handset": {name: list(value) for name, value in sorted(model.handset.items())},
+        "scripts": None
+        if scripts is None
+        else [[s.source, s.publisher, s.date, s.fraud_type, list(s.shingles)] for s in scripts],
+    }
+
+
+def write_arrays(model: CompiledModel, path: Path) -> None:
+    """Write the compiled model; the same model always gives the same bytes."""
+    meta = json.dumps(_meta(model), ensure_ascii=False, sort_keys=True).encode("utf-8")
+    arrays = {
+        "keys": model.vectorizer.keys,
+        "columns": model.vectorizer.columns,
+        "idf": model.vectorizer.idf,
+        "coef": model.coef,
+        "intercept": model.intercept,
+        "calibration_coef": model.calibration_coef,
+        "calibration_intercept": model.calibration_intercept,
+        "meta": np.frombuffer(meta, dtype=np.uint8),
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, array in arrays.items():
+            npy = io.BytesIO()
+            np.lib.format.write_array(npy, np.ascontiguousarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_STORED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, npy.getvalue())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buffer.getvalue())
+
+
+def read_arrays(path: Path) -> CompiledModel:
+    """Load a compiled model (no pickle: object arrays are refused by numpy)."""
+    with np.load(path, allow_pickle=False) as arrays:
+        meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
+        if meta.get("arrays_version") != ARRAYS_VERSION:
+            raise ValueError(f"arrays version {meta.get('arrays_version')!r}")
+        low, high = meta["ngram_range"]
+        model = CompiledModel(
+            CompiledVectorizer(arrays["keys"], arrays["columns"], arrays["idf"], (low, high)),
+            meta["feature_names"],
+            meta["categories"],
+            arrays["coef"],
+            arrays["intercept"],
+            arrays["calibration_coef"],
+            arrays["calibration_intercept"],
+            float(meta["structured_scale"]),
+        )
+    model.handset = {name: (str(c), float(w)) for name, (c, w) in meta["handset"].items()}
+    if meta["scripts"] is not None:
+        model.scripts = KnownScripts(
+            [
+                Script(source, publisher, date, fraud_type, tuple(shingles))
+                for source, publisher, date, fraud_type, shingles in meta["scripts"]
+            ]
+        )
+    return model
