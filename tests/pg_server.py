@@ -18,11 +18,12 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from test_notify import free_port
 
 START_LIMIT_S = 60  # pg_ctl -t: a guard against a hung start, not a speed assertion
 SUPERUSER = "dunscan"
@@ -63,19 +64,13 @@ def _server_user() -> str | None:
     raise RuntimeError("running as root and no unprivileged user (postgres, nobody) to run as")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @dataclass
 class PostgresServer:
     """One initdb'd cluster; `start()` and `stop()` may be called again (a restart keeps data)."""
 
     bin_dir: Path
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="dunscan-pg-")))
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_port)
     user: str | None = field(default_factory=_server_user)
 
     @property

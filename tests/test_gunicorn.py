@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_notify import free_port
 
 from service.paths import RULES_DIR
 
@@ -39,14 +39,8 @@ class Server:
         return self.stdout.read_text() + self.stderr.read_text()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _start(tmp: Path, **env: str) -> Server:
-    port = _free_port()
+    port = free_port()
     environment = {**os.environ, "DUNSCAN_DATABASE_URL": f"sqlite:///{tmp / 'store.sqlite3'}"}
     environment.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the config makes its own
     environment.update(env)

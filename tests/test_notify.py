@@ -37,8 +37,8 @@ SCAM_TEXT = (
 WAIT_LIMIT_S = 20.0
 
 
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_LIMIT_S
+def wait_for(condition: Callable[[], bool], what: str, limit_s: float = WAIT_LIMIT_S) -> None:
+    deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         if condition():
             return

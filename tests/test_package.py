@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from test_notify import free_port
 
 from service.paths import MODEL_PATH
 
@@ -108,9 +108,7 @@ def test_check_and_score_work_from_any_folder(installed: tuple[Path, Path, dict]
 
 def test_serve_answers_from_any_folder(installed: tuple[Path, Path, dict]) -> None:
     bin_dir, elsewhere, env = installed
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     log = elsewhere / "serve.log"
     with log.open("wb") as out:
         server = subprocess.Popen(

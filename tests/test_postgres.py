@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -20,7 +19,7 @@ from conftest import start_postgres
 from flask import Flask
 from pg_server import PostgresServer
 from sqlalchemy import event, func, select
-from test_notify import SCAM_SENDER, SCAM_TEXT, Receiver
+from test_notify import SCAM_SENDER, SCAM_TEXT, Receiver, wait_for
 from test_webhooks import SECRET, default_params, now_ms, retrofit_form_body
 
 from service.app import create_app
@@ -39,15 +38,6 @@ from service.phones.store import (
 
 WAIT_LIMIT_S = 60.0
 FORM = "application/x-www-form-urlencoded"
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_LIMIT_S
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"gave up waiting for: {what}")
 
 
 def head_revision() -> str:
@@ -170,11 +160,12 @@ def test_hooks_add_a_signed_post_and_the_push_work_end_to_end(
         resend = signed_post(app, path, SCAM_TEXT, timestamp)
         assert resend.get_json() == {"accepted": True, "duplicate": True}
 
-        wait_for(lambda: len(receiver.received) == 1, "the push at the receiver")
+        wait_for(lambda: len(receiver.received) == 1, "the push at the receiver", WAIT_LIMIT_S)
         store = store_for(app)
         wait_for(
             lambda: count(store, Outbox) == 1 and Deliverer(store, app).pending() == 0,
             "the outbox row marked delivered",
+            WAIT_LIMIT_S,
         )
     finally:
         from service.phones.notify import stop_worker

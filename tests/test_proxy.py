@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 from pg_server import PostgresServer
 from test_gunicorn import GUNICORN, Server, _start, _wait_until_healthy
-from test_notify import SCAM_SENDER, SCAM_TEXT, Receiver
+from test_notify import SCAM_SENDER, SCAM_TEXT, Receiver, free_port
 from test_webhooks import SECRET, default_params, now_ms, retrofit_form_body
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,12 +42,6 @@ HANG_GUARD_S = 10.0  # a request that takes longer than this is a hang, not slow
 pytestmark = pytest.mark.skipif(
     NGINX is None, reason="nginx is not installed (apt-get install nginx)"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
@@ -63,7 +57,7 @@ def render(upstream: str, listen: str) -> str:
 
 
 def _start_nginx(prefix: Path, upstream_port: int) -> Proxy:
-    port = _free_port()
+    port = free_port()
     (prefix / "conf.d").mkdir(parents=True)
     (prefix / "conf.d" / "dunscan.conf").write_text(
         render(f"127.0.0.1:{upstream_port}", f"127.0.0.1:{port}")

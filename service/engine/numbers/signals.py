@@ -119,11 +119,10 @@ class _SignalBuilder:
         # Whose callback numbers and links the text must use: the brands it names, or, when it
         # names none, the brand whose official number sent it (a fake base station sends from a
         # spoofed 95599 and gives its own callback number: number_facts.md, 伪基站).
-        self.from_official_sender = not self.lenders and not self.sender_anomalous
         self.speaks_as = self.lenders or (
-            sorted(b for b in self.sender_owners if not directory.brands[b].is_public_service)
-            if self.from_official_sender
-            else []
+            []
+            if self.sender_anomalous
+            else sorted(b for b in self.sender_owners if not directory.brands[b].is_public_service)
         )
 
     # -- helpers --------------------------------------------------------------------------------
