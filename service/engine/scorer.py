@@ -19,10 +19,8 @@ loaded with `allow_pickle=False`: nothing in it can run code.
 
 from __future__ import annotations
 
-import io
 import json
 import re
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +30,7 @@ import numpy as np
 
 from service.engine.known_scripts import KnownScripts, Script
 from service.engine.model import ModelInput, TextModel
+from service.engine.npz import write_npz
 
 # Changes whenever the arrays or their meaning change (service.engine.model.FORMAT_VERSION
 # follows it).
@@ -39,7 +38,6 @@ ARRAYS_VERSION = 2
 # sklearn's char analyzer collapses whitespace runs before taking n-grams.
 _WHITE_SPACES = re.compile(r"\s\s+")
 # Zip entries carry this date (the earliest a zip can hold): the bytes depend on the arrays only.
-_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 class NotCompilable(ValueError):
@@ -367,17 +365,7 @@ def write_arrays(model: CompiledModel, path: Path) -> None:
         "calibration_intercept": model.calibration_intercept,
         "meta": np.frombuffer(meta, dtype=np.uint8),
     }
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as zf:
-        for name, array in arrays.items():
-            npy = io.BytesIO()
-            np.lib.format.write_array(npy, np.ascontiguousarray(array), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
-            info.compress_type = zipfile.ZIP_STORED
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, npy.getvalue())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(buffer.getvalue())
+    write_npz(path, arrays, compress=False)
 
 
 def read_arrays(path: Path) -> CompiledModel:

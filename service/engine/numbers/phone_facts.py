@@ -27,11 +27,9 @@ Rebuild the file after upgrading phonenumbers: `python -m service.engine.numbers
 from __future__ import annotations
 
 import functools
-import io
 import json
 import re
 import sys
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -40,6 +38,7 @@ import numpy as np
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
+from service.engine.npz import write_npz
 from service.engine.numbers.parse import NumberInfo, NumberType
 from service.paths import PHONE_PREFIXES_PATH
 
@@ -64,7 +63,6 @@ class PhoneFacts:
 
 
 _LANGS: tuple[Literal["zh", "en"], ...] = ("zh", "en")
-_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 class _PrefixTable:
@@ -262,16 +260,7 @@ def prefix_arrays() -> dict[str, np.ndarray]:
 
 def write_prefix_data(path: Path = PHONE_PREFIXES_PATH) -> None:
     """Write the prefix file (compressed, fixed timestamps: the same data gives the same bytes)."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, array in prefix_arrays().items():
-            npy = io.BytesIO()
-            np.lib.format.write_array(npy, np.ascontiguousarray(array), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, npy.getvalue())
-    path.write_bytes(buffer.getvalue())
+    write_npz(path, prefix_arrays(), compress=True)
 
 
 if __name__ == "__main__":
