@@ -17,7 +17,7 @@ from werkzeug.test import EnvironBuilder
 
 from service.app import create_app
 from service.engine.pipeline import Analyzer
-from service.phones.store import HookInfo, create_hook, store_for
+from service.phones.store import HookInfo, Store, create_hook, store_for
 
 LONE_SURROGATE_ESCAPED = b'"\\ud800 \xe4\xbd\xa0\xe5\xa5\xbd"'  # "\ud800 你好" as a JSON escape
 LONE_SURROGATE_RAW = b'"\xed\xa0\x80 \xe4\xbd\xa0\xe5\xa5\xbd"'  # the same as raw CESU bytes
@@ -348,13 +348,30 @@ def test_made_up_methods_share_one_metrics_label(client: FlaskClient) -> None:
     assert len(series) < 10
 
 
+def queue_warning(app: Flask, notify_url: str) -> tuple[Store, list[str]]:
+    """Post a scam to a new hook that pushes to `notify_url`; the store and the non-blank lines of
+    the queued push (body and title), which must not outlive its delivery."""
+    from test_notify import SCAM_SENDER, SCAM_TEXT
+
+    from service.phones.store import Outbox
+
+    store = store_for(app)
+    hook = create_hook("residue", notify_url=notify_url, store=store)
+    response = app.test_client().post(
+        hook.path, data={"from": SCAM_SENDER, "org_content": SCAM_TEXT}
+    )
+    assert response.get_json()["notified"] is True
+    with store.session() as session:
+        (row,) = session.query(Outbox).all()
+        return store, [line for line in row.body.splitlines() if line.strip()] + [row.title]
+
+
 def test_no_warning_text_is_left_in_the_database_files_after_delivery(
     tmp_path: Any, analyzer: Analyzer
 ) -> None:
-    from test_notify import SCAM_SENDER, SCAM_TEXT, Receiver
+    from test_notify import Receiver
 
     from service.phones.notify import Deliverer
-    from service.phones.store import Outbox
 
     database = tmp_path / "residue.sqlite3"
     app = create_app(
@@ -363,15 +380,7 @@ def test_no_warning_text_is_left_in_the_database_files_after_delivery(
     )
     receiver = Receiver()
     try:
-        store = store_for(app)
-        hook = create_hook("residue", notify_url="json+" + receiver.url(), store=store)
-        response = app.test_client().post(
-            hook.path, data={"from": SCAM_SENDER, "org_content": SCAM_TEXT}
-        )
-        assert response.get_json()["notified"] is True
-        with store.session() as session:
-            (row,) = session.query(Outbox).all()
-            lines = [line for line in row.body.splitlines() if line.strip()] + [row.title]
+        store, lines = queue_warning(app, "json+" + receiver.url())
         written = b"".join(path.read_bytes() for path in tmp_path.glob("residue.sqlite3*"))
         assert all(line.encode() in written for line in lines)  # the check can see it
         assert Deliverer(store, app).run_once().delivered == 1

@@ -19,6 +19,7 @@ from conftest import start_postgres
 from flask import Flask
 from pg_server import PostgresServer
 from sqlalchemy import event, func, select
+from test_hostile import queue_warning
 from test_notify import SCAM_SENDER, SCAM_TEXT, Receiver, wait_for
 from test_webhooks import SECRET, default_params, now_ms, retrofit_form_body
 
@@ -239,15 +240,7 @@ def test_no_warning_text_is_left_in_the_table_files_after_delivery(
     database = "dunscan_residue"
     url = postgres.create_database(database)
     app = webhook_app(url, analyzer, NOTIFY_WORKER=0)
-    store = store_for(app)
-    hook = create_hook("residue", notify_url="json+" + receiver.url(), store=store)
-    response = app.test_client().post(
-        hook.path, data={"from": SCAM_SENDER, "org_content": SCAM_TEXT}
-    )
-    assert response.get_json()["notified"] is True
-    with store.session() as session:
-        (row,) = session.scalars(select(Outbox))
-        lines = [line for line in row.body.splitlines() if line.strip()] + [row.title]
+    store, lines = queue_warning(app, "json+" + receiver.url())
 
     with psycopg.connect(postgres.conninfo(database), autocommit=True) as connection:
         oid = connection.execute(
