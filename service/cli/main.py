@@ -12,6 +12,7 @@ Exit 0 on success, 2 with one line on unusable input, 1 when the service data ca
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import os
@@ -121,6 +122,12 @@ class _BatchScorer:
 
             global _WORKER_ANALYZER
             _WORKER_ANALYZER = analyzer  # forked workers share the loaded model copy-on-write
+            # As gunicorn's master does before it forks: build what the first checks would build
+            # in every worker (one shared copy instead), and move the loaded objects out of the
+            # collector's way, so the workers' collections neither walk nor unshare their pages.
+            analyzer.warm()
+            gc.collect()
+            gc.freeze()
             # A forked worker flushes its copy of stdout when it exits: nothing may be pending.
             sys.stdout.flush()
             sys.stderr.flush()
