@@ -53,7 +53,7 @@ def test_readings_of_plain_patterns() -> None:
 def test_a_text_without_the_words_skips_the_rule() -> None:
     prefilter = LiteralPrefilter([[r"解冻(?:费|金)"], [r"(?:缴纳|交)[^。!?]{0,10}保证金"]])
     assert prefilter.candidates("您的账户已恢复正常") == []
-    # Both words of the second rule are needed ("保证" stands for "保证金": two characters test).
+    # Both words of the second rule are needed.
     assert prefilter.candidates("请缴纳解冻费") == [0]
     assert prefilter.candidates("保证按时到账") == []
     assert prefilter.candidates("先交500元保证金再解冻金") == [0, 1]

@@ -31,8 +31,8 @@ except ImportError:  # pragma: no cover - other interpreters
     _sre = _sre_parse = None
 
 # A rule's strings are tested by their first characters, at most this many: one set of the
-# text's characters and two-character pieces then answers for every rule at once.
-_KEY_CHARS = 2
+# text's characters and two- and three-character pieces then answers for every rule at once.
+_KEY_CHARS = 3
 # Clauses kept per pattern (the most selective ones).
 _MAX_CLAUSES = 4
 # Largest set of strings kept while multiplying out alternatives ("(?:请|需)(?:缴纳|支付)" is 4).
@@ -69,8 +69,8 @@ def _usable(strings: Iterable[str] | None) -> Strings | None:
 
 def _rank(strings: Strings) -> tuple[bool, int, int]:
     """How well a required set sorts texts out, as `LiteralPrefilter` tests it (by the first
-    two characters of each string): all strings of two or more characters, then fewer distinct
-    openings, then longer strings."""
+    `_KEY_CHARS` characters of each string): all strings at least that long, then fewer
+    distinct openings, then longer strings."""
     shortest = min(map(len, strings))
     return shortest >= _KEY_CHARS, -len({s[:_KEY_CHARS] for s in strings}), shortest
 
@@ -224,23 +224,26 @@ class LiteralPrefilter:
     """The rules (by index) one of whose patterns has all its clauses present in a text; a rule
     with a pattern that could not be read, always.
 
-    A clause's strings are tested by their first two characters (a text holding "解冻费" holds
-    "解冻"): each clause gets one bit; the text's characters and two-character pieces, met with
-    the keys of every clause in one set intersection, light the bits of the clauses it satisfies;
-    a pattern passes when all its bits are lit. Linear in the text, whatever the number of rules.
+    A clause's strings are tested by their first three characters (a text holding "解冻费用"
+    holds "解冻费"): each clause gets one bit; the text's characters and two- and
+    three-character pieces, met with the keys of every clause in one set intersection, light the
+    bits of the clauses they satisfy; a pattern passes when all its bits are lit. Only patterns
+    whose first (most selective) clause was hit are looked at, so the work follows what the text
+    holds rather than the number of rules.
     """
 
     def __init__(self, rules: Sequence[Sequence[str]]) -> None:
         always: list[int] = []
         masks: dict[str, int] = {}  # key -> bits of the clauses it satisfies
         clause_bits: dict[frozenset[str], int] = {}
-        self.by_rule: list[tuple[int, tuple[int, ...]]] = []  # rule -> bits of each pattern
+        # key -> (rule, bits of all the pattern's clauses) of the patterns whose first clause
+        # the key satisfies
+        by_key: dict[str, list[tuple[int, int]]] = {}
         for index, patterns in enumerate(rules):
             needs = [required_literals(pattern) for pattern in patterns]
             if not needs or any(clauses is None for clauses in needs):
                 always.append(index)
                 continue
-            pattern_bits = set()
             for clauses in needs:
                 bits = 0
                 for clause in clauses or ():
@@ -250,24 +253,26 @@ class LiteralPrefilter:
                         for key in keys:
                             masks[key] = masks.get(key, 0) | clause_bits[keys]
                     bits |= clause_bits[keys]
-                pattern_bits.add(bits)
-            self.by_rule.append((index, tuple(sorted(pattern_bits))))
-        self.always = tuple(always)
+                for key in {s[:_KEY_CHARS] for s in (clauses or ((),))[0]}:
+                    by_key.setdefault(key, []).append((index, bits))
+        self.always = frozenset(always)
         self.masks = masks
+        self.by_key = {key: tuple(entries) for key, entries in by_key.items()}
         self.keys = frozenset(masks)
 
     def candidates(self, text: str) -> list[int]:
         """Indices of the rules that can fire on `text`, ascending."""
         pieces = set(text)
-        pieces.update([text[i : i + _KEY_CHARS] for i in range(len(text) - 1)])
+        for length in range(2, _KEY_CHARS + 1):
+            pieces.update([text[i : i + length] for i in range(len(text) - length + 1)])
+        hits = self.keys.intersection(pieces)
         lit = 0
-        for key in self.keys.intersection(pieces):
+        for key in hits:
             lit |= self.masks[key]
-        found = list(self.always)
-        for index, pattern_bits in self.by_rule:
-            for bits in pattern_bits:
+        found = set(self.always)
+        by_key = self.by_key
+        for key in hits:
+            for index, bits in by_key.get(key, ()):
                 if lit & bits == bits:
-                    found.append(index)
-                    break
-        found.sort()
-        return found
+                    found.add(index)
+        return sorted(found)
