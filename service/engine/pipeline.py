@@ -250,15 +250,32 @@ class Analyzer:
         self, records: Sequence[SmsRecord | CallRecord], lang: Lang = "zh"
     ) -> list[Verdict]:
         """Verdicts for a batch of records, in order: the model scores the whole batch in one
-        TF-IDF transform and one matrix product; the rest runs per record."""
-        analyses = [self.analyze(record) for record in records]
+        TF-IDF transform and one matrix product; the rest runs per record.
+
+        Records with the same content (a campaign sent to many people, an export with repeated
+        rows) are scored once: each gets that verdict under its own id."""
+        first_of: dict[tuple[Any, ...], int] = {}  # content -> index in `distinct`
+        distinct: list[SmsRecord | CallRecord] = []
+        slots = []
+        for record in records:
+            slot = first_of.setdefault(_content_key(record), len(distinct))
+            if slot == len(distinct):
+                distinct.append(record)
+            slots.append(slot)
+        analyses = [self.analyze(record) for record in distinct]
         if self.model is not None:
             predicted = self.model.predict_many(analyses)
         else:
             predicted = [None] * len(analyses)
-        return [
+        verdicts = [
             self._verdict(analysis, probabilities, lang)
             for analysis, probabilities in zip(analyses, predicted, strict=True)
+        ]
+        return [
+            verdicts[slot]
+            if verdicts[slot].id == record.id
+            else verdicts[slot].model_copy(update={"id": record.id})
+            for record, slot in zip(records, slots, strict=True)
         ]
 
     def _verdict(
@@ -454,6 +471,18 @@ _PHRASE_EXPLANATION_EN = {
 
 # CJK unified ideographs, all of them letters (str.isalpha).
 _CJK = re.compile("[\u4e00-\u9fff]")
+
+
+def _content_key(record: SmsRecord | CallRecord) -> tuple[Any, ...]:
+    """Everything of a record the verdict reads: two records with the same key get the same
+    verdict but for its id (the id and received_at are carried, never read)."""
+    return (
+        record.kind,
+        record.sender,
+        record.text,
+        getattr(record, "duration_s", None),
+        getattr(record, "direction", None),
+    )
 
 
 def _reads_as_chinese(text: str) -> bool:
