@@ -123,14 +123,16 @@ class KnownScripts:
         """The best near match of a message to a published script, or None."""
         index = self._inverted()
         message = shingles(normalized_text)
-        grams = [g for g in message if g in index]
+        grams = index.keys() & message  # a set intersection in C, not a test per shingle
         if len(grams) < MIN_SHARED:
             return None
         counts: Counter[int] = Counter()
         for gram in grams:
             counts.update(index[gram])
         best: ScriptMatch | None = None
-        for number, shared in counts.items():
+        # In script order: of scripts that tie, the first wins (the order of a set of strings
+        # changes with each process's hash seed, and with it, before, the script named).
+        for number, shared in sorted(counts.items()):
             if shared < MIN_SHARED:
                 continue
             script = self.scripts[number]
