@@ -13,6 +13,11 @@ in-process (`Analyzer.check_many` vs one transform + `predict_proba`), `dunscan 
 --jobs 1 and 2 (separate processes, start-up included) against the anchor's batch rate,
 `Analyzer.load`, memory, and a whole `dunscan check` process. Ratios are dunscan / anchor:
 below 1 is faster for latencies, above 1 is faster for rates.
+
+The analyzer is timed as a server worker runs it: loaded, `warm()`ed, and its objects frozen out
+of the garbage collector's way after the warm-up (gunicorn_conf.pre_fork does both). Memory is
+the RSS of a separate process that imports only the engine (not scikit-learn, not the anchor),
+loads and warms it, then checks every message twice; `make bench-http` shows the real workers'.
 """
 
 from __future__ import annotations

@@ -186,8 +186,8 @@ class TermsByColumn:
     def __init__(self, vectorizer: CompiledVectorizer) -> None:
         self.keys = vectorizer.keys
         # Where each column's key sits in the sorted keys (every column has exactly one).
-        self.position = np.zeros(vectorizer.n_features, dtype=np.int64)
-        self.position[vectorizer.columns] = np.arange(len(vectorizer.columns))
+        self.position = np.zeros(vectorizer.n_features, dtype=np.int32)
+        self.position[vectorizer.columns] = np.arange(len(vectorizer.columns), dtype=np.int32)
 
     def __len__(self) -> int:
         return len(self.position)
@@ -308,13 +308,32 @@ class CompiledModel(TextModel):
         row = self.categories.index(category)
         return float(self.coef[row, column]) * self.structured_scale
 
-    def _explainer(self) -> tuple[Any, np.ndarray]:
+    def _explainer(self) -> tuple[Any, Any]:
         if self._explain is None:
-            self._explain = (
-                TermsByColumn(self.vectorizer),
-                self.coef - self.coef.mean(axis=0),
-            )
+            self._explain = (TermsByColumn(self.vectorizer), CentredCoefficients(self.coef))
         return self._explain
+
+
+class CentredCoefficients:
+    """`(coef - coef.mean(axis=0))[row][columns]` for the columns an explanation reads, instead
+    of the whole centred matrix (2.4 MB in every process). The mean over the categories adds
+    each column's few values in the same order either way, so the numbers are the same."""
+
+    def __init__(self, coef: np.ndarray) -> None:
+        self.coef = coef
+
+    def __getitem__(self, row: int) -> _CentredRow:
+        return _CentredRow(self.coef, row)
+
+
+class _CentredRow:
+    def __init__(self, coef: np.ndarray, row: int) -> None:
+        self.coef = coef
+        self.row = row
+
+    def __getitem__(self, columns: np.ndarray) -> np.ndarray:
+        block = self.coef[:, columns]
+        return block[self.row] - block.mean(axis=0)
 
 
 # ---------------------------------------------------------------------------------------------
