@@ -2,7 +2,8 @@
 
 Sources and how their labels map to our four categories (see MODEL_CARD.md, "Data"):
 
-- fbs_sms (real fake-base-station spam, 2017-18): FR:* -> scam; AD:*, IL:*, Other -> other.
+- fbs_sms (real fake-base-station spam, 2017-18): FR:*, IL:Gambling, IL:Escort_service -> scam;
+  other AD:*, IL:*, Other -> other.
   The text is word-segmented and anonymised with placeholders (DIGIT, URL, CELLPHONE, ...). We undo
   the segmentation and replace each placeholder by a surrogate raw value of the same kind ("URL" ->
   a link, "CELLPHONE" -> a mobile number), so that FBS then goes through exactly the normalise +
@@ -41,6 +42,10 @@ from service.engine.schemas import CallRecord, SmsRecord, parse_record
 from service.paths import CORPUS_DIR, DATA_DIR, REAL_DIR
 
 FBS_FILE = Path("fbs_sms") / "fbs_sms.tsv"
+# FBS files gambling sites and escort offers under "illegal" (IL), not fraud; the police count
+# both among fraud types (网络赌博, and escort offers that take a deposit and never show), and the
+# real corpus labels them `scam` (model/real/LABELING.md), so they train as scams too.
+FBS_SCAM_CATEGORIES = frozenset({"IL:Gambling", "IL:Escort_service"})
 MUDOU_FILES = (
     Path("mudou_sms") / "mudou_spam.train.tsv",
     Path("mudou_sms") / "mudou_spam.test.tsv",
@@ -134,7 +139,7 @@ def load_fbs(data_dir: Path) -> list[Example]:
     lines = (data_dir / FBS_FILE).read_text(encoding="utf-8").splitlines()
     for number, line in enumerate(lines[1:], start=2):
         category, group, text = line.split("\t", 2)
-        label = "scam" if group == "FR" else "other"
+        label = "scam" if group == "FR" or category in FBS_SCAM_CATEGORIES else "other"
         raw = fbs_to_raw(text)
         if raw.strip():
             examples.append(

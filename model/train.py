@@ -294,9 +294,11 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
         f"text, before any split; by source {training['by_source']}; labels "
         f"{training['labels']}; dedup {training['dedup']}.",
         "",
-        "- `fbs_sms` (real fake-base-station spam, 2017-18): `FR:*` -> scam, `AD:*`/`IL:*`/"
-        "`Other` -> other. Word segmentation undone; placeholders replaced by surrogate raw "
-        "values so that they pass through the same masking as raw text.",
+        "- `fbs_sms` (real fake-base-station spam, 2017-18): `FR:*`, `IL:Gambling` and "
+        "`IL:Escort_service` -> scam (the police count gambling sites and deposit-taking escort "
+        "offers as fraud, and the real corpus labels them so), other `AD:*`/`IL:*`/`Other` -> "
+        "other. Word segmentation undone; placeholders replaced by surrogate raw values so that "
+        "they pass through the same masking as raw text.",
         "- `mudou_sms` (real SMS, 2013-15): genuine (label 0) financial notices -> legit, other "
         "genuine messages -> other; label 1 (ads) -> other.",
         "- `uci_sms_spam` (English): not used for training (no Chinese, no fraud or collection "

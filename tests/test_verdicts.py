@@ -267,8 +267,11 @@ def test_one_abusive_rule_makes_a_genuine_or_other_reading_abusive() -> None:
     threat = [_signal("abusive_public_exposure", "abusive", 2.2)]
     assert _content_rule_floor(threat, "other", 0.01) == ("abusive", 0.01)
     assert _content_rule_floor(threat, "legit", 0.0) == ("abusive", 0.0)
-    # A scam reading stands: a threat next to a fee is still a scam.
-    assert _content_rule_floor(threat, "scam", 0.8) == ("scam", 0.8)
+    # A scam reading stands when scam wording backs it: a threat next to a fee is still a scam.
+    fee = [*threat, _signal("fee_unfreeze", "scam", 1.0)]
+    assert _content_rule_floor(fee, "scam", 0.8) == ("scam", 0.8)
+    # Without it, even a high scam reading yields to the threat, keeping its risk.
+    assert _content_rule_floor(threat, "scam", 0.8) == ("abusive", 0.8)
     weak = [_signal("abusive_hint", "abusive", 1.0)]
     assert _content_rule_floor(weak, "other", 0.01) == ("other", 0.01)
     # A medium scam reading with no scam wording (a collector's mobile) yields to the threat.

@@ -539,9 +539,11 @@ def _content_rule_floor(signals: list[Signal], category: str, risk: float) -> tu
         # abusive (DESIGN.md); one such rule is enough, whatever the model read in the wording.
         if category in {"legit", "other"}:
             return "abusive", risk
-        if category == "scam" and content["scam"] == 0 and risk < HIGH_RISK:
-            # A medium scam reading from the sender alone (a collector's mobile) does not outweigh
-            # a threat in the text: that is illegal collection, not impersonation.
+        if category == "scam" and content["scam"] == 0:
+            # A scam reading with no scam wording behind it (a collector's mobile, or the model
+            # hearing "錢" and "處理" in a loan shark's threat) does not outweigh a threat in the
+            # text: that is illegal collection, not impersonation. The risk stays as high as the
+            # model put it, so the warning is still pushed.
             return "abusive", risk
     return category, risk
 
