@@ -93,3 +93,30 @@ def test_the_shipped_model_names_where_a_script_was_published(
     start, end = signal.span
     assert example.record.text[start:end] == signal.evidence
     assert verdict.category == "scam"
+
+
+def test_of_two_scripts_that_match_equally_the_same_one_is_named_in_every_process() -> None:
+    """Two published scripts a message matches equally well: which one the verdict names must
+    not depend on the process's string hash seed (it did: the first one met in a set)."""
+    import subprocess
+    import sys
+
+    program = (
+        "from service.engine.known_scripts import KnownScripts, Script, shingles\n"
+        "first, second = '甲乙丙丁戊己庚辛壬癸子丑', '寅卯辰巳午未申酉戌亥天地'\n"
+        "scripts = [Script(name, name, '2024', 'x', tuple(sorted(shingles(text))))\n"
+        "           for name, text in (('a', first), ('b', second))]\n"
+        "found = KnownScripts(scripts).match(first + second)\n"
+        "print(found.script.source, found.score)\n"
+    )
+    named = {
+        subprocess.run(
+            [sys.executable, "-c", program],
+            env={"PYTHONHASHSEED": str(seed), "PATH": ""},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in range(12)
+    }
+    assert named == {"a 1.0\n"}

@@ -14,7 +14,7 @@ import pytest
 from openpyxl import load_workbook
 
 from service.cli.main import main
-from service.cli.records_io import SAMPLE_BYTES, detect_encoding
+from service.cli.records_io import SAMPLE_BYTES, JsonlWriter, Row, detect_encoding
 
 SCAM = "【支付宝】您的花呗已逾期，请缴纳解冻费2000元，详询客服17123456789"
 GENUINE = "【京东金融】您的白条本期应还426.30元，还款日12月1日，请打开京东金融App还款。拒收请回复R"
@@ -220,3 +220,25 @@ def test_spark_rows_carry_the_columns_and_verdict_dunscan_score_writes(tmp_path:
         for name in ("level", "category", "signal_ids", "claimed_brands", "advice"):
             assert spark_row[name] == csv_row[name], name
         assert spark_row["risk"] == float(csv_row["risk"])
+
+
+def test_jsonl_lines_are_the_same_whether_the_verdict_comes_as_a_dict_or_as_text() -> None:
+    """`dunscan score` hands the JSONL writer verdicts its workers already serialised: each
+    line must be byte for byte the one written from the dict, whatever the input object."""
+    verdict = {
+        "risk": 0.91,
+        "level": "high",
+        "signals": [{"id": "fee_unfreeze", "evidence": "解冻费"}],
+    }
+    originals = [
+        {"id": "a", "text": "请缴纳解冻费", "extra": [1, {"x": None}]},
+        {},  # nothing for the verdict to follow
+        {"text": "x", "verdict": "old", "after": 1},  # an input "verdict" is replaced in place
+    ]
+    for original in originals:
+        row = Row(line=1, original=original, fields=original)
+        from_dict, from_text = io.StringIO(), io.StringIO()
+        JsonlWriter(from_dict).write(row, verdict)
+        JsonlWriter(from_text).write_text(row, json.dumps(verdict, ensure_ascii=False))
+        assert from_text.getvalue() == from_dict.getvalue()
+        assert json.loads(from_text.getvalue())["verdict"] == verdict

@@ -168,6 +168,20 @@ def test_shipped_model_check_many_equals_check_on_the_bench_messages(analyzer: A
     assert chunked == one_by_one
 
 
+def test_check_many_scores_repeated_records_once_each_under_its_own_id(
+    analyzer: Analyzer,
+) -> None:
+    """A batch holding the same messages again under other ids (and without one) gives every
+    record the verdict `check` gives it alone."""
+    records = [e.record for e in data.load_real()[:40]]
+    again = [record.model_copy(update={"id": f"again-{n}"}) for n, record in enumerate(records)]
+    bare = [record.model_copy(update={"id": None}) for record in records]
+    batch = [item for trio in zip(records, again, bare, strict=True) for item in trio]
+    verdicts = analyzer.check_many(batch)
+    assert [v.id for v in verdicts] == [record.id for record in batch]
+    assert [v.model_dump() for v in verdicts] == [analyzer.check(r).model_dump() for r in batch]
+
+
 def test_check_many_keeps_order_and_handles_an_empty_batch(analyzer: Analyzer) -> None:
     records = [
         parse_record(

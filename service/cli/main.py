@@ -12,6 +12,7 @@ Exit 0 on success, 2 with one line on unusable input, 1 when the service data ca
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import os
@@ -96,8 +97,9 @@ def _count_lines(path: str) -> int | None:
 # Records scored together: one TF-IDF transform and one matrix product per chunk.
 SCORE_CHUNK = 256
 
-# What scoring one input row gives: the verdict in its JSON form, or why the row was skipped.
-Scored = tuple[dict[str, Any] | None, str | None]
+# What scoring one input row gives: the verdict in its JSON form (a dict, or its json.dumps text
+# when the writer takes text), or why the row was skipped.
+Scored = tuple[dict[str, Any] | str | None, str | None]
 
 
 class _BatchScorer:
@@ -110,9 +112,12 @@ class _BatchScorer:
     form. Plain dicts cross the process boundary both ways (pickling pydantic verdicts back cost
     the parent more than scoring left it time for), so the parent only reads and writes."""
 
-    def __init__(self, analyzer: Any, lang: str, jobs: int) -> None:
+    def __init__(self, analyzer: Any, lang: str, jobs: int, as_text: bool = False) -> None:
         self.analyzer = analyzer
         self.lang = lang
+        # Verdicts come back as JSON text (JSONL output): serialised by the workers, and one
+        # string crosses the process boundary instead of a nested dict.
+        self.as_text = as_text
         self.pool: Any = None
         self.in_flight: deque[tuple[list[records_io.Row], Any]] = deque()
         self.limit = 2 * jobs
@@ -121,6 +126,12 @@ class _BatchScorer:
 
             global _WORKER_ANALYZER
             _WORKER_ANALYZER = analyzer  # forked workers share the loaded model copy-on-write
+            # As gunicorn's master does before it forks: build what the first checks would build
+            # in every worker (one shared copy instead), and move the loaded objects out of the
+            # collector's way, so the workers' collections neither walk nor unshare their pages.
+            analyzer.warm()
+            gc.collect()
+            gc.freeze()
             # A forked worker flushes its copy of stdout when it exits: nothing may be pending.
             sys.stdout.flush()
             sys.stderr.flush()
@@ -134,9 +145,11 @@ class _BatchScorer:
         """Queue a chunk; yield every (row, result) that is ready, in input order."""
         fields = [row.fields for row in chunk]
         if self.pool is None:
-            yield from zip(chunk, _score_rows(self.analyzer, fields, self.lang), strict=True)
+            scored = _score_rows(self.analyzer, fields, self.lang, self.as_text)
+            yield from zip(chunk, scored, strict=True)
             return
-        self.in_flight.append((chunk, self.pool.apply_async(_score_chunk, (fields, self.lang))))
+        task = self.pool.apply_async(_score_chunk, (fields, self.lang, self.as_text))
+        self.in_flight.append((chunk, task))
         while len(self.in_flight) >= self.limit:
             yield from self._next()
 
@@ -167,7 +180,9 @@ def _init_worker(use_model: bool) -> None:
         _WORKER_ANALYZER = _load_analyzer(use_model)
 
 
-def _score_rows(analyzer: Any, rows: list[dict[str, Any]], lang: str) -> list[Scored]:
+def _score_rows(
+    analyzer: Any, rows: list[dict[str, Any]], lang: str, as_text: bool = False
+) -> list[Scored]:
     """Validate each row's fields as a record and score the valid ones in one batch."""
     results: list[Scored] = []
     valid: list[tuple[int, Any]] = []
@@ -179,12 +194,13 @@ def _score_rows(analyzer: Any, rows: list[dict[str, Any]], lang: str) -> list[Sc
             results.append((None, _validation_message(error)))
     verdicts = analyzer.check_many([record for _, record in valid], lang)
     for (index, _), verdict in zip(valid, verdicts, strict=True):
-        results[index] = (verdict.model_dump(mode="json"), None)
+        as_json = verdict.model_dump(mode="json")
+        results[index] = (json.dumps(as_json, ensure_ascii=False) if as_text else as_json, None)
     return results
 
 
-def _score_chunk(rows: list[dict[str, Any]], lang: str) -> list[Scored]:
-    return _score_rows(_WORKER_ANALYZER, rows, lang)
+def _score_chunk(rows: list[dict[str, Any]], lang: str, as_text: bool) -> list[Scored]:
+    return _score_rows(_WORKER_ANALYZER, rows, lang, as_text)
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
@@ -212,13 +228,17 @@ def _cmd_score(args: argparse.Namespace) -> int:
             skipped += 1
             tqdm.write(f"line {row.line}: skipped: {problem}", file=sys.stderr)
             return
-        target.writer.write(row, verdict)
+        if isinstance(verdict, str):
+            target.writer.write_text(row, verdict)
+        else:
+            target.writer.write(row, verdict)
         scored += 1
 
     try:
         analyzer = _load_analyzer(not args.no_model)
         target = records_io.open_target(args.output, args.output_format, source.format)
-        scorer = _BatchScorer(analyzer, args.lang, args.jobs)
+        as_text = getattr(target.writer, "takes_text", False)
+        scorer = _BatchScorer(analyzer, args.lang, args.jobs, as_text)
         progress = tqdm(
             records_io.read_records(source),
             total=None if args.quiet else _count_lines(args.input),  # no bar, no counting pass

@@ -297,9 +297,23 @@ class JsonlWriter:
     def __init__(self, out: IO[str]) -> None:
         self.out = out
 
+    # `dunscan score` hands this writer each verdict already serialised (`write_text`): the
+    # workers of --jobs do that part, and the process that writes only splices.
+    takes_text = True
+
     def write(self, row: Row, verdict: VerdictJson) -> None:
         result = {**row.original, "verdict": verdict}
         self.out.write(json.dumps(result, ensure_ascii=False) + "\n")
+
+    def write_text(self, row: Row, verdict_text: str) -> None:
+        """`write` for a verdict given as json.dumps(verdict, ensure_ascii=False): the same
+        line, the input object's text with the verdict's spliced in as its last member."""
+        if not row.original or "verdict" in row.original:
+            # {} has no member to follow; an input "verdict" is replaced where it stands.
+            self.write(row, json.loads(verdict_text))
+            return
+        given = json.dumps(row.original, ensure_ascii=False)
+        self.out.write(f'{given[:-1]}, "verdict": {verdict_text}}}\n')
 
     def close(self) -> None:
         self.out.flush()

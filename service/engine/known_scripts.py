@@ -15,6 +15,7 @@ so only what is particular to the scam can match.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -123,14 +124,16 @@ class KnownScripts:
         """The best near match of a message to a published script, or None."""
         index = self._inverted()
         message = shingles(normalized_text)
-        grams = [g for g in message if g in index]
+        grams = index.keys() & message  # a set intersection in C, not a test per shingle
         if len(grams) < MIN_SHARED:
             return None
-        counts: Counter[int] = Counter()
-        for gram in grams:
-            counts.update(index[gram])
+        # One count over every script each shared shingle belongs to (one C pass, not one
+        # update per shingle).
+        counts = Counter(itertools.chain.from_iterable(map(index.__getitem__, grams)))
         best: ScriptMatch | None = None
-        for number, shared in counts.items():
+        # In script order: of scripts that tie, the first wins (the order of a set of strings
+        # changes with each process's hash seed, and with it, before, the script named).
+        for number, shared in sorted(counts.items()):
             if shared < MIN_SHARED:
                 continue
             script = self.scripts[number]

@@ -433,11 +433,17 @@ class TextModel:
         row = self.vectorizer.transform([mask_text(norm.text)])
         squeezed, where = _squeeze(norm.text)
         spans: list[list[float]] = []
-        for column, value in zip(row.indices, row.data, strict=True):
-            weight = float(value) * float(centred[column])
-            if weight <= 0:
-                continue  # before the term: the compiled model decodes it from its key
-            term = terms[column].removeprefix(WORD_PREFIX).replace(" ", "")
+        # Each n-gram's contribution, value times centred coefficient in double (as Python
+        # floats multiply them); only those pushing toward the category have their terms
+        # decoded (the compiled model decodes a term from its key), in one step where it can.
+        indices = np.asarray(row.indices)
+        weights = np.asarray(row.data, dtype=np.float64) * centred[indices].astype(np.float64)
+        pushing = np.flatnonzero(weights > 0)
+        columns = indices[pushing].tolist()
+        many = getattr(terms, "many", None)
+        names = many(columns) if many is not None else [terms[column] for column in columns]
+        for name, weight in zip(names, weights[pushing].tolist(), strict=True):
+            term = name.removeprefix(WORD_PREFIX).replace(" ", "")
             if len(term) < 2 or not all(ch.isalnum() for ch in term):
                 continue
             if any(ch in TOKENS for ch in term):

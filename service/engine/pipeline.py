@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
 import re2
 
 from service.engine import advice as advice_text
@@ -94,6 +96,22 @@ UNEXPLAINED_MAX_RISK = MEDIUM_RISK - 0.01
 KIN_ADDRESS = re2.compile(
     r"^\s*(?:老公|老婆|亲爱的|宝贝|爸爸?|妈妈?|老爸|老妈|儿子|女儿|闺女|哥|姐|弟弟?|妹妹?)\s*[，,：:！!。]"
 )
+
+
+# Calling codes whose regions' metadata `Analyzer.warm` reads ahead: mainland China, Hong Kong,
+# Macao, Taiwan, where scam calls are commonly routed from, and the shared codes (+1, +7, +44)
+# whose 归属地 reads the metadata of every region under them.
+_WARM_CALLING_CODES = (86, 852, 853, 886, 1, 7, 44, 65, 60, 63, 66, 84, 855, 95, 81, 82)
+
+
+def _warm_regions() -> list[str]:
+    return sorted(
+        {
+            region
+            for code in _WARM_CALLING_CODES
+            for region in phonenumbers.region_codes_for_country_code(code)
+        }
+    )
 
 
 class LoadError(ValueError):
@@ -186,6 +204,18 @@ class Analyzer:
             explainer()
         # The 归属地 and carrier prefixes (~5 MB): one shared copy rather than one per worker.
         load_phone_data()
+        # phonenumbers reads a region's metadata and compiles its patterns on the first number
+        # from there: each such first number took 1-5 ms (the bench's slowest checks). One
+        # example number of each region senders mostly come from does it here, before the fork.
+        for region in _warm_regions():
+            example = phonenumbers.example_number(region)
+            if example is None:
+                continue
+            info = self.directory.classify(
+                phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+            )
+            for lang in ("zh", "en"):
+                phone_facts(info, lang)
         return self
 
     @property
@@ -220,15 +250,32 @@ class Analyzer:
         self, records: Sequence[SmsRecord | CallRecord], lang: Lang = "zh"
     ) -> list[Verdict]:
         """Verdicts for a batch of records, in order: the model scores the whole batch in one
-        TF-IDF transform and one matrix product; the rest runs per record."""
-        analyses = [self.analyze(record) for record in records]
+        TF-IDF transform and one matrix product; the rest runs per record.
+
+        Records with the same content (a campaign sent to many people, an export with repeated
+        rows) are scored once: each gets that verdict under its own id."""
+        first_of: dict[tuple[Any, ...], int] = {}  # content -> index in `distinct`
+        distinct: list[SmsRecord | CallRecord] = []
+        slots = []
+        for record in records:
+            slot = first_of.setdefault(_content_key(record), len(distinct))
+            if slot == len(distinct):
+                distinct.append(record)
+            slots.append(slot)
+        analyses = [self.analyze(record) for record in distinct]
         if self.model is not None:
             predicted = self.model.predict_many(analyses)
         else:
             predicted = [None] * len(analyses)
-        return [
+        verdicts = [
             self._verdict(analysis, probabilities, lang)
             for analysis, probabilities in zip(analyses, predicted, strict=True)
+        ]
+        return [
+            verdicts[slot]
+            if verdicts[slot].id == record.id
+            else verdicts[slot].model_copy(update={"id": record.id})
+            for record, slot in zip(records, slots, strict=True)
         ]
 
     def _verdict(
@@ -342,7 +389,7 @@ class Analyzer:
         """No rule, script or precise number fact backs a warning: keep what the model and the
         numbers can say, within what they can honestly carry."""
         norm = analysis.norm
-        letters = sum(ch.isalnum() for ch in norm.text) if norm is not None else 0
+        letters = sum(map(str.isalnum, norm.text)) if norm is not None else 0
         if norm is not None and letters < SHORT_CHAT_CHARS:
             # "行行行": a few words of chat say nothing a model can be sure of.
             if category in {"scam", "abusive"}:
@@ -422,12 +469,29 @@ _PHRASE_EXPLANATION_EN = {
 }
 
 
+# CJK unified ideographs, all of them letters (str.isalpha).
+_CJK = re.compile("[\u4e00-\u9fff]")
+
+
+def _content_key(record: SmsRecord | CallRecord) -> tuple[Any, ...]:
+    """Everything of a record the verdict reads: two records with the same key get the same
+    verdict but for its id (the id and received_at are carried, never read)."""
+    return (
+        record.kind,
+        record.sender,
+        record.text,
+        getattr(record, "duration_s", None),
+        getattr(record, "direction", None),
+    )
+
+
 def _reads_as_chinese(text: str) -> bool:
-    letters = [ch for ch in text if ch.isalpha()]
-    if len(letters) < 8:
+    # Counted in C (map, findall) rather than one Python step per character.
+    letters = sum(map(str.isalpha, text))
+    if letters < 8:
         return True  # too little text to call it foreign (a code, a name, a link)
-    cjk = sum("\u4e00" <= ch <= "\u9fff" for ch in letters)
-    return cjk / len(letters) >= MIN_CJK_SHARE
+    cjk = len(_CJK.findall(text))
+    return cjk / letters >= MIN_CJK_SHARE
 
 
 def _content_evidence(signals: list[Signal]) -> dict[str, float]:

@@ -1,0 +1,81 @@
+"""The literal prefilter (service/engine/prefilter.py): a rule it leaves out must not match."""
+
+from __future__ import annotations
+
+import pytest
+import re2
+
+from model import data
+from service.engine.normalize import normalize
+from service.engine.pipeline import Analyzer
+from service.engine.prefilter import LiteralPrefilter, required_literals
+
+# (RE2 pattern, a text it matches): syntax where a careless reading would leave the rule out.
+MATCHING = [
+    # A POSIX class: Python's parser would read "[[:digit:]]" as a set of characters and "]".
+    (r"[[:digit:]]元", "付5元"),
+    # "{,3}" is a repeat for Python and literal text for RE2.
+    (r"转{,3}账", "转{,3}账"),
+    (r"(?i)verify", "please VERIFY now"),
+    (r"ab(?i:cd)", "abCD"),
+    (r"\p{Han}[^a-z\p{Han}]{0,2}(?:cnm|sb)", "你 sb"),
+    (r"\pN{2}元", "55元"),
+    (r"(?:^|[,。])垃圾(?:$|[,。])", "垃圾"),
+    (r"转入?账", "转账"),
+    (r"(?:请|需)(?:缴纳|支付)[^。!?]{0,10}(?:解冻|激活)费", "请支付一笔激活费"),
+    (r"\x{4e2d}国", "中国"),
+    (r"a|b?", "zzz"),  # can match the empty string: every text
+    (r"[a-c]{2}x", "bcx"),
+    (r"(?:验证码){1,2}", "验证码"),
+]
+
+
+@pytest.mark.parametrize(("pattern", "text"), MATCHING)
+def test_a_rule_whose_pattern_matches_is_a_candidate(pattern: str, text: str) -> None:
+    assert re2.search(pattern, text) is not None  # the case itself is right
+    assert LiteralPrefilter([[pattern]]).candidates(text) == [0]
+
+
+def test_readings_of_plain_patterns() -> None:
+    # Every word of a sequence is needed; the most selective clauses are kept.
+    clauses = required_literals(r"(?:缴纳|交)[^。!?]{0,10}(?:解冻|激活)")
+    assert clauses is not None
+    assert set(clauses) == {frozenset({"缴纳", "交"}), frozenset({"解冻", "激活"})}
+    # Alternatives multiply out while the set stays small.
+    assert required_literals(r"(?:请|需)(?:缴纳|支付)") == (
+        frozenset({"请缴纳", "请支付", "需缴纳", "需支付"}),
+    )
+    # Syntax read differently by Python and RE2, or case-insensitive: run on every text.
+    for pattern in (r"x[[:alpha:]]", r"a{,3}", r"(?i)abc", r"ab(?i:c)", r"\Qa.b\E"):
+        assert required_literals(pattern) is None, pattern
+
+
+def test_a_text_without_the_words_skips_the_rule() -> None:
+    prefilter = LiteralPrefilter([[r"解冻(?:费|金)"], [r"(?:缴纳|交)[^。!?]{0,10}保证金"]])
+    assert prefilter.candidates("您的账户已恢复正常") == []
+    # Both words of the second rule are needed.
+    assert prefilter.candidates("请缴纳解冻费") == [0]
+    assert prefilter.candidates("保证按时到账") == []
+    assert prefilter.candidates("先交500元保证金再解冻金") == [0, 1]
+
+
+def test_every_rule_that_matches_a_corpus_text_or_example_is_a_candidate() -> None:
+    """The shipped rules on every corpus and real text and every rule example: a pattern that
+    matches (RE2, the whole alternation) always has its rule among the candidates."""
+    ruleset = Analyzer.load(use_model=False).ruleset
+    compiled = ruleset._compiled
+    texts = [e.record.text for e in data.load_corpus() + data.load_real() if e.record.text]
+    for rule in ruleset.rules:
+        texts.extend(rule.must_match)
+        texts.extend(rule.must_not_match)
+    skipped = 0
+    for text in texts:
+        norm = normalize(text).text
+        candidates = {item.rule.id for item in ruleset.candidates(norm)}
+        for item in compiled:
+            if item.pattern.search(norm) is not None:
+                assert item.rule.id in candidates, (item.rule.id, text)
+            elif item.rule.id not in candidates:
+                skipped += 1
+    # The prefilter does its job: most (rule, text) pairs that cannot match are never run.
+    assert skipped > 0.8 * len(texts) * len(compiled)
