@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import yaml
 
 from service.engine.normalize import normalize
 from service.engine.rules import Rule, RuleLoadError, RuleSet
-from service.paths import PATTERNS_DIR
+from service.paths import MODEL_PATH, PATTERNS_DIR
 
 # Loaded once at collection so each example becomes its own test case. Examples are checked here
 # one by one, so the load-time example check is switched off to get per-example reports.
@@ -313,6 +314,26 @@ def test_bad_rule_stops_loading_with_file_rule_and_fix(
     assert "broken.yaml" in message
     assert "rule 'test_unfreeze_fee'" in message
     assert fix in message
+
+
+def test_verified_version_skips_only_the_checks_of_exactly_those_files(tmp_path: Path) -> None:
+    # A serving process trusts rule files whose version the training run already checked; the
+    # slightest edit to them brings every check back.
+    _write(tmp_path, "broken.yaml", _rule(must_match=["你好"]))
+    version = RuleSet.load(tmp_path, check_examples=False).version
+    trusted = RuleSet.load(tmp_path, verified_version=version)
+    assert trusted.version == version
+    assert [hit.rule.id for hit in trusted.hits(normalize("请缴纳解冻费"))] == ["test_unfreeze_fee"]
+    _write(tmp_path, "broken.yaml", _rule(must_match=["你好呀"]))
+    with pytest.raises(RuleLoadError, match="does not fire"):
+        RuleSet.load(tmp_path, verified_version=version)
+
+
+def test_shipped_model_vouches_for_the_shipped_rules() -> None:
+    # The training run loads the rules with every check and records their version in the
+    # manifest; a stale record would silently turn the start-up checks back on.
+    manifest = json.loads(MODEL_PATH.with_suffix(".json").read_text(encoding="utf-8"))
+    assert manifest["rules_version"] == RuleSet.load(check_examples=False).version
 
 
 def test_duplicate_id_across_files_names_both_files(tmp_path: Path) -> None:

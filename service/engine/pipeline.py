@@ -173,13 +173,14 @@ class Analyzer:
             directory = Directory.load(numbers_dir or NUMBERS_DIR)
         except NumberListError as error:
             raise LoadError(f"official number lists: {error}") from error
+        model = _load_model(model_path) if use_model else None
         try:
-            ruleset = RuleSet.load(patterns_dir or PATTERNS_DIR)
+            ruleset = RuleSet.load(
+                patterns_dir or PATTERNS_DIR,
+                verified_version=getattr(model, "rules_version", None),
+            )
         except RuleLoadError as error:
             raise LoadError(f"rules: {error}") from error
-        model = None
-        if use_model:
-            model = _load_model(model_path)
         analyzer = cls(directory, ruleset, model)
         log.info(
             "analyzer loaded",

@@ -296,11 +296,14 @@ def _compile(source: str, what: str, fail: Fail) -> Any:
     return compiled
 
 
-def _alternation(sources: tuple[str, ...], what: str, fail: Fail) -> Any | None:
+def _alternation(
+    sources: tuple[str, ...], what: str, fail: Fail, *, verified: bool = False
+) -> Any | None:
     if not sources:
         return None
-    for index, source in enumerate(sources, start=1):
-        _compile(source, f"{what} #{index}", fail)
+    if not verified:
+        for index, source in enumerate(sources, start=1):
+            _compile(source, f"{what} #{index}", fail)
     combined = "|".join(f"(?:{source})" for source in sources)
     try:
         return re2.compile(combined, _OPTIONS)
@@ -328,16 +331,16 @@ def _describe_validation(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _compile_rule(rule: Rule, fail: Fail) -> _CompiledRule:
+def _compile_rule(rule: Rule, fail: Fail, *, verified: bool = False) -> _CompiledRule:
     if rule.near is not None and not rule.context:
         fail("'near' is set but 'context' is empty; add context patterns or remove 'near'")
     if rule.fail_closed and rule.category == "legit":
         fail("a legit rule cannot be fail_closed; set fail_closed: false")
     return _CompiledRule(
         rule=rule,
-        pattern=_alternation(rule.patterns, "pattern", fail),
-        context=_alternation(rule.context, "context pattern", fail),
-        unless=_alternation(rule.unless, "unless pattern", fail),
+        pattern=_alternation(rule.patterns, "pattern", fail, verified=verified),
+        context=_alternation(rule.context, "context pattern", fail, verified=verified),
+        unless=_alternation(rule.unless, "unless pattern", fail, verified=verified),
         negatable=rule.category == "scam" if rule.negatable is None else rule.negatable,
     )
 
@@ -352,15 +355,17 @@ def _check_examples(compiled: _CompiledRule, fail: Fail) -> None:
             fail(f"must_not_match example #{index} {example!r} fires; tighten the patterns")
 
 
-def _load_file(path: Path, seen: dict[str, str], check_examples: bool) -> list[_CompiledRule]:
+def _load_file(
+    path: Path, text: str, seen: dict[str, str], check_examples: bool, verified: bool
+) -> list[_CompiledRule]:
     shown = _display(path)
 
     def file_fail(message: str) -> NoReturn:
         raise RuleLoadError(f"{shown}: {message}")
 
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        data = yaml.load(text, Loader=_YAML_LOADER)
+    except yaml.YAMLError as exc:
         file_fail(f"not valid UTF-8 YAML ({exc}); fix the syntax")
     if not isinstance(data, dict):
         file_fail("must be a mapping with keys topic, description and rules")
@@ -388,8 +393,8 @@ def _load_file(path: Path, seen: dict[str, str], check_examples: bool) -> list[_
         if rule.id in seen:
             fail(f"duplicate id, already defined in {seen[rule.id]}; give one of them a new id")
         seen[rule.id] = shown
-        compiled = _compile_rule(rule, fail)
-        if check_examples:
+        compiled = _compile_rule(rule, fail, verified=verified)
+        if check_examples and not verified:
             _check_examples(compiled, fail)
         compiled_rules.append(compiled)
     return compiled_rules
@@ -413,22 +418,44 @@ class RuleSet:
         return tuple(self._compiled[index] for index in self._prefilter.candidates(text))
 
     @classmethod
-    def load(cls, path: Path = PATTERNS_DIR, *, check_examples: bool = True) -> RuleSet:
+    def load(
+        cls,
+        path: Path = PATTERNS_DIR,
+        *,
+        check_examples: bool = True,
+        verified_version: str | None = None,
+    ) -> RuleSet:
         """Load every `*.yaml` file under `path`, validating it all; raises RuleLoadError.
 
         With `check_examples` (the default) each rule must also fire on its must_match examples
         and stay silent on its must_not_match ones, so a broken edit cannot reach production.
+        `verified_version` is the version of rule files that already passed every check (the
+        model's training run checks them and records it): files with exactly that content skip
+        the per-pattern and example checks, which cost a third of start-up and ~25 MB of regex
+        state in every server process. Any edit changes the version and brings the checks back.
         """
         files = sorted(path.glob("*.yaml")) if path.is_dir() else []
         if not files:
             raise RuleLoadError(f"{_display(path)}: no rule files (*.yaml) found; check the path")
         digest = hashlib.sha256()
+        contents: list[tuple[Path, bytes]] = []
+        for file in files:
+            raw = file.read_bytes()
+            digest.update(file.name.encode() + b"\0" + raw + b"\0")
+            contents.append((file, raw))
+        version = digest.hexdigest()[:12]
+        verified = verified_version is not None and verified_version == version
         seen: dict[str, str] = {}
         compiled: list[_CompiledRule] = []
-        for file in files:
-            digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
-            compiled.extend(_load_file(file, seen, check_examples))
-        return cls(tuple(compiled), digest.hexdigest()[:12])
+        for file, raw in contents:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise RuleLoadError(
+                    f"{_display(file)}: not valid UTF-8 YAML ({exc}); fix the syntax"
+                ) from exc
+            compiled.extend(_load_file(file, text, seen, check_examples, verified))
+        return cls(tuple(compiled), version)
 
     def get(self, rule_id: str) -> Rule:
         return self._by_id[rule_id]
