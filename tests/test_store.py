@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from sqlalchemy import create_engine, text
 from service.cli.main import main as cli_main
 from service.phones.smsforwarder import hook_setup
 from service.phones.store import (
+    HEAD_REVISION,
     Base,
     Hook,
     HookError,
@@ -258,6 +261,25 @@ def test_a_new_database_is_migrated_to_exactly_the_models(db_path: Path) -> None
     engine.dispose()
     # A model changed without a migration shows up here: write one (see service/migrations).
     assert differences == []
+
+
+def test_head_revision_is_alembics_head() -> None:
+    assert HEAD_REVISION == _head()
+
+
+def test_a_database_at_head_starts_without_importing_alembic(db_path: Path) -> None:
+    url = f"sqlite:///{db_path}"
+    Store(url).dispose()
+    # A fresh interpreter, since this one imported Alembic for the tests above.
+    probe = (
+        "import sys; from service.phones.store import Store; "
+        f"Store({url!r}).dispose(); print('alembic' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "False"
+    assert _revision(url) == _head()
 
 
 def test_a_database_made_before_migrations_is_stamped_and_keeps_its_rows(db_path: Path) -> None:

@@ -28,8 +28,6 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import requests
-
 # Schemes a hook may use directly (README "SmsForwarder"); apprise knows many more, but a hook
 # can only name services this project documents and tests the shape of.
 APPRISE_SCHEMES = frozenset(
@@ -174,6 +172,9 @@ def send_json(
     url: str, document: dict[str, Any], timeout_s: float, headers: dict[str, str] | None = None
 ) -> None:
     """The generic webhook: our JSON document (and any headers), POSTed as it always was."""
+    # Imported on the first delivery, not at start-up: ~3 MB in every worker that never pushes.
+    import requests
+
     try:
         response = requests.post(url, json=document, headers=headers, timeout=timeout_s)
     except requests.RequestException as error:

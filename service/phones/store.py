@@ -42,6 +42,9 @@ from service.settings import check_public_url, settings
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 NOTIFY_KINDS = ("ntfy", "bark", "json")
 BASELINE_REVISION = "0001"  # service/phones/migrations/versions/0001_baseline.py
+# The newest revision (tests/test_store.py holds it to Alembic's own head): a database already
+# there starts without importing Alembic, ~11 MB less in the server and in every worker.
+HEAD_REVISION = "0001"
 MAX_NAME_CHARS = 64
 MAX_SECRET_CHARS = 200
 MAX_URL_CHARS = 2000
@@ -181,9 +184,12 @@ def migrate(engine: Engine) -> None:
     stamped at the baseline, its rows untouched. Several workers or instances starting at once
     take turns: SQLite's BEGIN IMMEDIATE (see _prepare_sqlite) or a PostgreSQL advisory lock.
     """
+    from sqlalchemy import inspect, text
+
+    if _schema_is_current(engine):
+        return
     from alembic import command
     from alembic.config import Config
-    from sqlalchemy import inspect, text
 
     config = Config()
     config.set_main_option("script_location", "service.phones:migrations")
@@ -195,6 +201,16 @@ def migrate(engine: Engine) -> None:
         if "alembic_version" not in tables and Hook.__tablename__ in tables:
             command.stamp(config, BASELINE_REVISION)
         command.upgrade(config, "head")
+
+
+def _schema_is_current(engine: Engine) -> bool:
+    from sqlalchemy import inspect, text
+
+    with engine.connect() as connection:
+        if "alembic_version" not in inspect(connection).get_table_names():
+            return False
+        versions = connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
+        return list(versions) == [HEAD_REVISION]
 
 
 class Store:
