@@ -110,6 +110,5 @@ def load_model(path: Path) -> CompiledModel:
     except Exception as error:  # a verified file that still fails to load is still refused
         raise ModelError(f"{path.name}: cannot read its arrays ({type(error).__name__})") from error
     model.version = str(manifest.get("version") or f"unversioned-{manifest['sha256'][:6]}")
-    # The rule files the training run loaded with every check (RuleSet.load's verified_version).
     model.rules_version = manifest.get("rules_version")
     return model

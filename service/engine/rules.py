@@ -357,7 +357,7 @@ def _check_examples(compiled: _CompiledRule, fail: Fail) -> None:
 
 
 def _load_file(
-    path: Path, text: str, seen: dict[str, str], check_examples: bool, verified: bool
+    path: Path, raw: bytes, seen: dict[str, str], check_examples: bool, verified: bool
 ) -> list[_CompiledRule]:
     shown = _display(path)
 
@@ -365,8 +365,8 @@ def _load_file(
         raise RuleLoadError(f"{shown}: {message}")
 
     try:
-        data = yaml.load(text, Loader=_YAML_LOADER)
-    except yaml.YAMLError as exc:
+        data = yaml.load(raw.decode("utf-8"), Loader=_YAML_LOADER)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         file_fail(f"not valid UTF-8 YAML ({exc}); fix the syntax")
     if not isinstance(data, dict):
         file_fail("must be a mapping with keys topic, description and rules")
@@ -449,13 +449,7 @@ class RuleSet:
         seen: dict[str, str] = {}
         compiled: list[_CompiledRule] = []
         for file, raw in contents:
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise RuleLoadError(
-                    f"{_display(file)}: not valid UTF-8 YAML ({exc}); fix the syntax"
-                ) from exc
-            compiled.extend(_load_file(file, text, seen, check_examples, verified))
+            compiled.extend(_load_file(file, raw, seen, check_examples, verified))
         return cls(tuple(compiled), version)
 
     def get(self, rule_id: str) -> Rule:

@@ -238,6 +238,9 @@ class CompiledModel(TextModel):
         self.handset: dict[str, tuple[str, float]] = {}
         self.scripts: Any = None
         self.version: str | None = None
+        # The rule files the training run loaded with every check (RuleSet.load's
+        # verified_version); set from the manifest by artifact.load_model.
+        self.rules_version: str | None = None
         self._explain: tuple[Any, np.ndarray] | None = None
 
     # -- scoring ------------------------------------------------------------------------------

@@ -29,7 +29,9 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -184,8 +186,6 @@ def migrate(engine: Engine) -> None:
     stamped at the baseline, its rows untouched. Several workers or instances starting at once
     take turns: SQLite's BEGIN IMMEDIATE (see _prepare_sqlite) or a PostgreSQL advisory lock.
     """
-    from sqlalchemy import inspect, text
-
     if _schema_is_current(engine):
         return
     from alembic import command
@@ -204,8 +204,6 @@ def migrate(engine: Engine) -> None:
 
 
 def _schema_is_current(engine: Engine) -> bool:
-    from sqlalchemy import inspect, text
-
     with engine.connect() as connection:
         if "alembic_version" not in inspect(connection).get_table_names():
             return False
