@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from model import data
-from service.engine.pipeline import HIGH_RISK, MEDIUM_RISK, Analyzer
+from service.engine.pipeline import HIGH_RISK, MEDIUM_RISK, Analyzer, creditor_pressing
 from service.engine.schemas import parse_record
 from service.phones.notify import should_notify
 
@@ -98,6 +98,60 @@ def test_english_text_without_a_phishing_sign_gets_a_note_not_a_confident_green(
     assert verdict.coverage
     english = analyzer.check(parse_record({"text": "See you at 7 tonight then"}), lang="en")
     assert english.coverage and "Chinese" in english.coverage
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Honey, I love you. Call me when you land and I will pick you up.",
+        "Enter this verification code when prompted by the bank to complete your sign in: 729565",
+        "Dear Sir/Madam, an officer will be contacting you in the next 30 minutes to follow up on "
+        "your recent feedback to the Police.",
+    ],
+)
+def test_a_model_reading_of_foreign_text_is_never_high(analyzer: Analyzer, text: str) -> None:
+    # Nothing a rule can see: the model's reading of English is a hint (it has read a couple of
+    # hundred foreign rows), so it may warn but never reaches high risk.
+    verdict = _check(analyzer, text=text)
+    assert verdict.coverage
+    assert verdict.level != "high" and verdict.risk < HIGH_RISK
+
+
+def test_english_collection_threatening_the_employer_is_abusive(analyzer: Analyzer) -> None:
+    verdict = _check(
+        analyzer,
+        text="Dear Musa, since you are unresponsive, we may escalate recovery efforts, including "
+        "contacting your employer regarding your debt with Zenka. Call us ASAP.",
+    )
+    assert verdict.category == "abusive"
+    assert any(s.id == "en_abusive_collection" for s in verdict.signals)
+
+
+def _signals_of(analyzer: Analyzer, text: str):
+    analysis = analyzer.analyze(parse_record({"text": text}))
+    return analysis, list(analysis.signals)
+
+
+@pytest.mark.parametrize(
+    ("text", "scam", "abusive", "pressing"),
+    [
+        # A creditor's threat the model hears as extortion: debt talk, no scam evidence.
+        ("你這筆錢若不處理，要讓大家難看", 0.6, 0.3, True),
+        ("欠的钱今天不还，你自己看着办", 0.55, 0.2, True),
+        # The model hears no collection in it: the scam reading stands.
+        ("欠的钱今天不还，你自己看着办", 0.9, 0.05, False),
+        # Not about a debt at all.
+        ("领导的声音都听不出来？明天来我办公室", 0.6, 0.3, False),
+        # A fee to settle the debt is a scam's ask, whatever the model hears.
+        ("你的网贷逾期了，先交500元手续费到指定账户就能停催，不然通知你家人", 0.6, 0.35, False),
+    ],
+)
+def test_debt_talk_the_model_half_hears_as_collection_is_abusive_only_without_scam_evidence(
+    analyzer: Analyzer, text: str, scam: float, abusive: float, pressing: bool
+) -> None:
+    analysis, signals = _signals_of(analyzer, text)
+    probabilities = {"scam": scam, "abusive": abusive, "legit": 0.05, "other": 0.05}
+    assert creditor_pressing(analysis, signals, probabilities) is pressing
 
 
 def test_chinese_text_gets_no_coverage_note(analyzer: Analyzer) -> None:

@@ -69,6 +69,11 @@ KNOWN_SCRIPT_WEIGHT = 3.0
 # Text that is mostly not Chinese: dunscan's rules and model read Chinese; below this share of
 # CJK characters among letters the verdict says so (and English phishing rules still run).
 MIN_CJK_SHARE = 0.3
+# On such text the model has read few examples (a couple of hundred foreign rows): with no rule,
+# script or precise number fact behind it, its reading may warn but never reaches high. On the
+# grouped real evaluation this un-pushed 10 genuine or everyday English rows it read as abusive
+# ("Honey, I love you") at the cost of 7 English scams that were only flagged by that reading.
+FOREIGN_MODEL_MAX_RISK = HIGH_RISK - 0.01
 COVERAGE_NOTE = {
     "zh": "dunscan 主要识别中文短信；这条以外文为主，只做了基本的钓鱼检查（仿冒链接、礼品卡付费、"
     "催促验证），结果仅供参考。",
@@ -97,6 +102,17 @@ KIN_ADDRESS = re2.compile(
     r"^\s*(?:老公|老婆|亲爱的|宝贝|爸爸?|妈妈?|老爸|老妈|儿子|女儿|闺女|哥|姐|弟弟?|妹妹?)\s*[，,：:！!。]"
 )
 
+
+# Debt talk with no scam evidence (no rule, script or precise number fact, nothing asked for):
+# when the model's abusive reading is at least this share of its scam reading, the message is
+# a creditor pressing for money, not an impersonation. On the grouped real evaluation (2,264
+# rows) this moved abusive recall from 72.9 % to 76.7 % and changed no genuine or scam row's
+# flag: the threats it catches ("若不處理，要讓大家難看") read to the model as extortion scams.
+ABUSIVE_SHARE_OF_SCAM = 0.3
+DEBT_TALK = re2.compile(
+    r"还款|还钱|还上|还清|不还|欠款|欠钱|欠债|欠的|所欠|欠(?:我|你)|逾期|催收|债|借款|借钱|贷|"
+    r"拖欠|赖账|老赖|这笔钱|筹钱|本票|利息"
+)
 
 # Calling codes whose regions' metadata `Analyzer.warm` reads ahead: mainland China, Hong Kong,
 # Macao, Taiwan, where scam calls are commonly routed from, and the shared codes (+1, +7, +44)
@@ -303,12 +319,21 @@ class Analyzer:
         if _reads_as_genuine(signals) and category in {"scam", "abusive"}:
             category = "legit" if analysis.finance_related else "other"
             risk = min(risk, LEGIT_MAX_RISK)
+        if (
+            category == "scam"
+            and self.model is not None
+            and creditor_pressing(analysis, signals, probabilities)
+        ):
+            category = "abusive"
+        foreign = analysis.norm is not None and not _reads_as_chinese(analysis.norm.text)
         if category == "abusive":
             # Risk is the harm a message threatens (DESIGN.md): abusive collection is never
             # "risk 0", and a clear threat or insult is high risk, pushed like a scam.
             risk = max(risk, probabilities["scam"] + probabilities["abusive"])
             if evidence["abusive"] >= ABUSIVE_CONTENT_EVIDENCE:
                 risk = max(risk, ABUSIVE_RULE_RISK)
+        if foreign and not evidence["scam"] and not evidence["abusive"]:
+            risk = min(risk, FOREIGN_MODEL_MAX_RISK)
         signals = [_with_weight_source(self.model, signal) for signal in signals]
         # The risk comes from the scam (or abusive) reading; when no rule or script explains it,
         # show the words the model weighed for it.
@@ -334,9 +359,7 @@ class Analyzer:
             category = "other"
 
         claimed = self._claimed_brands(analysis)
-        coverage = None
-        if analysis.norm is not None and not _reads_as_chinese(analysis.norm.text):
-            coverage = COVERAGE_NOTE[lang]
+        coverage = COVERAGE_NOTE[lang] if foreign else None
         verdict = Verdict(
             kind=record.kind,
             risk=round(min(max(risk, 0.0), 1.0), 4),
@@ -504,6 +527,21 @@ def _content_evidence(signals: list[Signal]) -> dict[str, float]:
         if counted and signal.category in content:
             content[signal.category] += signal.weight or 0.0
     return content
+
+
+def creditor_pressing(
+    analysis: Analysis, signals: list[Signal], probabilities: dict[str, float]
+) -> bool:
+    """Debt talk that no scam evidence backs (no rule, script or precise number fact, nothing
+    asked for), where the model hears collection too (ABUSIVE_SHARE_OF_SCAM): a creditor's
+    threat, not an impersonation."""
+    if analysis.norm is None:
+        return False
+    if _content_evidence(signals)["scam"] or any(s.fail_closed for s in signals):
+        return False
+    if probabilities["abusive"] < ABUSIVE_SHARE_OF_SCAM * probabilities["scam"]:
+        return False
+    return DEBT_TALK.search(analysis.norm.text) is not None
 
 
 def _reads_as_genuine(signals: list[Signal]) -> bool:
