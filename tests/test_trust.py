@@ -72,6 +72,26 @@ def test_a_worried_family_message_about_a_loan_is_not_abusive(analyzer: Analyzer
     assert not should_notify(verdict)
 
 
+def test_family_asking_where_you_are_is_not_a_scam(analyzer: Analyzer) -> None:
+    # The model hears "回个电话" as a scam's callback; addressed to kin and asking for nothing
+    # (no money, number, account or emergency), it is family.
+    verdict = _check(analyzer, text="老公，你怎么还没回家？电话也不接，我很担心你，看到回个电话。")
+    assert verdict.category == "other"
+    assert verdict.level == "low"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["妈，我手机掉了，这是我新号码，加我微信", "爸，我在外面出事了，急需用钱，先别告诉妈"],
+)
+def test_family_that_asks_for_money_or_a_new_number_is_still_checked(
+    analyzer: Analyzer, text: str
+) -> None:
+    verdict = _check(analyzer, text=text)
+    assert verdict.category == "scam"
+    assert verdict.level in {"medium", "high"}
+
+
 @pytest.mark.parametrize(
     "text",
     [

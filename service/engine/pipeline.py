@@ -101,6 +101,13 @@ UNEXPLAINED_MAX_RISK = MEDIUM_RISK - 0.01
 KIN_ADDRESS = re2.compile(
     r"^\s*(?:老公|老婆|亲爱的|宝贝|爸爸?|妈妈?|老爸|老妈|儿子|女儿|闺女|哥|姐|弟弟?|妹妹?)\s*[，,：:！!。]"
 )
+# What a message from "family" must carry to be the 冒充亲友 scam rather than family: money, a
+# transfer, a new number or account, an emergency. Without any of it, a model-only scam reading of
+# "老公，你怎么还没回家？看到回个电话" is the model hearing "回个电话", not a scam.
+FAMILY_SCAM_ASK = re2.compile(
+    r"钱|汇|转账|转给|转过来|打给|卡号|[账帐]号|[账帐]户|借|元|块|万|急用|验证码|链接|http|www|微信|"
+    r"qq|新号|号码|手机(?:掉|丢|坏|被)|出事|救命|医院|派出所|警察|公安|学费|押金|保证金|罚款|绑架|手术"
+)
 
 
 # Debt talk with no scam evidence (no rule, script or precise number fact, nothing asked for):
@@ -422,7 +429,12 @@ class Analyzer:
         if norm is None and analysis.sender is not None and analysis.sender.official:
             # A call from a brand's listed number is the brand calling: the list says so.
             return "legit", min(risk, SHORT_CHAT_MAX_RISK)
-        if category == "abusive" and norm is not None and KIN_ADDRESS.search(norm.text):
+        if (
+            category in {"abusive", "scam"}
+            and norm is not None
+            and KIN_ADDRESS.search(norm.text)
+            and (category == "abusive" or not FAMILY_SCAM_ASK.search(norm.text))
+        ):
             return "other", min(risk, SHORT_CHAT_MAX_RISK)
         if category != "scam" or self.model is None:
             return category, risk
