@@ -322,7 +322,9 @@ REAL_WORLD_SHAPES = [
     pytest.param(
         "12381",
         "【工信部反诈专号】您好，近期“注销校园贷”诈骗高发，任何要求您转账到“安全账户”的都是诈骗。",
-        "legit",
+        # An anti-fraud reminder is genuine but not about the person's own account: `other`
+        # (model/real/LABELING.md).
+        "other",
         id="warning-naming-a-scam",
     ),
     pytest.param(
@@ -345,7 +347,7 @@ REAL_WORLD_SHAPES = [
 def test_real_world_shapes(analyzer: Analyzer, sender: str, text: str, category: str) -> None:
     verdict = check(analyzer, text, sender)
     assert verdict.category == category
-    if category == "legit":
+    if category in {"legit", "other"}:
         # Never a high-risk alarm; a bare overdue notice with no app or hotline named may sit at
         # medium risk (the model is unsure of it without a listed sender).
         assert verdict.risk < HIGH_RISK
