@@ -366,7 +366,7 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
         "",
         "## Limits",
         "",
-        "- Real rows are about 1,200 (model/real/ and real_quoted), scam-heavy and thin on "
+        "- Real rows are about 2,500 (model/real/ and real_quoted), scam-heavy and thin on "
         "abusive collection; the synthetic corpus and the rules still carry much of the "
         "collection-specific knowledge. The project's own challenge sets (model/challenge/) are "
         "regression checks written in the project's style, not a measure of the field.",
