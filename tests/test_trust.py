@@ -137,6 +137,23 @@ def test_a_model_reading_of_foreign_text_is_never_high(analyzer: Analyzer, text:
     assert verdict.level != "high" and verdict.risk < HIGH_RISK
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Honey, I love you. Call me when you land.",
+        "Nikomu ne govorite etot SMS-kod: 8867. Vy vhodite v mobil'niy bank",
+    ],
+)
+def test_foreign_text_without_a_word_of_debt_is_never_abusive_collection(
+    analyzer: Analyzer, text: str
+) -> None:
+    # The model's foreign "abusive" reading is mostly the language itself; abusive collection is
+    # pushed to the phone, so it needs a rule or at least a word about money owed.
+    verdict = _check(analyzer, text=text)
+    assert verdict.category != "abusive"
+    assert not should_notify(verdict)
+
+
 def test_english_collection_threatening_the_employer_is_abusive(analyzer: Analyzer) -> None:
     verdict = _check(
         analyzer,
