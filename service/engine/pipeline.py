@@ -350,8 +350,6 @@ class Analyzer:
                 risk = max(risk, ABUSIVE_RULE_RISK)
         if foreign and not evidence["scam"] and not evidence["abusive"]:
             risk = min(risk, FOREIGN_MODEL_MAX_RISK)
-            if category == "abusive" and not FOREIGN_DEBT_WORDS.search(analysis.norm.text):
-                category, risk = "other", min(risk, SHORT_CHAT_MAX_RISK)
         signals = [_with_weight_source(self.model, signal) for signal in signals]
         # The risk comes from the scam (or abusive) reading; when no rule or script explains it,
         # show the words the model weighed for it.
@@ -440,12 +438,7 @@ class Analyzer:
         if norm is None and analysis.sender is not None and analysis.sender.official:
             # A call from a brand's listed number is the brand calling: the list says so.
             return "legit", min(risk, SHORT_CHAT_MAX_RISK)
-        if (
-            category in {"abusive", "scam"}
-            and norm is not None
-            and KIN_ADDRESS.search(norm.text)
-            and (category == "abusive" or not FAMILY_SCAM_ASK.search(norm.text))
-        ):
+        if norm is not None and _text_belies_the_reading(norm.text, category):
             return "other", min(risk, SHORT_CHAT_MAX_RISK)
         if category != "scam" or self.model is None:
             return category, risk
@@ -565,6 +558,19 @@ def creditor_pressing(
     if probabilities["abusive"] < ABUSIVE_SHARE_OF_SCAM * probabilities["scam"]:
         return False
     return DEBT_TALK.search(analysis.norm.text) is not None
+
+
+def _text_belies_the_reading(text: str, category: str) -> bool:
+    """A harm reading no rule backs that the text itself contradicts: chat addressed to kin (a
+    scam reading only when it asks for nothing), or foreign text read as collection with no word
+    about money owed."""
+    if KIN_ADDRESS.search(text):
+        return category == "abusive" or (category == "scam" and not FAMILY_SCAM_ASK.search(text))
+    return (
+        category == "abusive"
+        and not _reads_as_chinese(text)
+        and not FOREIGN_DEBT_WORDS.search(text)
+    )
 
 
 def _reads_as_genuine(signals: list[Signal]) -> bool:
