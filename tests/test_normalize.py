@@ -9,6 +9,7 @@ from service.engine.normalize import normalize
     ("raw", "expected"),
     [
         ("【支付寶】請繳納解凍費", "【支付宝】请缴纳解冻费"),  # Traditional -> Simplified
+        ("若不還錢就要妳死", "若不还钱就要你死"),  # Taiwan's 妳, which OpenCC keeps
         ("解 冻 费", "解冻费"),  # spaced out
         ("解*冻*费", "解冻费"),
         ("解.冻.费", "解冻费"),

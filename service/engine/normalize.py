@@ -149,16 +149,21 @@ def _apply_fold(
     return out_chars, out_starts, out_ends
 
 
+# Taiwanese forms that OpenCC's t2s keeps as they are: 妳 (the feminine "you") is 你 in
+# Simplified text, and without this every "你" pattern missed Taiwanese threats ("要妳死").
+_TW_VARIANTS = str.maketrans({"妳": "你"})
+
+
 def _to_simplified(chars: list[str]) -> list[str]:
     converter = _t2s()
-    converted = converter.convert("".join(chars))
+    converted = converter.convert("".join(chars)).translate(_TW_VARIANTS)
     if len(converted) == len(chars):
         return list(converted)
     # Phrase conversion changed the length (rare); convert character by character instead so the
     # offset map stays exact.
     result = []
     for ch in chars:
-        single = converter.convert(ch)
+        single = converter.convert(ch).translate(_TW_VARIANTS)
         result.append(single if len(single) == 1 else ch)
     return result
 
