@@ -179,6 +179,10 @@ def _signals_of(analyzer: Analyzer, text: str):
         ("欠的钱今天不还，你自己看着办", 0.9, 0.05, False),
         # Not about a debt at all.
         ("领导的声音都听不出来？明天来我办公室", 0.6, 0.3, False),
+        # Asking the reader to lend is the opposite of collecting: a fake friend's request.
+        ("能借我2000元急用吗？领导问我借钱，他下午就能还", 0.6, 0.3, False),
+        # "借我们的钱" is still the creditor speaking.
+        ("你借我们的钱到现在还不还？再拖下去后果自负", 0.6, 0.2, True),
         # A fee to settle the debt is a scam's ask, whatever the model hears.
         ("你的网贷逾期了，先交500元手续费到指定账户就能停催，不然通知你家人", 0.6, 0.35, False),
     ],
