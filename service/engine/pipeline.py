@@ -340,6 +340,10 @@ class Analyzer:
         if _reads_as_genuine(signals) and category in {"scam", "abusive"}:
             category = "legit" if analysis.finance_related else "other"
             risk = min(risk, LEGIT_MAX_RISK)
+        if category == "legit" and _only_an_anti_fraud_reminder(signals):
+            # A warning about scams is about no account of the person's: `other` (LABELING.md),
+            # whichever genuine category the model leans to.
+            category = "other"
         if (
             category == "scam"
             and self.model is not None
@@ -591,6 +595,12 @@ def _reads_as_genuine(signals: list[Signal]) -> bool:
         if signal.source == "rule" and signal.category == "legit":
             legit += signal.weight or 0.0
     return legit >= LEGIT_CONTENT_EVIDENCE
+
+
+def _only_an_anti_fraud_reminder(signals: list[Signal]) -> bool:
+    """The anti-fraud reminder is the only genuine-notice rule and nothing points to harm."""
+    genuine = {s.id for s in signals if s.source == "rule" and s.category == "legit"}
+    return genuine == {"legit_anti_fraud_reminder"} and _reads_as_genuine(signals)
 
 
 def _content_rule_floor(signals: list[Signal], category: str, risk: float) -> tuple[str, float]:
