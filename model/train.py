@@ -210,6 +210,8 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
     ]
     missing = "**Not available:**"
     real = manifest.get("real_metrics") or {}
+    grouped = real.get("grouped_cv")
+    real_count = f"{grouped['n']:,}" if isinstance(grouped, dict) and "n" in grouped else "few"
     lines = [
         "# Model card: dunscan text model",
         "",
@@ -366,7 +368,7 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
         "",
         "## Limits",
         "",
-        "- Real rows are about 2,500 (model/real/ and real_quoted), scam-heavy and thin on "
+        f"- Real rows are {real_count} (model/real/ and real_quoted), scam-heavy and thin on "
         "abusive collection; the synthetic corpus and the rules still carry much of the "
         "collection-specific knowledge. The project's own challenge sets (model/challenge/) are "
         "regression checks written in the project's style, not a measure of the field.",
