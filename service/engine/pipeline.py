@@ -337,10 +337,11 @@ class Analyzer:
         evidence = _content_evidence(signals)
         if not evidence["scam"] and not evidence["abusive"]:
             category, risk = self._without_content_evidence(analysis, probabilities, category, risk)
-        if _reads_as_genuine(signals) and category in {"scam", "abusive"}:
+        genuine = _reads_as_genuine(signals)
+        if genuine and category in {"scam", "abusive"}:
             category = "legit" if analysis.finance_related else "other"
             risk = min(risk, LEGIT_MAX_RISK)
-        if category == "legit" and _only_an_anti_fraud_reminder(signals):
+        if genuine and category == "legit" and _only_anti_fraud_reminder_rule(signals):
             # A warning about scams is about no account of the person's: `other` (LABELING.md),
             # whichever genuine category the model leans to.
             category = "other"
@@ -597,10 +598,10 @@ def _reads_as_genuine(signals: list[Signal]) -> bool:
     return legit >= LEGIT_CONTENT_EVIDENCE
 
 
-def _only_an_anti_fraud_reminder(signals: list[Signal]) -> bool:
-    """The anti-fraud reminder is the only genuine-notice rule and nothing points to harm."""
+def _only_anti_fraud_reminder_rule(signals: list[Signal]) -> bool:
+    """The anti-fraud reminder is the only genuine-notice rule that fired."""
     genuine = {s.id for s in signals if s.source == "rule" and s.category == "legit"}
-    return genuine == {"legit_anti_fraud_reminder"} and _reads_as_genuine(signals)
+    return genuine == {"legit_anti_fraud_reminder"}
 
 
 def _content_rule_floor(signals: list[Signal], category: str, risk: float) -> tuple[str, float]:
