@@ -279,6 +279,24 @@ def test_valid_minimal_file_loads(tmp_path: Path) -> None:
     assert rules.rules[0].source_file.endswith("one.yaml")
 
 
+def test_a_shared_unless_list_and_a_rules_own_patterns_both_count(tmp_path: Path) -> None:
+    # `unless: [*shared, '...']` nests the anchored list in YAML; the loader flattens it.
+    (tmp_path / "shared.yaml").write_text(
+        "topic: test\ndescription: test rules\nrules:\n"
+        "  - id: first_fee\n    category: scam\n    weight: 2.0\n    fail_closed: false\n"
+        "    explanation: 解释\n    explanation_en: why\n    patterns: ['解冻费']\n"
+        "    unless: &warning ['都是诈骗']\n"
+        "    must_match: ['请缴纳解冻费']\n    must_not_match: ['交解冻费的都是诈骗']\n"
+        "  - id: second_fee\n    category: scam\n    weight: 2.0\n    fail_closed: false\n"
+        "    explanation: 解释\n    explanation_en: why\n    patterns: ['解冻费']\n"
+        "    unless: [*warning, '已退还']\n"
+        "    must_match: ['请缴纳解冻费']\n    must_not_match: ['解冻费已退还']\n",
+        encoding="utf-8",
+    )
+    second = RuleSet.load(tmp_path).get("second_fee")
+    assert second.unless == ("都是诈骗", "已退还")
+
+
 @pytest.mark.parametrize(
     ("changes", "fix"),
     [

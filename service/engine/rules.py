@@ -25,7 +25,14 @@ from typing import Annotated, Any, Literal, NoReturn
 import opencc
 import re2
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from service.engine.normalize import Normalized, normalize
 from service.engine.prefilter import LiteralPrefilter
@@ -162,6 +169,18 @@ class Rule(BaseModel):
     must_not_match: Annotated[tuple[NonEmptyText, ...], Field(min_length=1)]
     # Set by the loader, never by the file.
     source_file: str = ""
+
+    @field_validator("unless", mode="before")
+    @classmethod
+    def _flatten_shared_lists(cls, value: Any) -> Any:
+        """A file shares one `unless` list through a YAML anchor; a rule that needs one more
+        pattern lists the alias beside it (`- *anti_fraud_warning`), which YAML nests."""
+        if not isinstance(value, list):
+            return value
+        flat: list[Any] = []
+        for item in value:
+            flat.extend(item if isinstance(item, list) else [item])
+        return flat
 
 
 class _RuleFile(BaseModel):
