@@ -472,6 +472,10 @@ class Analyzer:
             return []
         found = []
         for start, end, weight in explain(analysis, category)[:MAX_MODEL_PHRASES]:
+            if round(weight, 3) <= 0:
+                # Pushed by less than the shown precision: not evidence a person should weigh
+                # (a common greeting like "尊敬的" can carry a sliver of the scam reading).
+                continue
             found.append(
                 Signal(
                     id="model_phrase",
