@@ -472,7 +472,8 @@ class Analyzer:
             return []
         found = []
         for start, end, weight in explain(analysis, category)[:MAX_MODEL_PHRASES]:
-            if round(weight, 3) <= 0:
+            shown = round(weight, 3)
+            if shown <= 0:
                 # Pushed by less than the shown precision: not evidence a person should weigh
                 # (a common greeting like "尊敬的" can carry a sliver of the scam reading).
                 continue
@@ -481,7 +482,7 @@ class Analyzer:
                     id="model_phrase",
                     source="model",
                     category=category,  # type: ignore[arg-type]
-                    weight=round(weight, 3),
+                    weight=shown,
                     evidence=analysis.norm.evidence(start, end),
                     span=analysis.norm.span(start, end),
                     explanation=_PHRASE_EXPLANATION[category],
