@@ -28,7 +28,6 @@ import numpy as np
 from model import data, evaluate, real_eval
 from model.evaluate import split_markdown, table
 from model.fit import (
-    C_GRID,
     CANDIDATES,
     CORPUS_SHARE,
     CV_FOLDS,
@@ -58,6 +57,11 @@ from service.paths import MODEL_DIR, MODEL_PATH, REPO_ROOT
 log = logging.getLogger("model.train")
 ARTIFACT_NAME = MODEL_PATH.name
 CARD_PATH = MODEL_DIR / "MODEL_CARD.md"
+# How the model card names each learner of model/fit.py's Candidate.
+_LEARNER_NAMES = {
+    "lr": "Multinomial logistic regression",
+    "svm": "Linear SVM (squared hinge, one-vs-rest)",
+}
 
 
 def created_date() -> str:
@@ -143,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "ngram_range": list(NGRAM_RANGE),
             "min_df": MIN_DF,
             "max_text_features": MAX_TEXT_FEATURES,
-            "C_grid": list(C_GRID),
+            "C_grid": list(CANDIDATES[SHIPPED_CANDIDATE].c_grid),
             "C": info["C"],
             "structured_scales": list(STRUCTURED_SCALES),
             "structured_scale": info["structured_scale"],
@@ -332,8 +336,9 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
         f"{hyper['min_df']}, at most {hyper['max_text_features']} n-grams; "
         f"{training['text_features']} kept) of the masked text, plus "
         f"{training['structured_features']} binary features: one per rule, number types of "
-        "sender and contacts, number signals, record kind and call duration. Multinomial "
-        f"logistic regression, C = {hyper['C']} and structured-feature scale "
+        "sender and contacts, number signals, record kind and call duration. "
+        f"{_LEARNER_NAMES[CANDIDATES[hyper['candidate']].learner]}, C = {hyper['C']} and "
+        "structured-feature scale "
         f"{hyper['structured_scale']} chosen from {hyper['C_grid']} x "
         f"{hyper['structured_scales']} by weighted log-loss of out-of-fold predictions inside "
         "the training rows, each corpus writing batch validated by a model that never saw it "

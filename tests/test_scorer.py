@@ -1,8 +1,8 @@
 """The compiled scorer gives the trained estimator's numbers, and the fast paths its verdicts.
 
-A model is trained here on the project corpus and the real rows (about 20 s), so the reference
-estimator (scikit-learn) and its compiled form (service/engine/scorer.py) can be compared on every
-row.
+A model of each compilable learner is trained here on the project corpus and the real rows (about
+20 s each), so the reference estimator (scikit-learn) and its compiled form
+(service/engine/scorer.py) can be compared on every row.
 """
 
 from __future__ import annotations
@@ -36,12 +36,20 @@ def rows() -> list[data.Example]:
     return examples
 
 
-@pytest.fixture(scope="module")
-def trained(rows: list[data.Example], rules_only_analyzer: Analyzer) -> TextModel:
+@pytest.fixture(scope="module", params=["char_lr", "char_svm"])
+def trained(
+    request: pytest.FixtureRequest, rows: list[data.Example], rules_only_analyzer: Analyzer
+) -> TextModel:
+    """Each learner the compiled scorer covers (model/fit.py CANDIDATES), whichever ships."""
     examples, stats = data.deduplicate(rows)
     inputs = [model_input(rules_only_analyzer.analyze(e.record)) for e in examples]
     rules = rules_only_analyzer.ruleset.rules
-    model, _ = fit.fit_model(fit.Dataset(examples, inputs, stats), [r.id for r in rules], rules)
+    model, _ = fit.fit_model(
+        fit.Dataset(examples, inputs, stats),
+        [r.id for r in rules],
+        rules,
+        candidate=fit.CANDIDATES[request.param],
+    )
     return model
 
 

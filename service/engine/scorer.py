@@ -347,6 +347,7 @@ def compile_model(model: TextModel) -> CompiledModel:
     """The arrays of a trained char-n-gram TextModel; NotCompilable for other builders."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import LinearSVC
 
     vectorizer = model.vectorizer
     if type(vectorizer) is not TfidfVectorizer or vectorizer.analyzer != "char":
@@ -365,9 +366,12 @@ def compile_model(model: TextModel) -> CompiledModel:
             raise NotCompilable(f"vectorizer {name}={getattr(vectorizer, name)!r}, need {value!r}")
     base = model.classifier.base
     calibrator = model.classifier.calibrator
-    for part in (base, calibrator):
-        if not isinstance(part, LogisticRegression) or len(part.classes_) < 3:
-            raise NotCompilable("base and calibrator must be multinomial LogisticRegression")
+    # Both learners score X @ coef.T + intercept, one column per category (multinomial
+    # logistic regression; a one-vs-rest linear SVM); the calibrator maps those to probabilities.
+    if not isinstance(base, LogisticRegression | LinearSVC) or len(base.classes_) < 3:
+        raise NotCompilable("base must be a LogisticRegression or LinearSVC over 3+ categories")
+    if not isinstance(calibrator, LogisticRegression) or len(calibrator.classes_) < 3:
+        raise NotCompilable("calibrator must be a multinomial LogisticRegression")
     if list(calibrator.classes_) != list(base.classes_):
         raise NotCompilable("calibrator and base classes differ")
 
