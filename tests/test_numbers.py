@@ -550,6 +550,13 @@ CONTACT_TEXTS = [
         [("url", "https://www.alipay.com/x?a=1", "www.alipay.com", "alipay")],
     ),
     ("访问 cmbchina.com", [("domain", "cmbchina.com", "cmbchina.com", "cmb")]),
+    # Cheap phishing TLDs, upper case as quoted in a police warning
+    (
+        "请登录移动商城10860.PT5JF.PW,按提示安装",
+        [("domain", "10860.pt5jf.pw", "10860.pt5jf.pw", None)],
+    ),
+    ("打开www.abc12.fyi更新", [("url", "www.abc12.fyi", "www.abc12.fyi", None)]),
+    ("官网:dwz.cz/2c04。", [("url", "dwz.cz/2c04", "dwz.cz", None)]),
     ("打开 ｗｗｗ．ｊｄ．ｃｏｍ", [("url", "www.jd.com", "www.jd.com", "jd")]),
     (
         "hxxp://fenqile-vip[.]top/login",

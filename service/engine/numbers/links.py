@@ -25,7 +25,10 @@ _TLDS = (
     "com|cn|net|org|cc|top|xyz|vip|info|shop|club|site|online|me|io|co|tk|ml|ga|cf|gq|link|ltd|"
     "wang|ren|work|live|app|pro|fun|icu|asia|hk|tw|mo|biz|cloud|store|tech|bid|win|loan|ink|kim|"
     "red|mobi|name|gov|edu|xin|vip|run|ly|im|gg|so|to|la|ws|us|uk|jp|kr|sg|in|ru|de|fr|one|life|"
-    "world|today|space|website|fit|press|host|cyou|buzz|rest|bar|monster|sbs|lol|cfd"
+    "world|today|space|website|fit|press|host|cyou|buzz|rest|bar|monster|sbs|lol|cfd|"
+    # Cheap TLDs of phishing SMS quoted in police warnings (10860.pt5jf.pw, www.****.fyi,
+    # dwz.cz) and on abuse lists; none is a file extension.
+    "pw|fyi|cz|bond|click|help|support|lat|quest|cam|vn|men|date|party|review"
 )
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _PATH = r"[a-z0-9\-._~:/?#@!$&'*+,;=%\[\]]"
