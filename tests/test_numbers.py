@@ -84,7 +84,8 @@ CLASSIFY_TABLE = [
     ("110", T.OFFICIAL_HOTLINE, "110", "emergency", "CN", "police_110", True),
     ("12110", T.OFFICIAL_SMS_PORT, "12110", "gov_12", "CN", "police_110", True),
     ("12395", T.SHORT_CODE, "12395", "gov_12", "CN", None, False),
-    ("10086", T.SHORT_CODE, "10086", "carrier_100", "CN", None, False),
+    ("10086", T.OFFICIAL_HOTLINE, "10086", "carrier_100", "CN", "cmcc", True),
+    ("10011", T.SHORT_CODE, "10011", "carrier_100", "CN", None, False),
     ("10109777", T.OFFICIAL_HOTLINE, "10109777", "national_1010", "CN", "meituan", True),
     # 400 / 800
     ("400-681-6666", T.OFFICIAL_HOTLINE, "+864006816666", "400", "CN", "huanbei", True),
@@ -754,6 +755,44 @@ SIGNAL_CASES = [
         set(),
     ),
     ("95599", "详情请登录 abchina.com 查询", "sms", set(), {"brand_link_mismatch"}),
+    # Service companies and agencies (rules/numbers/services.yaml)
+    (
+        None,
+        "【中国移动】您的积分即将清零，请登录 10086-jf.cc 兑换现金",
+        "sms",
+        {"lookalike_domain"},
+        set(),
+    ),
+    (
+        "10086",
+        "尊敬的客户，您本月账单已出，详情登录 www.10086.cn 查询",
+        "sms",
+        {"official_sender"},
+        {"brand_link_mismatch"},
+    ),
+    # Carriers' lists are open: a regional or partner site is no evidence by itself.
+    (
+        None,
+        "【中国移动】流量套餐办理请登录北京移动 mobilebj.cn 查询",
+        "sms",
+        set(),
+        {"brand_link_mismatch", "lookalike_domain"},
+    ),
+    # 12306's are closed: its refunds happen in the 12306 app and on 12306.cn.
+    (
+        None,
+        "【铁路12306】您的车次已停运，退票理赔请登录 tk-refund.top 办理",
+        "sms",
+        {"brand_link_mismatch"},
+        set(),
+    ),
+    (
+        "12306",
+        "订单E123456789，您已购3月1日G12次车票，请凭身份证检票。",
+        "sms",
+        {"official_sender"},
+        set(),
+    ),
 ]
 
 

@@ -152,7 +152,7 @@ class ClaimedBrand(BaseModel):
     official_numbers: list[str]
     official_verified: bool = True
     app: str | None = None
-    category: Literal["lender", "bank", "public_service"] | None = None
+    category: Literal["lender", "bank", "public_service", "service"] | None = None
 
 
 class Signal(BaseModel):

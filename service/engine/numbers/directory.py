@@ -128,13 +128,17 @@ class Brand(BaseModel):
 
     id: Annotated[StrictStr, Field(pattern=_BRAND_ID)]
     name: Annotated[StrictStr, Field(min_length=1)]
-    category: Literal["lender", "bank", "public_service"]
+    category: Literal["lender", "bank", "public_service", "service"]
     aliases: Annotated[tuple[Annotated[StrictStr, Field(min_length=2)], ...], Field(min_length=1)]
     app: StrictStr | None = None
     note: StrictStr | None = None
     voice: tuple[NumberEntry, ...] = ()
     sms_ports: tuple[NumberEntry, ...] = ()
     domains: tuple[DomainEntry, ...] = ()
+    # True when its genuine messages also give partners' and branches' numbers and links
+    # (carriers' regional sites, a tax bureau's local lines): a number or link missing from its
+    # list is then no evidence, and only its own numbers and look-alikes of its domains count.
+    open_lists: StrictBool = False
 
     @field_validator("aliases")
     @classmethod

@@ -124,6 +124,7 @@ class _SignalBuilder:
             if self.sender_anomalous
             else sorted(b for b in self.sender_owners if not directory.brands[b].is_public_service)
         )
+        self.speaks_as = [b for b in self.speaks_as if not directory.brands[b].open_lists]
 
     # -- helpers --------------------------------------------------------------------------------
 
