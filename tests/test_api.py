@@ -230,6 +230,9 @@ def test_brands_list_official_contacts(client: FlaskClient, analyzer: Analyzer) 
     assert brands["alipay"]["verified"] is True
     assert brands["qubei"]["verified"] is False  # a known brand without a verified number
     assert all(entry["source"] for entry in brands["alipay"]["voice"])
+    # A carrier's genuine SMS link regional sites too: its lists say they are not exhaustive.
+    assert (brands["cmcc"]["category"], brands["cmcc"]["open_lists"]) == ("service", True)
+    assert brands["alipay"]["open_lists"] is False
 
 
 # --- health, readiness, metrics, docs ------------------------------------------------------------

@@ -131,6 +131,11 @@ class BrandContacts(BaseModel):
     sms_ports: list[OfficialNumber]
     domains: list[OfficialDomain]
     verified: bool = Field(description="False when none of its numbers could be verified.")
+    open_lists: bool = Field(
+        default=False,
+        description="True when its genuine messages also use numbers and links not listed here "
+        "(a carrier's regional sites): an unlisted one is then no sign of fraud.",
+    )
 
 
 class BrandsResponse(BaseModel):
@@ -489,6 +494,7 @@ def _brand_contacts(brand: Brand) -> BrandContacts:
         id=brand.id,
         name=brand.name,
         category=brand.category,
+        open_lists=brand.open_lists,
         aliases=list(brand.aliases),
         app=brand.app,
         voice=[number_entry(entry) for entry in brand.voice],
