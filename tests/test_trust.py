@@ -62,13 +62,18 @@ def test_abusive_collection_is_high_risk_and_pushed(analyzer: Analyzer) -> None:
     assert any(s.category == "abusive" and s.explanation for s in verdict.signals)
 
 
-def test_a_worried_family_message_about_a_loan_is_not_abusive(analyzer: Analyzer) -> None:
+# From her phone, or pasted on the page with no sender: the model reads the pasted text as a
+# scam and then as a creditor pressing for money; "你借的那个网贷" asks for nothing.
+@pytest.mark.parametrize("sender", ["13812345678", None])
+def test_a_worried_family_message_about_a_loan_is_not_abusive(
+    analyzer: Analyzer, sender: str | None
+) -> None:
     verdict = _check(
         analyzer,
-        sender="13812345678",
+        sender=sender,
         text="老公，你借的那个网贷还了吗？今天又有人打电话到家里催，我好担心，你早点回来我们商量一下",
     )
-    assert verdict.category != "abusive"
+    assert verdict.category not in {"abusive", "scam"}
     assert not should_notify(verdict)
 
 

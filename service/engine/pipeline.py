@@ -112,9 +112,11 @@ KIN_ADDRESS = re2.compile(
 )
 # What a message from "family" must carry to be the 冒充亲友 scam rather than family: money, a
 # transfer, a new number or account, an emergency. Without any of it, a model-only scam reading of
-# "老公，你怎么还没回家？看到回个电话" is the model hearing "回个电话", not a scam.
+# "老公，你怎么还没回家？看到回个电话" is the model hearing "回个电话", not a scam. A request to
+# lend ("借我", "借点") is an ask; "你借的那个网贷" is a worried spouse, not one.
 FAMILY_SCAM_ASK = re2.compile(
-    r"钱|汇|转账|转给|转过来|打给|卡号|[账帐]号|[账帐]户|借|元|块|万|急用|验证码|链接|http|www|微信|"
+    r"钱|汇|转账|转给|转过来|打给|卡号|[账帐]号|[账帐]户|借(?:我|给我|点|些|一下|几|用)|元|块|万|"
+    r"急用|验证码|链接|http|www|微信|"
     r"qq|新号|号码|手机(?:掉|丢|坏|被)|出事|救命|医院|派出所|警察|公安|学费|押金|保证金|罚款|绑架|手术"
 )
 
