@@ -146,13 +146,17 @@ class NumberInText(BaseModel):
     virtual_operator: bool = False
 
 
+# What an official-list brand is (rules/numbers/*.yaml): the lists and the verdict share it.
+BrandCategory = Literal["lender", "bank", "public_service", "service"]
+
+
 class ClaimedBrand(BaseModel):
     brand: str
     name: str
     official_numbers: list[str]
     official_verified: bool = True
     app: str | None = None
-    category: Literal["lender", "bank", "public_service", "service"] | None = None
+    category: BrandCategory | None = None
 
 
 class Signal(BaseModel):

@@ -34,6 +34,7 @@ from pydantic import (
 from service.engine.normalize import Normalized, normalize
 from service.engine.numbers.links import find_links, find_signatures, host_of, valid_ipv4
 from service.engine.numbers.parse import NumberInfo, NumberType, ParsedNumber, parse_number
+from service.engine.schemas import BrandCategory
 from service.paths import NUMBERS_DIR
 
 
@@ -128,7 +129,7 @@ class Brand(BaseModel):
 
     id: Annotated[StrictStr, Field(pattern=_BRAND_ID)]
     name: Annotated[StrictStr, Field(min_length=1)]
-    category: Literal["lender", "bank", "public_service", "service"]
+    category: BrandCategory
     aliases: Annotated[tuple[Annotated[StrictStr, Field(min_length=2)], ...], Field(min_length=1)]
     app: StrictStr | None = None
     note: StrictStr | None = None

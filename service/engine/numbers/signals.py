@@ -119,12 +119,13 @@ class _SignalBuilder:
         # Whose callback numbers and links the text must use: the brands it names, or, when it
         # names none, the brand whose official number sent it (a fake base station sends from a
         # spoofed 95599 and gives its own callback number: number_facts.md, 伪基站).
-        self.speaks_as = self.lenders or (
+        # Brands with open lists (services.yaml) vouch for no closed set of numbers and links.
+        speaking = self.lenders or (
             []
             if self.sender_anomalous
             else sorted(b for b in self.sender_owners if not directory.brands[b].is_public_service)
         )
-        self.speaks_as = [b for b in self.speaks_as if not directory.brands[b].open_lists]
+        self.speaks_as = [b for b in speaking if not directory.brands[b].open_lists]
 
     # -- helpers --------------------------------------------------------------------------------
 
