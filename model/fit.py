@@ -212,6 +212,13 @@ class Candidate:
     learner: str = "lr"  # lr: multinomial logistic regression; svm: linear SVM (one-vs-rest)
     c_grid: tuple[float, ...] = C_GRID
 
+    @property
+    def learner_name(self) -> str:
+        """The learner as the model card names it."""
+        if self.learner == "svm":
+            return "Linear SVM (squared hinge, one-vs-rest)"
+        return "Multinomial logistic regression"
+
     def vectorizer(self) -> Any:
         if not self.words:
             return _vectorizer()

@@ -57,11 +57,6 @@ from service.paths import MODEL_DIR, MODEL_PATH, REPO_ROOT
 log = logging.getLogger("model.train")
 ARTIFACT_NAME = MODEL_PATH.name
 CARD_PATH = MODEL_DIR / "MODEL_CARD.md"
-# How the model card names each learner of model/fit.py's Candidate.
-_LEARNER_NAMES = {
-    "lr": "Multinomial logistic regression",
-    "svm": "Linear SVM (squared hinge, one-vs-rest)",
-}
 
 
 def created_date() -> str:
@@ -337,7 +332,7 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
         f"{training['text_features']} kept) of the masked text, plus "
         f"{training['structured_features']} binary features: one per rule, number types of "
         "sender and contacts, number signals, record kind and call duration. "
-        f"{_LEARNER_NAMES[CANDIDATES[hyper['candidate']].learner]}, C = {hyper['C']} and "
+        f"{CANDIDATES[hyper['candidate']].learner_name}, C = {hyper['C']} and "
         "structured-feature scale "
         f"{hyper['structured_scale']} chosen from {hyper['C_grid']} x "
         f"{hyper['structured_scales']} by weighted log-loss of out-of-fold predictions inside "
