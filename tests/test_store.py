@@ -27,6 +27,7 @@ from service.phones.store import (
     find_hook,
     hash_token,
     list_hooks,
+    migrate_in_child,
     notify_target,
     remove_hook,
 )
@@ -280,6 +281,36 @@ def test_a_database_at_head_starts_without_importing_alembic(db_path: Path) -> N
     )
     assert result.stdout.strip() == "False"
     assert _revision(url) == _head()
+
+
+def test_a_new_database_migrated_in_a_child_leaves_alembic_out_of_the_caller(
+    db_path: Path,
+) -> None:
+    # gunicorn's master does this before it preloads the app (service/gunicorn_conf.py).
+    url = f"sqlite:///{db_path}"
+    probe = (
+        "import sys; from service.phones.store import Store, migrate_in_child; "
+        f"migrate_in_child({url!r}); Store({url!r}).dispose(); print('alembic' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "False"
+    assert _revision(url) == _head()
+
+
+def test_a_failed_migration_in_a_child_says_one_line_and_leaves_it_to_the_app(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    url = f"sqlite:///{blocked}/dunscan.sqlite3"
+    migrate_in_child(url)  # returns: the app's own Store reports the error on load
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("dunscan: database migration in a child process")
+    assert "Traceback" not in err[0]
+    with pytest.raises(OSError):
+        Store(url)
 
 
 def test_a_database_made_before_migrations_is_stamped_and_keeps_its_rows(db_path: Path) -> None:
