@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from service.cli.main import main as cli_main
 from service.phones.smsforwarder import hook_setup
@@ -310,6 +312,20 @@ def test_a_failed_migration_in_a_child_says_one_line_and_leaves_it_to_the_app(
     assert len(err) == 1 and err[0].startswith("dunscan: database migration in a child process")
     assert "Traceback" not in err[0]
     with pytest.raises(OSError):
+        Store(url)
+
+
+def test_an_unreachable_server_is_left_to_the_app_not_migrated_in_a_child(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql+psycopg://dunscan:secret@127.0.0.1:{port}/dunscan"
+    migrate_in_child(url)
+    # No child ran (it would have failed and said so); the app's Store reports the server.
+    assert "migration in a child process" not in capfd.readouterr().err
+    with pytest.raises(OperationalError):
         Store(url)
 
 

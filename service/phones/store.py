@@ -217,8 +217,12 @@ def migrate_in_child(url: str | None = None) -> None:
     try:
         if _schema_is_current(engine):
             return
-    except Exception:
-        pass
+    except OperationalError:
+        if engine.dialect.name != "sqlite":
+            # The server does not answer: the app's own Store says so, after one connect
+            # timeout rather than two. (A SQLite file that does not exist yet is the child's
+            # to create.)
+            return
     finally:
         engine.dispose()
     # The URL travels in the environment: it may hold a password, which argv would show to `ps`.
