@@ -270,18 +270,23 @@ def test_head_revision_is_alembics_head() -> None:
     assert HEAD_REVISION == _head()
 
 
-def test_a_database_at_head_starts_without_importing_alembic(db_path: Path) -> None:
-    url = f"sqlite:///{db_path}"
-    Store(url).dispose()
-    # A fresh interpreter, since this one imported Alembic for the tests above.
+def _alembic_imported_after(statements: str) -> bool:
+    """Whether a fresh interpreter (this one imported Alembic for the tests above) has Alembic
+    loaded after running `statements` with Store and migrate_in_child imported."""
     probe = (
-        "import sys; from service.phones.store import Store; "
-        f"Store({url!r}).dispose(); print('alembic' in sys.modules)"
+        "import sys; from service.phones.store import Store, migrate_in_child; "
+        f"{statements}; print('alembic' in sys.modules)"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
     )
-    assert result.stdout.strip() == "False"
+    return {"True": True, "False": False}[result.stdout.strip()]  # anything else fails
+
+
+def test_a_database_at_head_starts_without_importing_alembic(db_path: Path) -> None:
+    url = f"sqlite:///{db_path}"
+    Store(url).dispose()
+    assert not _alembic_imported_after(f"Store({url!r}).dispose()")
     assert _revision(url) == _head()
 
 
@@ -290,14 +295,7 @@ def test_a_new_database_migrated_in_a_child_leaves_alembic_out_of_the_caller(
 ) -> None:
     # gunicorn's master does this before it preloads the app (service/gunicorn_conf.py).
     url = f"sqlite:///{db_path}"
-    probe = (
-        "import sys; from service.phones.store import Store, migrate_in_child; "
-        f"migrate_in_child({url!r}); Store({url!r}).dispose(); print('alembic' in sys.modules)"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert result.stdout.strip() == "False"
+    assert not _alembic_imported_after(f"migrate_in_child({url!r}); Store({url!r}).dispose()")
     assert _revision(url) == _head()
 
 
