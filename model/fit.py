@@ -32,6 +32,7 @@ from service.engine.model import (
     CharWordVectorizer,
     ModelInput,
     TextModel,
+    calibration_inputs,
     decision_values,
     jieba_words,
     model_input,
@@ -377,6 +378,7 @@ def fit_model(
         # The base model learns from the weighted rows (real wording counts most), but the
         # probabilities are calibrated on the rows' natural mix (each row once): the weighted
         # mix is scam-heavy and would make every ordinary message look like a scam.
+        values = calibration_inputs(values, matrix.getnnz(axis=1))
         calibrators[c, scale] = _calibrator().fit(
             values, labels, sample_weight=weights**CALIBRATION_WEIGHT_POWER
         )
@@ -386,9 +388,8 @@ def fit_model(
         )
     best_c, best_scale = min(grid, key=lambda key: (round(scores[key], 6), key))
     base = candidate.estimator(best_c).fit(matrix_for(best_scale), labels, sample_weight=weights)
-    model = TextModel(
-        vectorizer, names, CalibratedLinear(base, calibrators[best_c, best_scale]), best_scale
-    )
+    classifier = CalibratedLinear(base, calibrators[best_c, best_scale], evidence_aware=True)
+    model = TextModel(vectorizer, names, classifier, best_scale)
     model.scripts = known_scripts(dataset)
     hits = _rule_hit_counts(dataset.inputs)
     if rules is not None:

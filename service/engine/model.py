@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from scipy import sparse
 
 # Bump when the artifact layout or the feature definition changes: old artifacts are refused.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 # Masking tokens: one symbol each, so a character n-gram treats a whole URL or number as one unit.
 # The public FBS corpus was anonymised with placeholders (URL, DIGIT, CELLPHONE, ...); masking our
@@ -273,15 +273,39 @@ def model_input(analysis: Analysis) -> ModelInput:
 
 class CalibratedLinear:
     """A linear classifier whose decision values are mapped to probabilities by a calibrator
-    fitted on out-of-fold decision values (matrix scaling; see model/fit.py)."""
+    fitted on out-of-fold decision values (matrix scaling; see model/fit.py).
 
-    def __init__(self, base: Any, calibrator: Any) -> None:
+    With `evidence_aware`, the calibrator also sees how much the model read (calibration_inputs).
+    """
+
+    def __init__(self, base: Any, calibrator: Any, evidence_aware: bool = False) -> None:
         self.base = base
         self.calibrator = calibrator
         self.classes_ = base.classes_
+        self.evidence_aware = evidence_aware
 
     def predict_proba(self, matrix: Any) -> np.ndarray:
-        return self.calibrator.predict_proba(decision_values(self.base, matrix))
+        values = decision_values(self.base, matrix)
+        if self.evidence_aware:
+            values = calibration_inputs(values, matrix.getnnz(axis=1))
+        return self.calibrator.predict_proba(values)
+
+
+# A short message gives the model a few dozen n-grams, a full notice several hundred, and the same
+# decision value is worth less on the short one: the calibrator sees the decision values, their
+# products with the log of the row's feature count (centred here, ~55 features) and that log
+# itself, so it can trust a reading more or less with the amount of text behind it. Measured on the
+# grouped real evaluation (model/real_eval.py, 3,176 rows): scam flagged 84.5 -> 86.0 %, genuine
+# flagged 6.7 -> 6.6 %, abusive recall 72.2 -> 73.1 %, everyday SMS flagged 5.8 -> 6.7 %; at a
+# fixed 3 % of genuine rows flagged, 62 -> 64 % of scams. Squared terms as well gained nothing more.
+EVIDENCE_CENTRE = 4.0
+
+
+def calibration_inputs(values: np.ndarray, features_seen: Any) -> np.ndarray:
+    """Decision values -> the calibrator's inputs for an evidence-aware model (see above)."""
+    z = np.log1p(np.asarray(features_seen, dtype=np.float64)) - EVIDENCE_CENTRE
+    z = z.reshape(-1, 1)
+    return np.hstack([values, values * z, z])
 
 
 def decision_values(estimator: Any, matrix: Any) -> np.ndarray:

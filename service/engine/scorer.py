@@ -7,7 +7,8 @@ numbers that define it, and those numbers are what the artifact holds and what s
     TF-IDF        idf per column; sublinear tf, multiply, l2 row norm reproduced operation by
                   operation in float32 as scikit-learn does them (same bits, not just close)
     classifier    coef (columns x categories) and intercept: a sparse dot product
-    calibrator    matrix scaling (coef, intercept) and a softmax
+    calibrator    matrix scaling (coef, intercept) and a softmax; an evidence-aware model's
+                  calibrator also reads the row's feature count (model.calibration_inputs)
 
 Per row, the arithmetic does not depend on the other rows of a batch, so `check` (a batch of one)
 and `check_many` give the same bits. tests/test_scorer.py holds the compiled scorer to the
@@ -29,12 +30,12 @@ from typing import Any
 import numpy as np
 
 from service.engine.known_scripts import KnownScripts, Script
-from service.engine.model import ModelInput, TextModel
+from service.engine.model import ModelInput, TextModel, calibration_inputs
 from service.engine.npz import write_npz
 
 # Changes whenever the arrays or their meaning change (service.engine.model.FORMAT_VERSION
 # follows it).
-ARRAYS_VERSION = 2
+ARRAYS_VERSION = 3
 # sklearn's char analyzer collapses whitespace runs before taking n-grams.
 _WHITE_SPACES = re.compile(r"\s\s+")
 # Zip entries carry this date (the earliest a zip can hold): the bytes depend on the arrays only.
@@ -221,6 +222,7 @@ class CompiledModel(TextModel):
         calibration_coef: np.ndarray,
         calibration_intercept: np.ndarray,
         structured_scale: float,
+        evidence_aware: bool = False,
     ) -> None:
         self.vectorizer = vectorizer
         self.feature_names = tuple(feature_names)
@@ -234,6 +236,7 @@ class CompiledModel(TextModel):
         self.calibration_coef = calibration_coef
         self.calibration_intercept = calibration_intercept
         self.structured_scale = structured_scale
+        self.evidence_aware = evidence_aware
         self.classifier = None
         self.handset: dict[str, tuple[str, float]] = {}
         self.scripts: Any = None
@@ -247,6 +250,10 @@ class CompiledModel(TextModel):
 
     def decision_values(self, inputs: Sequence[ModelInput]) -> np.ndarray:
         """The base classifier's decision values: X @ coef.T + intercept, X never built."""
+        return self._decision(inputs)[0]
+
+    def _decision(self, inputs: Sequence[ModelInput]) -> tuple[np.ndarray, np.ndarray]:
+        """Decision values and each row's count of non-zero features (the matrix's getnnz)."""
         text = self.vectorizer.transform([item.text for item in inputs])
         offset = self.vectorizer.n_features
         scale = np.float32(self.structured_scale)
@@ -258,6 +265,9 @@ class CompiledModel(TextModel):
             )
             s_rows.extend([row] * len(known))
             s_columns.extend(offset + column for column in known)
+        seen = np.diff(text.indptr) + np.bincount(
+            np.array(s_rows, dtype=np.int64), minlength=len(inputs)
+        )
         columns = np.concatenate([text.indices, np.array(s_columns, dtype=np.int64)])
         values = np.concatenate([text.data, np.full(len(s_rows), scale, dtype=np.float32)])
         # scipy's csr_matvecs, which scikit-learn's decision_function runs: per row, in column
@@ -271,7 +281,7 @@ class CompiledModel(TextModel):
             products = values.astype(dtype)[:, None] * self.weights[columns]
             if len(products):
                 decision[0] = np.cumsum(products, axis=0)[-1]
-            return decision + self.intercept
+            return decision + self.intercept, seen
         text_rows = np.repeat(np.arange(len(inputs), dtype=np.int64), np.diff(text.indptr))
         rows = np.concatenate([text_rows, np.array(s_rows, dtype=np.int64)])
         # Within each row: the text columns, then the structured ones, as the hstack lays them out.
@@ -280,10 +290,13 @@ class CompiledModel(TextModel):
         products = values[order].astype(dtype)[:, None] * self.weights[columns]
         # np.add.at adds unbuffered and in order, so the bits agree.
         np.add.at(decision, rows, products)
-        return decision + self.intercept
+        return decision + self.intercept, seen
 
     def _raw_proba(self, inputs: Sequence[ModelInput]) -> np.ndarray:
-        values = self.decision_values(inputs).astype(np.float64)
+        decision, seen = self._decision(inputs)
+        values = decision.astype(np.float64)
+        if self.evidence_aware:
+            values = calibration_inputs(values, seen)
         coef, intercept = self.calibration_coef, self.calibration_intercept
         # Matrix scaling, one term at a time so a row's result never depends on the batch.
         scores = np.zeros((len(inputs), coef.shape[0]))
@@ -392,6 +405,7 @@ def compile_model(model: TextModel) -> CompiledModel:
         np.asarray(calibrator.coef_, dtype=np.float64),
         np.asarray(calibrator.intercept_, dtype=np.float64),
         float(model.structured_scale),
+        evidence_aware=bool(getattr(model.classifier, "evidence_aware", False)),
     )
     if vectorizer.idf_.dtype != np.float32:
         raise NotCompilable(f"idf dtype {vectorizer.idf_.dtype}, need float32")
@@ -411,6 +425,7 @@ def _meta(model: CompiledModel) -> dict[str, Any]:
         "categories": list(model.categories),
         "feature_names": list(model.feature_names),
         "structured_scale": model.structured_scale,
+        "evidence_aware": model.evidence_aware,
         "ngram_range": list(model.vectorizer.ngram_range),
         "handset": {name: list(value) for name, value in sorted(model.handset.items())},
         "scripts": None
@@ -451,6 +466,7 @@ def read_arrays(path: Path) -> CompiledModel:
             arrays["calibration_coef"],
             arrays["calibration_intercept"],
             float(meta["structured_scale"]),
+            evidence_aware=bool(meta["evidence_aware"]),
         )
     model.handset = {name: (str(c), float(w)) for name, (c, w) in meta["handset"].items()}
     if meta["scripts"] is not None:
