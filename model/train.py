@@ -146,7 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "C": info["C"],
             "structured_scales": list(STRUCTURED_SCALES),
             "structured_scale": info["structured_scale"],
-            "calibration": f"matrix scaling on {CV_FOLDS}-fold out-of-fold decision values",
+            "calibration": (
+                f"matrix scaling on {CV_FOLDS}-fold out-of-fold decision values, evidence-aware "
+                "(also their products with the log of the row's feature count, and that log)"
+            ),
             "corpus_share": CORPUS_SHARE,
             "max_row_weight": MAX_ROW_WEIGHT,
             "min_rule_hits": MIN_RULE_HITS,
