@@ -388,8 +388,9 @@ def fit_model(
         )
     best_c, best_scale = min(grid, key=lambda key: (round(scores[key], 6), key))
     base = candidate.estimator(best_c).fit(matrix_for(best_scale), labels, sample_weight=weights)
-    classifier = CalibratedLinear(base, calibrators[best_c, best_scale], evidence_aware=True)
-    model = TextModel(vectorizer, names, classifier, best_scale)
+    model = TextModel(
+        vectorizer, names, CalibratedLinear(base, calibrators[best_c, best_scale]), best_scale
+    )
     model.scripts = known_scripts(dataset)
     hits = _rule_hit_counts(dataset.inputs)
     if rules is not None:

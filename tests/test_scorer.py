@@ -94,9 +94,8 @@ def test_compiled_probabilities_equal_the_estimator_on_every_row(
 def test_the_calibrator_reads_the_feature_count_the_estimator_sees(
     trained: TextModel, compiled: CompiledModel, inputs: list[ModelInput]
 ) -> None:
-    # Evidence-aware calibration (service/engine/model.py) reads each row's non-zero feature count:
-    # the compiled scorer counts it without building the matrix, and must count what getnnz counts.
-    assert compiled.evidence_aware and trained.classifier.evidence_aware
+    # The calibration (service/engine/model.py) reads each row's non-zero feature count: the
+    # compiled scorer counts it without building the matrix, and must count what getnnz counts.
     _, seen = compiled._decision(inputs)
     assert np.array_equal(seen, trained.matrix(inputs).getnnz(axis=1))
     assert seen.min() >= 0 and seen.max() > 100

@@ -273,22 +273,17 @@ def model_input(analysis: Analysis) -> ModelInput:
 
 class CalibratedLinear:
     """A linear classifier whose decision values are mapped to probabilities by a calibrator
-    fitted on out-of-fold decision values (matrix scaling; see model/fit.py).
+    fitted on out-of-fold decision values (matrix scaling; see model/fit.py). The calibrator also
+    sees how much the model read (calibration_inputs)."""
 
-    With `evidence_aware`, the calibrator also sees how much the model read (calibration_inputs).
-    """
-
-    def __init__(self, base: Any, calibrator: Any, evidence_aware: bool = False) -> None:
+    def __init__(self, base: Any, calibrator: Any) -> None:
         self.base = base
         self.calibrator = calibrator
         self.classes_ = base.classes_
-        self.evidence_aware = evidence_aware
 
     def predict_proba(self, matrix: Any) -> np.ndarray:
         values = decision_values(self.base, matrix)
-        if self.evidence_aware:
-            values = calibration_inputs(values, matrix.getnnz(axis=1))
-        return self.calibrator.predict_proba(values)
+        return self.calibrator.predict_proba(calibration_inputs(values, matrix.getnnz(axis=1)))
 
 
 # A short message gives the model a few dozen n-grams, a full notice several hundred, and the same
@@ -302,7 +297,7 @@ EVIDENCE_CENTRE = 4.0
 
 
 def calibration_inputs(values: np.ndarray, features_seen: Any) -> np.ndarray:
-    """Decision values -> the calibrator's inputs for an evidence-aware model (see above)."""
+    """Decision values and each row's non-zero feature count -> the calibrator's inputs."""
     z = np.log1p(np.asarray(features_seen, dtype=np.float64)) - EVIDENCE_CENTRE
     z = z.reshape(-1, 1)
     return np.hstack([values, values * z, z])

@@ -7,8 +7,8 @@ numbers that define it, and those numbers are what the artifact holds and what s
     TF-IDF        idf per column; sublinear tf, multiply, l2 row norm reproduced operation by
                   operation in float32 as scikit-learn does them (same bits, not just close)
     classifier    coef (columns x categories) and intercept: a sparse dot product
-    calibrator    matrix scaling (coef, intercept) and a softmax; an evidence-aware model's
-                  calibrator also reads the row's feature count (model.calibration_inputs)
+    calibrator    matrix scaling (coef, intercept) and a softmax over the decision values and
+                  the row's feature count (model.calibration_inputs)
 
 Per row, the arithmetic does not depend on the other rows of a batch, so `check` (a batch of one)
 and `check_many` give the same bits. tests/test_scorer.py holds the compiled scorer to the
@@ -222,7 +222,6 @@ class CompiledModel(TextModel):
         calibration_coef: np.ndarray,
         calibration_intercept: np.ndarray,
         structured_scale: float,
-        evidence_aware: bool = False,
     ) -> None:
         self.vectorizer = vectorizer
         self.feature_names = tuple(feature_names)
@@ -236,7 +235,6 @@ class CompiledModel(TextModel):
         self.calibration_coef = calibration_coef
         self.calibration_intercept = calibration_intercept
         self.structured_scale = structured_scale
-        self.evidence_aware = evidence_aware
         self.classifier = None
         self.handset: dict[str, tuple[str, float]] = {}
         self.scripts: Any = None
@@ -294,9 +292,7 @@ class CompiledModel(TextModel):
 
     def _raw_proba(self, inputs: Sequence[ModelInput]) -> np.ndarray:
         decision, seen = self._decision(inputs)
-        values = decision.astype(np.float64)
-        if self.evidence_aware:
-            values = calibration_inputs(values, seen)
+        values = calibration_inputs(decision.astype(np.float64), seen)
         coef, intercept = self.calibration_coef, self.calibration_intercept
         # Matrix scaling, one term at a time so a row's result never depends on the batch.
         scores = np.zeros((len(inputs), coef.shape[0]))
@@ -405,7 +401,6 @@ def compile_model(model: TextModel) -> CompiledModel:
         np.asarray(calibrator.coef_, dtype=np.float64),
         np.asarray(calibrator.intercept_, dtype=np.float64),
         float(model.structured_scale),
-        evidence_aware=bool(getattr(model.classifier, "evidence_aware", False)),
     )
     if vectorizer.idf_.dtype != np.float32:
         raise NotCompilable(f"idf dtype {vectorizer.idf_.dtype}, need float32")
@@ -425,7 +420,6 @@ def _meta(model: CompiledModel) -> dict[str, Any]:
         "categories": list(model.categories),
         "feature_names": list(model.feature_names),
         "structured_scale": model.structured_scale,
-        "evidence_aware": model.evidence_aware,
         "ngram_range": list(model.vectorizer.ngram_range),
         "handset": {name: list(value) for name, value in sorted(model.handset.items())},
         "scripts": None
@@ -466,7 +460,6 @@ def read_arrays(path: Path) -> CompiledModel:
             arrays["calibration_coef"],
             arrays["calibration_intercept"],
             float(meta["structured_scale"]),
-            evidence_aware=bool(meta["evidence_aware"]),
         )
     model.handset = {name: (str(c), float(w)) for name, (c, w) in meta["handset"].items()}
     if meta["scripts"] is not None:
