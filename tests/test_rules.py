@@ -297,6 +297,25 @@ def test_a_shared_unless_list_and_a_rules_own_patterns_both_count(tmp_path: Path
     assert second.unless == ("都是诈骗", "已退还")
 
 
+def test_a_shared_context_list_flattens_the_same_way(tmp_path: Path) -> None:
+    # english.yaml shares its link shapes between rules: `context: [*web_link, '...']`.
+    (tmp_path / "shared.yaml").write_text(
+        "topic: test\ndescription: test rules\nrules:\n"
+        "  - id: first_fee\n    category: scam\n    weight: 2.0\n    fail_closed: false\n"
+        "    explanation: 解释\n    explanation_en: why\n    patterns: ['解冻费']\n"
+        "    context: &link ['http']\n"
+        "    must_match: ['请缴纳解冻费 http://a.cn']\n    must_not_match: ['请缴纳解冻费']\n"
+        "  - id: second_fee\n    category: scam\n    weight: 2.0\n    fail_closed: false\n"
+        "    explanation: 解释\n    explanation_en: why\n    patterns: ['解冻费']\n"
+        "    context: [*link, '网址']\n"
+        "    must_match: ['请缴纳解冻费 网址见下', '请缴纳解冻费 http://a.cn']\n"
+        "    must_not_match: ['请缴纳解冻费']\n",
+        encoding="utf-8",
+    )
+    second = RuleSet.load(tmp_path).get("second_fee")
+    assert second.context == ("http", "网址")
+
+
 @pytest.mark.parametrize(
     ("changes", "fix"),
     [

@@ -170,11 +170,11 @@ class Rule(BaseModel):
     # Set by the loader, never by the file.
     source_file: str = ""
 
-    @field_validator("unless", mode="before")
+    @field_validator("unless", "context", mode="before")
     @classmethod
     def _flatten_shared_lists(cls, value: Any) -> Any:
-        """A file shares one `unless` list through a YAML anchor; a rule that needs one more
-        pattern lists the alias beside it (`- *anti_fraud_warning`), which YAML nests."""
+        """A file shares one `unless` or `context` list through a YAML anchor; a rule that needs
+        one more pattern lists the alias beside it (`- *anti_fraud_warning`), which YAML nests."""
         if not isinstance(value, list):
             return value
         flat: list[Any] = []
