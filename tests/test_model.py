@@ -38,6 +38,21 @@ def test_canonical_text_masks_numbers_links_ids_and_punctuation(raw: str, canoni
 
 
 @pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("尊敬的{userName}，您的借款{amount}元已到账", "尊敬的，您的借款元已到账"),
+        ("【%s】您本期应还%s元，请于#date#前还款", "【】您本期应还元，请于前还款"),
+        ("Dear {{name}}, your loan is due", "Dear , your loan is due"),
+        ("您好，我是XXX银行的客服", "您好，我是银行的客服"),
+    ],
+)
+def test_template_slots_and_masks_leave_no_trace_for_the_model(template: str, message: str) -> None:
+    # Code templates are mostly genuine and police quotes mask names with xxx: left in, the
+    # slots would teach the model cues that no message a person receives carries.
+    assert canonical_text(template) == canonical_text(message)
+
+
+@pytest.mark.parametrize(
     ("fbs", "raw"),
     [
         ("详询 何 经理 CELLPHONE", "详询何经理13912345678"),

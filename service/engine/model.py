@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from scipy import sparse
 
 # Bump when the artifact layout or the feature definition changes: old artifacts are refused.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 # Masking tokens: one symbol each, so a character n-gram treats a whole URL or number as one unit.
 # The public FBS corpus was anonymised with placeholders (URL, DIGIT, CELLPHONE, ...); masking our
@@ -64,6 +64,14 @@ _LANDLINE = re.compile(rf"(?<!\d)(?:0\d{{2,3}}{_SEP})?[2-8]\d{{6,7}}(?![\d.,]|\s
 _QQ_ID = re.compile(r"qq\s*(?:号|群)?\s*[:=]?\s*[1-9]\d{4,11}")
 _WECHAT_ID = re.compile(r"微信\s*(?:号)?\s*[:=]?\s*[a-z][a-z0-9_-]{4,19}(?![a-z0-9])")
 _DIGITS = re.compile(r"\d+(?:[.,:/-]\d+)*")
+# Template placeholders ({name}, ${amount}, #amount#, %s) and masks (xxx) that the sources put
+# where a real message has a name or a figure. Lenders' templates in code carry the first kind and
+# police quotes the second, so left in they would teach "has {name}" = genuine and "xxx" = scam,
+# cues no message a person receives has. Removed before anything else sees the text.
+_PLACEHOLDER = re.compile(
+    r"\$?\{\{[^{}]{0,40}\}\}|\$?\{[^{}]{0,40}\}|#[a-z_][a-z0-9_.]{0,30}#|%(?:\d\$)?[sd]"
+    r"|(?<![a-z])x{2,}(?![a-z])"
+)
 _REPEATED = re.compile(r"(微信|qq)(?:\1)+")
 
 
@@ -99,7 +107,8 @@ def mask_text(normalized_text: str) -> str:
     URLs, mobile numbers, service numbers, landlines, QQ/WeChat ids and any other digit run become
     one token each; punctuation goes; whitespace survives only between two Latin words.
     """
-    text = _URL.sub(TOKEN_URL, normalized_text)
+    text = _PLACEHOLDER.sub("", normalized_text)
+    text = _URL.sub(TOKEN_URL, text)
     text = _QQ_ID.sub("qq" + TOKEN_ID, text)
     text = _WECHAT_ID.sub("微信" + TOKEN_ID, text)
     text = _MOBILE.sub(TOKEN_MOBILE, text)
