@@ -279,41 +279,44 @@ def test_valid_minimal_file_loads(tmp_path: Path) -> None:
     assert rules.rules[0].source_file.endswith("one.yaml")
 
 
-def test_a_shared_unless_list_and_a_rules_own_patterns_both_count(tmp_path: Path) -> None:
-    # `unless: [*shared, '...']` nests the anchored list in YAML; the loader flattens it.
+@pytest.mark.parametrize(
+    ("first", "second", "field", "flattened"),
+    [
+        (
+            # `unless: [*shared, '...']` nests the anchored list in YAML; the loader flattens it.
+            "    unless: &shared ['都是诈骗']\n"
+            "    must_match: ['请缴纳解冻费']\n    must_not_match: ['交解冻费的都是诈骗']\n",
+            "    unless: [*shared, '已退还']\n"
+            "    must_match: ['请缴纳解冻费']\n    must_not_match: ['解冻费已退还']\n",
+            "unless",
+            ("都是诈骗", "已退还"),
+        ),
+        (
+            # english.yaml shares its link shapes between rules: `context: [*web_link, '...']`.
+            "    context: &shared ['http']\n"
+            "    must_match: ['请缴纳解冻费 http://a.cn']\n    must_not_match: ['请缴纳解冻费']\n",
+            "    context: [*shared, '网址']\n"
+            "    must_match: ['请缴纳解冻费 网址见下', '请缴纳解冻费 http://a.cn']\n"
+            "    must_not_match: ['请缴纳解冻费']\n",
+            "context",
+            ("http", "网址"),
+        ),
+    ],
+)
+def test_a_shared_list_and_a_rules_own_patterns_both_count(
+    tmp_path: Path, first: str, second: str, field: str, flattened: tuple[str, ...]
+) -> None:
+    head = (
+        "    category: scam\n    weight: 2.0\n    fail_closed: false\n"
+        "    explanation: 解释\n    explanation_en: why\n    patterns: ['解冻费']\n"
+    )
     (tmp_path / "shared.yaml").write_text(
         "topic: test\ndescription: test rules\nrules:\n"
-        "  - id: first_fee\n    category: scam\n    weight: 2.0\n    fail_closed: false\n"
-        "    explanation: 解释\n    explanation_en: why\n    patterns: ['解冻费']\n"
-        "    unless: &warning ['都是诈骗']\n"
-        "    must_match: ['请缴纳解冻费']\n    must_not_match: ['交解冻费的都是诈骗']\n"
-        "  - id: second_fee\n    category: scam\n    weight: 2.0\n    fail_closed: false\n"
-        "    explanation: 解释\n    explanation_en: why\n    patterns: ['解冻费']\n"
-        "    unless: [*warning, '已退还']\n"
-        "    must_match: ['请缴纳解冻费']\n    must_not_match: ['解冻费已退还']\n",
+        f"  - id: first_fee\n{head}{first}"
+        f"  - id: second_fee\n{head}{second}",
         encoding="utf-8",
     )
-    second = RuleSet.load(tmp_path).get("second_fee")
-    assert second.unless == ("都是诈骗", "已退还")
-
-
-def test_a_shared_context_list_flattens_the_same_way(tmp_path: Path) -> None:
-    # english.yaml shares its link shapes between rules: `context: [*web_link, '...']`.
-    (tmp_path / "shared.yaml").write_text(
-        "topic: test\ndescription: test rules\nrules:\n"
-        "  - id: first_fee\n    category: scam\n    weight: 2.0\n    fail_closed: false\n"
-        "    explanation: 解释\n    explanation_en: why\n    patterns: ['解冻费']\n"
-        "    context: &link ['http']\n"
-        "    must_match: ['请缴纳解冻费 http://a.cn']\n    must_not_match: ['请缴纳解冻费']\n"
-        "  - id: second_fee\n    category: scam\n    weight: 2.0\n    fail_closed: false\n"
-        "    explanation: 解释\n    explanation_en: why\n    patterns: ['解冻费']\n"
-        "    context: [*link, '网址']\n"
-        "    must_match: ['请缴纳解冻费 网址见下', '请缴纳解冻费 http://a.cn']\n"
-        "    must_not_match: ['请缴纳解冻费']\n",
-        encoding="utf-8",
-    )
-    second = RuleSet.load(tmp_path).get("second_fee")
-    assert second.context == ("http", "网址")
+    assert getattr(RuleSet.load(tmp_path).get("second_fee"), field) == flattened
 
 
 @pytest.mark.parametrize(
