@@ -68,7 +68,7 @@ _DIGITS = re.compile(r"\d+(?:[.,:/-]\d+)*")
 # where a real message has a name or a figure. Lenders' templates in code carry the first kind and
 # police quotes the second, so left in they would teach "has {name}" = genuine and "xxx" = scam,
 # cues no message a person receives has. Removed before anything else sees the text.
-_PLACEHOLDER = re.compile(
+_TEMPLATE_SLOT = re.compile(
     r"\$?\{\{[^{}]{0,40}\}\}|\$?\{[^{}]{0,40}\}|#[a-z_][a-z0-9_.]{0,30}#|%(?:\d\$)?[sd]"
     r"|(?<![a-z])x{2,}(?![a-z])"
 )
@@ -107,7 +107,7 @@ def mask_text(normalized_text: str) -> str:
     URLs, mobile numbers, service numbers, landlines, QQ/WeChat ids and any other digit run become
     one token each; punctuation goes; whitespace survives only between two Latin words.
     """
-    text = _PLACEHOLDER.sub("", normalized_text)
+    text = _TEMPLATE_SLOT.sub("", normalized_text)
     text = _URL.sub(TOKEN_URL, text)
     text = _QQ_ID.sub("qq" + TOKEN_ID, text)
     text = _WECHAT_ID.sub("微信" + TOKEN_ID, text)
