@@ -14,6 +14,7 @@ from service.engine.prefilter import LiteralPrefilter, required_literals
 MATCHING = [
     # A POSIX class: Python's parser would read "[[:digit:]]" as a set of characters and "]".
     (r"[[:digit:]]元", "付5元"),
+    (r"[[:^alpha:]]元", "付5元"),
     # "{,3}" is a repeat for Python and literal text for RE2.
     (r"转{,3}账", "转{,3}账"),
     (r"(?i)verify", "please VERIFY now"),
@@ -45,6 +46,10 @@ def test_readings_of_plain_patterns() -> None:
     assert required_literals(r"(?:请|需)(?:缴纳|支付)") == (
         frozenset({"请缴纳", "请支付", "需缴纳", "需支付"}),
     )
+    # A class that starts with a colon is no POSIX class: its words are still read.
+    clauses = required_literals(r"(?:微信|qq)[: ]{0,2}[a-z0-9]")
+    assert clauses is not None
+    assert all(word.startswith(("微信", "qq")) for clause in clauses for word in clause)
     # Syntax read differently by Python and RE2, or case-insensitive: run on every text.
     for pattern in (r"x[[:alpha:]]", r"a{,3}", r"(?i)abc", r"ab(?i:c)", r"\Qa.b\E"):
         assert required_literals(pattern) is None, pattern
