@@ -302,15 +302,20 @@ def summarize(dataset: Dataset, judged: Judged) -> dict[str, Any]:
     return out
 
 
-def real_quoted_split(dataset: Dataset) -> tuple[list[int], list[int]]:
-    """real_quoted held out whole; harvested rows sharing any of its sources leave training."""
+def real_quoted_split(
+    dataset: Dataset, sources: frozenset[str] = data.ALL_SOURCES
+) -> tuple[list[int], list[int]]:
+    """real_quoted held out whole; harvested rows sharing any of its sources leave training, and
+    so do rows from outside `sources` (the ablation loads ChineseHarm, the shipped model not)."""
     groups = data.source_groups(dataset.examples)
     test = [i for i, e in enumerate(dataset.examples) if e.source == data.REAL_QUOTED]
     held_groups = {groups[i] for i in test}
     train = [
         i
         for i, e in enumerate(dataset.examples)
-        if e.source != data.REAL_QUOTED and not (groups[i] and groups[i] in held_groups)
+        if e.source != data.REAL_QUOTED
+        and e.source in sources
+        and not (groups[i] and groups[i] in held_groups)
     ]
     return train, test
 

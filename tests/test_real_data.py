@@ -3,6 +3,7 @@ splits that never put one source on both sides."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from collections import defaultdict
@@ -13,7 +14,7 @@ import pytest
 from model import data
 from model.fit import SEED, Dataset, cv_folds, sample_weights
 from model.real_corpus import EXCLUDED_SOURCES, check, fraud_type_of, row_problems
-from model.real_eval import grouped_folds, rate
+from model.real_eval import grouped_folds, rate, real_quoted_split
 from service.paths import DATA_DIR, REAL_DIR
 
 HELDOUT_TOOL = DATA_DIR.parent / "tools" / "heldout_overlap.py"
@@ -93,6 +94,24 @@ def test_grouped_folds_never_split_a_source(real_examples: list[data.Example]) -
         for row in rows:
             assert fold_of_group.setdefault(groups[row], number) == number
     assert sorted(row for rows in folds for row in rows) == list(range(len(real_examples)))
+
+
+def test_real_quoted_whole_trains_only_on_the_shipped_sources(
+    real_examples: list[data.Example],
+) -> None:
+    # The ablation loads ChineseHarm beside the shipped sources: the real_quoted-whole row it
+    # reports must still be the shipped model's, trained without it.
+    kept, _ = real_quoted_split(Dataset(real_examples, [], {}))
+    extra = dataclasses.replace(
+        real_examples[kept[0]], uid="chineseharm:1", source=data.CHINESEHARM
+    )
+    dataset = Dataset([*real_examples, extra], [], {})
+    train, test = real_quoted_split(dataset)
+    sources = {dataset.examples[i].source for i in train}
+    assert data.CHINESEHARM not in sources and data.REAL in sources
+    assert {dataset.examples[i].source for i in test} == {data.REAL_QUOTED}
+    train_with, _ = real_quoted_split(dataset, data.ALL_SOURCES | {data.CHINESEHARM})
+    assert len(train_with) == len(train) + 1
 
 
 @pytest.mark.parametrize(
