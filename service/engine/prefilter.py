@@ -45,8 +45,7 @@ _MAX_OPTIONAL_REPEAT = 3
 # Python; \Q...\E quoting, \C and the (?U) flag exist in RE2 only. A pattern using any of them is
 # treated as able to match anything. A class that merely starts with a colon ("[: ]") reads the
 # same in both, so only a whole POSIX name counts.
-_DIVERGENT_SYNTAX = ("{,", "\\Q", "\\C", "(?U")
-_POSIX_CLASS = re.compile(r"\[:\^?[a-z]+:\]")
+_DIVERGENT_SYNTAX = re.compile(r"\{,|\\Q|\\C|\(\?U|\[:\^?[a-z]+:\]")
 # RE2's Unicode classes (\p{Han}, \PN), which Python's parser refuses, read as \d: a class
 # of unknown characters, so what stands around them is still read.
 _UNICODE_CLASS = re.compile(r"(?<!\\)((?:\\\\)*)\\[pP](?:\{[^}]*\}|[A-Za-z])")
@@ -207,11 +206,7 @@ def required_literals(pattern: str) -> Clauses | None:
     """Clauses that every match of the RE2 `pattern` satisfies (each a set of strings one of
     which occurs in the match), or None when none were found: the pattern then runs on every
     text."""
-    if (
-        _sre_parse is None
-        or any(mark in pattern for mark in _DIVERGENT_SYNTAX)
-        or _POSIX_CLASS.search(pattern)
-    ):
+    if _sre_parse is None or _DIVERGENT_SYNTAX.search(pattern):
         return None
     try:
         parsed = _sre_parse.parse(_UNICODE_CLASS.sub(r"\1\\d", pattern))
