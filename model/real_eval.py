@@ -360,6 +360,23 @@ HEADLINE_HEADERS = [
 ]
 
 
+def spread_line(summaries: dict[str, dict[str, Any]]) -> str:
+    """Mean and range of each headline rate over the runs."""
+    parts = []
+    for key, title in (
+        ("scam_flagged", "scam flagged"),
+        ("genuine_flagged", "genuine flagged"),
+        ("abusive_recall", "abusive recall"),
+        ("everyday_flagged", "everyday flagged"),
+    ):
+        values = [100 * s[key]["rate"] for s in summaries.values() if s[key]["rate"] is not None]
+        if values:
+            parts.append(
+                f"{title} {np.mean(values):.1f} % (range {min(values):.1f}–{max(values):.1f})"
+            )
+    return "Mean over the assignments: " + "; ".join(parts) + "."
+
+
 def detail_markdown(title: str, summary: dict[str, Any]) -> str:
     lines = [f"### {title}", ""]
     lines.append(
@@ -457,6 +474,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--real-share", type=float, default=REAL_SHARE, help="training weight of the real rows"
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="also cross-validate the first candidate on N-1 other fold assignments and report "
+        "the spread (how much of a difference is fold noise)",
+    )
     parser.add_argument("--out", type=Path, default=REPORT_PATH)
     parser.add_argument(
         "--dump", type=Path, help="write every real row's out-of-fold verdict here (JSONL)"
@@ -494,6 +518,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         headline[label] = summary
         details.append(detail_markdown(label, summary))
 
+    repeats: dict[str, dict[str, Any]] = {}
+    if args.repeats > 1 and names:
+        first = next(iter(headline.values()))
+        repeats[f"seed {SEED}"] = first
+        for seed in range(SEED + 1, SEED + args.repeats):
+            judged = cross_validate(
+                dataset,
+                analyzer,
+                grouped_folds(dataset, args.folds, seed),
+                CANDIDATES[names[0]],
+                real_share=args.real_share,
+            )
+            repeats[f"seed {seed}"] = summarize(dataset, judged)
+
     train, test = real_quoted_split(dataset)
     whole = summarize(dataset, judge(dataset, analyzer, train, test, shipped))
     headline[f"{SHIPPED_CANDIDATE}: real_quoted held out whole"] = whole
@@ -509,6 +547,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     results["headline"] = headline
     results["ablation"] = ablation
+    results["repeats"] = {name: headline_entry(s) for name, s in repeats.items()}
     sections = [
         "# dunscan on real messages",
         "",
@@ -539,6 +578,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             "the test rows are always the held-out real rows.",
             "",
             table(HEADLINE_HEADERS, headline_rows(ablation)),
+            "",
+        ]
+    if repeats:
+        sections += [
+            f"## Fold noise: {names[0]} on {len(repeats)} fold assignments",
+            "",
+            "The same rows and model, split into groups by different seeds: how far the headline "
+            "moves when only the fold assignment changes.",
+            "",
+            table(HEADLINE_HEADERS, headline_rows(repeats)),
+            "",
+            spread_line(repeats),
             "",
         ]
     sections += ["## Details", "", *details]

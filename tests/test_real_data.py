@@ -14,7 +14,7 @@ import pytest
 from model import data
 from model.fit import SEED, Dataset, cv_folds, sample_weights
 from model.real_corpus import EXCLUDED_SOURCES, check, fraud_type_of, row_problems
-from model.real_eval import grouped_folds, rate, real_quoted_split
+from model.real_eval import grouped_folds, rate, real_quoted_split, spread_line
 from service.paths import DATA_DIR, REAL_DIR
 
 HELDOUT_TOOL = DATA_DIR.parent / "tools" / "heldout_overlap.py"
@@ -85,15 +85,43 @@ def test_rows_sharing_a_page_repository_or_publisher_share_a_group(
     assert "repo:drakeet/smscodehelper" in data.source_keys(issue)
 
 
-def test_grouped_folds_never_split_a_source(real_examples: list[data.Example]) -> None:
+@pytest.mark.parametrize("seed", [SEED, SEED + 1])
+def test_grouped_folds_never_split_a_source(real_examples: list[data.Example], seed: int) -> None:
     dataset = Dataset(real_examples, [], {})
-    folds = grouped_folds(dataset, 5)
+    folds = grouped_folds(dataset, 5, seed)
     groups = data.source_groups(real_examples)
     fold_of_group: dict[str, int] = {}
     for number, rows in enumerate(folds):
         for row in rows:
             assert fold_of_group.setdefault(groups[row], number) == number
     assert sorted(row for rows in folds for row in rows) == list(range(len(real_examples)))
+
+
+def test_another_seed_deals_the_sources_into_other_folds(
+    real_examples: list[data.Example],
+) -> None:
+    # --repeats measures fold noise only if a new seed really reshuffles the groups.
+    dataset = Dataset(real_examples, [], {})
+    first, second = (
+        [frozenset(rows) for rows in grouped_folds(dataset, 5, seed)] for seed in (SEED, SEED + 1)
+    )
+    assert set(first) != set(second)
+
+
+def test_the_spread_line_gives_mean_and_range_of_each_rate() -> None:
+    runs = {
+        f"seed {n}": {
+            "scam_flagged": rate(k, 100),
+            "genuine_flagged": rate(g, 100),
+            "abusive_recall": rate(0, 0),
+            "everyday_flagged": rate(1, 100),
+        }
+        for n, (k, g) in enumerate([(80, 5), (84, 9), (86, 7)])
+    }
+    line = spread_line(runs)
+    assert "scam flagged 83.3 % (range 80.0–86.0)" in line
+    assert "genuine flagged 7.0 % (range 5.0–9.0)" in line
+    assert "abusive recall" not in line  # no abusive rows: no figure, not a zero
 
 
 def test_real_quoted_whole_trains_only_on_the_shipped_sources(
