@@ -18,9 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from model.data import REAL_QUOTED_FILE
 from service.engine.known_scripts import canonical
+from service.engine.model import canonical_text
 from service.engine.normalize import normalize
-from service.paths import REAL_DIR
+from service.paths import DATA_DIR, REAL_DIR
 
 LABELS = frozenset({"scam", "abusive", "legit", "other"})
 KINDS = frozenset({"sms", "call", "chat", "template", "app_notice", "other"})
@@ -154,10 +156,25 @@ def check(real_dir: Path = REAL_DIR) -> list[str]:
     return problems
 
 
-def add(batch: str, harvested: Path, real_dir: Path = REAL_DIR) -> tuple[int, int]:
-    """Write model/real/BATCH.jsonl from a harvested file: valid rows not already in the corpus,
-    fields in a fixed order, ids BATCH-0001, ... Returns (kept, dropped)."""
+def add(
+    batch: str, harvested: Path, real_dir: Path = REAL_DIR, data_dir: Path = DATA_DIR
+) -> tuple[int, int]:
+    """Write model/real/BATCH.jsonl from a harvested file: valid rows not already in the corpus
+    nor in ../shared/data/real_quoted, fields in a fixed order, ids BATCH-0001, ...
+    Returns (kept, dropped).
+
+    A row real_quoted already holds adds nothing to training, and in the corpus it would push
+    real_quoted's copy out at deduplication: the "real_quoted held out whole" split would shrink.
+    """
     seen = {dedup_key(str(row.get("text") or "")) for _, row in corpus_rows(real_dir)}
+    quoted = data_dir / REAL_QUOTED_FILE
+    # Training deduplicates on the model's canonical text (numbers masked), so that is the key
+    # a real_quoted message is matched on: the same notice with another code is the same row.
+    in_quoted = (
+        {canonical_text(str(row.get("text") or "")) for row in read_rows(quoted)}
+        if quoted.is_file()
+        else set()
+    )
     target = real_dir / f"{batch}.jsonl"
     if target.exists():
         seen -= {dedup_key(str(row.get("text") or "")) for row in read_rows(target)}
@@ -170,7 +187,8 @@ def add(batch: str, harvested: Path, real_dir: Path = REAL_DIR) -> tuple[int, in
         source = str(row.get("source"))
         excluded = EXCLUDED_SOURCES.search(source) is not None
         full = per_source[source] >= MAX_ROWS_PER_SOURCE
-        if excluded or row_problems(row) or not key or key in seen or full:
+        quoted_already = canonical_text(str(row.get("text") or "")) in in_quoted
+        if excluded or row_problems(row) or not key or key in seen or full or quoted_already:
             dropped += 1
             continue
         seen.add(key)

@@ -4,16 +4,25 @@ splits that never put one source on both sides."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from model import data
 from model.fit import SEED, Dataset, cv_folds, sample_weights
-from model.real_corpus import EXCLUDED_SOURCES, check, fraud_type_of, row_problems
+from model.real_corpus import (
+    EXCLUDED_SOURCES,
+    add,
+    check,
+    fraud_type_of,
+    read_rows,
+    row_problems,
+)
 from model.real_eval import grouped_folds, rate, real_quoted_split, spread_line
 from service.paths import DATA_DIR, REAL_DIR
 
@@ -188,3 +197,23 @@ def test_real_rows_get_their_share_of_the_training_weight(
 
     assert real_share(0.1) < real_share(0.2) < real_share(0.4)
     assert 0.0 < real_share(0.1) and real_share(0.4) < 1.0
+
+
+def test_adding_a_batch_drops_rows_that_real_quoted_already_holds(tmp_path: Path) -> None:
+    quoted = [row for row in read_rows(DATA_DIR / data.REAL_QUOTED_FILE) if row.get("text")]
+    new = read_rows(REAL_DIR / "gsms20.jsonl")[0]
+    fields = {k: v for k, v in new.items() if k != "id"}
+    harvested = tmp_path / "batch.jsonl"
+    harvested.write_text(
+        "\n".join(
+            json.dumps(row, ensure_ascii=False)
+            for row in ({**fields, "text": quoted[0]["text"]}, fields)
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    real_dir = tmp_path / "real"
+    real_dir.mkdir()
+    assert add("probe", harvested, real_dir=real_dir, data_dir=DATA_DIR) == (1, 1)
+    (kept,) = read_rows(real_dir / "probe.jsonl")
+    assert kept["text"] == new["text"] and kept["id"] == "probe-0001"
