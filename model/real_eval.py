@@ -360,6 +360,10 @@ HEADLINE_HEADERS = [
 ]
 
 
+def cv_label(candidate: str, folds: int) -> str:
+    return f"{candidate}: grouped {folds}-fold CV"
+
+
 def spread_line(summaries: dict[str, dict[str, Any]]) -> str:
     """Mean and range of each headline rate over the runs."""
     parts = []
@@ -514,14 +518,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = summarize(dataset, judged)
         if args.dump and name == names[0]:
             dump(dataset, judged, args.dump)
-        label = f"{name}: grouped {args.folds}-fold CV"
+        label = cv_label(name, args.folds)
         headline[label] = summary
         details.append(detail_markdown(label, summary))
 
     repeats: dict[str, dict[str, Any]] = {}
     if args.repeats > 1 and names:
-        first = next(iter(headline.values()))
-        repeats[f"seed {SEED}"] = first
+        # The first candidate's run above is the assignment of seed SEED.
+        repeats[f"seed {SEED}"] = headline[cv_label(names[0], args.folds)]
         for seed in range(SEED + 1, SEED + args.repeats):
             judged = cross_validate(
                 dataset,
