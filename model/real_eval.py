@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 from scipy.stats import binomtest
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 
 from model import data
@@ -221,6 +222,41 @@ def flagged(category: str, level: str) -> bool:
     return category == "scam" or level == "high"
 
 
+# Shares of genuine rows flagged at which the trade-off table reads the scam recall.
+TRADEOFF_GENUINE_RATES = (0.03, 0.05, 0.10)
+
+
+def tradeoff(scam_risk: Sequence[float], genuine_risk: Sequence[float]) -> dict[str, Any]:
+    """How well the risk separates scams from genuine rows, whatever the operating point.
+
+    `auc`: the chance a scam row outranks a genuine one (ties count half). For each rate r in
+    TRADEOFF_GENUINE_RATES: the lowest risk cut that flags at most r of the genuine rows, and the
+    share of scams at or above it. The verdict's own cut (category and level) is one point on
+    this curve; these say whether any other cut of the same risk would meet the targets.
+    """
+    scams, genuine = np.asarray(scam_risk, float), np.asarray(genuine_risk, float)
+    if not len(scams) or not len(genuine):
+        return {}
+    auc = roc_auc_score(
+        np.r_[np.ones(len(scams)), np.zeros(len(genuine))], np.concatenate([scams, genuine])
+    )
+    cuts = np.unique(np.concatenate([scams, genuine]))
+    genuine_share = np.array([(genuine >= cut).mean() for cut in cuts])
+    points = []
+    for target in TRADEOFF_GENUINE_RATES:
+        allowed = cuts[genuine_share <= target]
+        cut = float(allowed.min()) if len(allowed) else float("inf")
+        points.append(
+            {
+                "genuine_rate": target,
+                "risk_cut": round(cut, 4),
+                "genuine_flagged": rate(int((genuine >= cut).sum()), len(genuine)),
+                "scam_flagged": rate(int((scams >= cut).sum()), len(scams)),
+            }
+        )
+    return {"auc": round(float(auc), 4), "points": points}
+
+
 def summarize(dataset: Dataset, judged: Judged) -> dict[str, Any]:
     """Per label, per category, per fraud type and per slice, with Wilson intervals."""
     guard = [
@@ -254,6 +290,10 @@ def summarize(dataset: Dataset, judged: Judged) -> dict[str, Any]:
         ],
     )
     out["scam_high"] = share(is_scam, [lv == "high" for lv in judged.level])
+    out["tradeoff"] = tradeoff(
+        [r for r, m in zip(judged.risk, is_scam, strict=True) if m],
+        [r for r, m in zip(judged.risk, genuine, strict=True) if m],
+    )
     out["everyday_flagged"] = rate(sum(guard), len(guard))
     out["known_script_hits"] = {
         "scam": sum(h for h, s in zip(judged.script_hits, is_scam, strict=True) if s),
@@ -381,6 +421,28 @@ def spread_line(summaries: dict[str, dict[str, Any]]) -> str:
     return "Mean over the assignments: " + "; ".join(parts) + "."
 
 
+def tradeoff_lines(entry: dict[str, Any]) -> list[str]:
+    if not entry:
+        return []
+    rows = [
+        [
+            f"{p['genuine_rate']:.0%}",
+            p["risk_cut"],
+            fmt_rate(p["genuine_flagged"]),
+            fmt_rate(p["scam_flagged"]),
+        ]
+        for p in entry["points"]
+    ]
+    return [
+        f"Trade-off of the same verdicts' risk, scam against genuine rows: area under the curve "
+        f"{entry['auc']:.3f}. Scams the risk alone would flag at a cut that flags at most a given "
+        "share of genuine rows:",
+        "",
+        table(["genuine rows allowed", "risk cut", "genuine flagged", "scam flagged"], rows),
+        "",
+    ]
+
+
 def detail_markdown(title: str, summary: dict[str, Any]) -> str:
     lines = [f"### {title}", ""]
     lines.append(
@@ -398,6 +460,7 @@ def detail_markdown(title: str, summary: dict[str, Any]) -> str:
         f"Known-script matches: {summary['known_script_hits']['scam']} scam rows, "
         f"{summary['known_script_hits']['genuine']} genuine rows.",
         "",
+        *tradeoff_lines(summary.get("tradeoff") or {}),
         "Scam flagged, by fraud type:",
         "",
         table(

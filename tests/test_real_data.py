@@ -23,7 +23,7 @@ from model.real_corpus import (
     read_rows,
     row_problems,
 )
-from model.real_eval import grouped_folds, rate, real_quoted_split, spread_line
+from model.real_eval import grouped_folds, rate, real_quoted_split, spread_line, tradeoff
 from service.paths import DATA_DIR, REAL_DIR
 
 HELDOUT_TOOL = DATA_DIR.parent / "tools" / "heldout_overlap.py"
@@ -131,6 +131,20 @@ def test_the_spread_line_gives_mean_and_range_of_each_rate() -> None:
     assert "scam flagged 83.3 % (range 80.0–86.0)" in line
     assert "genuine flagged 7.0 % (range 5.0–9.0)" in line
     assert "abusive recall" not in line  # no abusive rows: no figure, not a zero
+
+
+def test_the_tradeoff_reads_scam_recall_where_genuine_flags_stay_under_each_share() -> None:
+    genuine = [0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.1, 0.2, 0.3]
+    entry = tradeoff([0.9, 0.8, 0.3, 0.2], genuine)
+    # 0.9 and 0.8 outrank all ten genuine rows; 0.3 outranks nine and ties one; 0.2 eight and one
+    assert entry["auc"] == 0.95
+    at = {p["genuine_rate"]: p for p in entry["points"]}
+    assert at[0.10]["risk_cut"] == 0.3
+    assert (at[0.10]["genuine_flagged"]["k"], at[0.10]["scam_flagged"]["k"]) == (1, 3)
+    # no cut flags between 0 and 10 % of these genuine rows: the lowest cut that flags none
+    assert at[0.03]["risk_cut"] == 0.8
+    assert (at[0.03]["genuine_flagged"]["k"], at[0.03]["scam_flagged"]["k"]) == (0, 2)
+    assert tradeoff([], genuine) == {}
 
 
 def test_real_quoted_whole_trains_only_on_the_shipped_sources(
