@@ -369,6 +369,7 @@ def headline_entry(summary: dict[str, Any]) -> dict[str, Any]:
         "abusive_recall": fmt_rate(summary["abusive_recall"]),
         "macro_f1": summary["macro_f1"],
         "everyday_flagged": fmt_rate(summary["everyday_flagged"]),
+        "scam_auc": summary["tradeoff"]["auc"] if summary.get("tradeoff") else "–",
     }
 
 
@@ -383,6 +384,7 @@ def headline_rows(summaries: dict[str, dict[str, Any]]) -> list[list[Any]]:
             fmt_rate(s["abusive_warned"]),
             s["macro_f1"],
             fmt_rate(s["everyday_flagged"]),
+            f"{s['tradeoff']['auc']:.3f}" if s.get("tradeoff") else "–",
         ]
         for name, s in summaries.items()
     ]
@@ -397,6 +399,7 @@ HEADLINE_HEADERS = [
     "abusive warned",
     "macro F1",
     "everyday SMS flagged",
+    "scam vs genuine AUC",
 ]
 
 

@@ -246,8 +246,10 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
         "gives it. Scam flagged = category scam or level high; genuine = legit and other rows; "
         "everyday SMS flagged = a guard of 2,500 real everyday genuine SMS (mudou) held out in "
         "the same folds. "
-        "95 % Wilson intervals. `make eval` writes the per-category, per-fraud-type and per-slice "
-        "report to model/reports/real.md.",
+        "95 % Wilson intervals. AUC: how often the verdict's risk ranks a scam row above a "
+        "genuine one, whatever the cut. `make eval` writes the per-category, per-fraud-type "
+        "and per-slice report and the recall at fixed shares of genuine rows flagged to "
+        "model/reports/real.md.",
         "",
         table(
             [
@@ -258,6 +260,7 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
                 "abusive recall",
                 "macro F1",
                 "everyday SMS flagged",
+                "scam vs genuine AUC",
             ],
             [
                 [
@@ -268,6 +271,7 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
                     entry["abusive_recall"],
                     entry["macro_f1"],
                     entry.get("everyday_flagged", "–"),
+                    entry.get("scam_auc", "–"),
                 ]
                 for name, entry in real.items()
             ],
