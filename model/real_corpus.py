@@ -16,7 +16,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from model.data import REAL_QUOTED_FILE
 from service.engine.known_scripts import canonical
@@ -156,12 +156,33 @@ def check(real_dir: Path = REAL_DIR) -> list[str]:
     return problems
 
 
-def add(
-    batch: str, harvested: Path, real_dir: Path = REAL_DIR, data_dir: Path = DATA_DIR
-) -> tuple[int, int]:
+def _drop_reason(
+    row: dict[str, Any], key: str, seen: set[str], from_source: int, in_quoted: set[str]
+) -> str:
+    """Why a harvested row stays out of the corpus ("" if it goes in)."""
+    if EXCLUDED_SOURCES.search(str(row.get("source"))) is not None:
+        return "excluded source"
+    if row_problems(row) or not key:
+        return "invalid"
+    if key in seen:
+        return "already in the corpus"
+    if from_source >= MAX_ROWS_PER_SOURCE:
+        return f"over {MAX_ROWS_PER_SOURCE} rows from one source"
+    if canonical_text(str(row.get("text") or "")) in in_quoted:
+        return "already in real_quoted"
+    return ""
+
+
+class Added(NamedTuple):
+    kept: int
+    dropped: int
+    why: dict[str, int]  # dropped rows by reason
+
+
+def add(batch: str, harvested: Path, real_dir: Path = REAL_DIR, data_dir: Path = DATA_DIR) -> Added:
     """Write model/real/BATCH.jsonl from a harvested file: valid rows not already in the corpus
     nor in ../shared/data/real_quoted, fields in a fixed order, ids BATCH-0001, ...
-    Returns (kept, dropped).
+    Returns how many rows were kept and dropped, and why each was dropped.
 
     A row real_quoted already holds adds nothing to training, and in the corpus it would push
     real_quoted's copy out at deduplication: the "real_quoted held out whole" split would shrink.
@@ -179,17 +200,15 @@ def add(
     if target.exists():
         seen -= {dedup_key(str(row.get("text") or "")) for row in read_rows(target)}
     kept: list[dict[str, Any]] = []
-    dropped = 0
+    why: Counter[str] = Counter()
     per_source: Counter[str] = Counter()
     for row in read_rows(harvested):
         row = {**row, "id": "pending"}
         key = dedup_key(str(row.get("text") or ""))
         source = str(row.get("source"))
-        excluded = EXCLUDED_SOURCES.search(source) is not None
-        full = per_source[source] >= MAX_ROWS_PER_SOURCE
-        quoted_already = canonical_text(str(row.get("text") or "")) in in_quoted
-        if excluded or row_problems(row) or not key or key in seen or full or quoted_already:
-            dropped += 1
+        reason = _drop_reason(row, key, seen, per_source[source], in_quoted)
+        if reason:
+            why[reason] += 1
             continue
         seen.add(key)
         per_source[source] += 1
@@ -198,7 +217,7 @@ def add(
     target.write_text(
         "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in kept), encoding="utf-8"
     )
-    return len(kept), dropped
+    return Added(len(kept), sum(why.values()), dict(why))
 
 
 def stats(real_dir: Path = REAL_DIR) -> str:
@@ -224,8 +243,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(problems) or "model/real: every row valid")
         return 1 if problems else 0
     if args.command == "add":
-        kept, dropped = add(args.batch, args.file)
-        print(f"model/real/{args.batch}.jsonl: {kept} rows kept, {dropped} dropped")
+        added = add(args.batch, args.file)
+        reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(added.why.items()))
+        print(
+            f"model/real/{args.batch}.jsonl: {added.kept} rows kept, {added.dropped} dropped"
+            + (f" ({reasons})" if reasons else "")
+        )
         return 0
     print(stats())
     return 0

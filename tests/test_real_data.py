@@ -228,6 +228,8 @@ def test_adding_a_batch_drops_rows_that_real_quoted_already_holds(tmp_path: Path
     )
     real_dir = tmp_path / "real"
     real_dir.mkdir()
-    assert add("probe", harvested, real_dir=real_dir, data_dir=DATA_DIR) == (1, 1)
+    added = add("probe", harvested, real_dir=real_dir, data_dir=DATA_DIR)
+    assert (added.kept, added.dropped) == (1, 1)
+    assert added.why == {"already in real_quoted": 1}
     (kept,) = read_rows(real_dir / "probe.jsonl")
     assert kept["text"] == new["text"] and kept["id"] == "probe-0001"
