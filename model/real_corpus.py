@@ -175,8 +175,11 @@ def _drop_reason(
 
 class Added(NamedTuple):
     kept: int
-    dropped: int
     why: dict[str, int]  # dropped rows by reason
+
+    @property
+    def dropped(self) -> int:
+        return sum(self.why.values())
 
 
 def add(batch: str, harvested: Path, real_dir: Path = REAL_DIR, data_dir: Path = DATA_DIR) -> Added:
@@ -217,7 +220,7 @@ def add(batch: str, harvested: Path, real_dir: Path = REAL_DIR, data_dir: Path =
     target.write_text(
         "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in kept), encoding="utf-8"
     )
-    return Added(len(kept), sum(why.values()), dict(why))
+    return Added(len(kept), dict(why))
 
 
 def stats(real_dir: Path = REAL_DIR) -> str:
