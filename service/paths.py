@@ -47,6 +47,8 @@ MODEL_PATH = _resolved(
 # phonenumbers' 归属地/carrier prefixes in zh and en: built by service/engine/numbers/phone_facts.py
 # into the `service.data` package itself, so a checkout and a wheel keep it in the same place.
 PHONE_PREFIXES_PATH = Path(__file__).resolve().parent / "data" / "phone_prefixes.npz"
+# The literal strings each shipped rule pattern needs (service/engine/prefilter.py), read ahead.
+RULE_LITERALS_PATH = Path(__file__).resolve().parent / "data" / "rule_literals.json"
 CORPUS_DIR = REPO_ROOT / "model" / "corpus"
 REAL_DIR = REPO_ROOT / "model" / "real"
 # Public datasets live beside the repository and are never copied into it.

@@ -76,10 +76,11 @@ def test_the_wheel_carries_rules_lists_and_model(installed: tuple[Path, Path, di
     bin_dir, elsewhere, env = installed
     code = (
         "import json, service, service.paths as p;"
+        "from service.engine.prefilter import stored_literals;"
         "print(json.dumps([service.__file__, str(p.PATTERNS_DIR), str(p.MODEL_PATH),"
-        " str(p.DEFAULT_DATABASE_PATH)]))"
+        " str(p.DEFAULT_DATABASE_PATH), len(stored_literals())]))"
     )
-    package, patterns, model, database = json.loads(
+    package, patterns, model, database, literals = json.loads(
         _run([str(bin_dir / "python"), "-c", code], elsewhere, env)
     )
     shipped = Path(package).parent / "data"
@@ -87,6 +88,7 @@ def test_the_wheel_carries_rules_lists_and_model(installed: tuple[Path, Path, di
     assert Path(patterns) == shipped / "rules" / "patterns"
     assert Path(model) == shipped / "model" / MODEL_PATH.name  # the artifact this checkout ships
     assert database.startswith(env["XDG_DATA_HOME"])
+    assert literals > 300  # the rule patterns' literals, read ahead (service/data)
 
 
 def test_check_and_score_work_from_any_folder(installed: tuple[Path, Path, dict]) -> None:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import re2
 
 from model import data
 from service.engine.normalize import normalize
 from service.engine.pipeline import Analyzer
-from service.engine.prefilter import LiteralPrefilter, required_literals
+from service.engine.prefilter import LiteralPrefilter, required_literals, stored_literals
+from service.paths import RULE_LITERALS_PATH
 
 # (RE2 pattern, a text it matches): syntax where a careless reading would leave the rule out.
 MATCHING = [
@@ -84,3 +91,58 @@ def test_every_rule_that_matches_a_corpus_text_or_example_is_a_candidate() -> No
                 skipped += 1
     # The prefilter does its job: most (rule, text) pairs that cannot match are never run.
     assert skipped > 0.8 * len(texts) * len(compiled)
+
+
+# --- the clauses read ahead of time (service/data/rule_literals.json) -----------------------------
+
+
+def test_the_shipped_file_holds_every_rule_pattern_as_the_reader_reads_it() -> None:
+    """Loading uses the stored clauses instead of reading each pattern again: they must be exactly
+    what the reader gives today, for every shipped pattern (after a rule change or a change to the
+    reader: `python -m service.engine.prefilter` rewrites the file)."""
+    stored = stored_literals()
+    patterns = {p for rule in Analyzer.load(use_model=False).ruleset.rules for p in rule.patterns}
+    missing = sorted(patterns - stored.keys())
+    assert not missing, f"not in {RULE_LITERALS_PATH.name}: {missing[:3]}"
+    stale = [p for p in sorted(patterns) if stored[p] != required_literals(p)]
+    assert not stale, f"stale in {RULE_LITERALS_PATH.name}: {stale[:3]}"
+
+
+def test_the_reading_does_not_depend_on_the_hash_seed() -> None:
+    """Ties between equally selective clauses are broken by their strings, not by set order, so
+    the file written under one hash seed is the file another process reads."""
+    script = (
+        "import json; from service.engine.prefilter import literals_file; "
+        "print(json.dumps(literals_file(json.loads(input()))))"
+    )
+    patterns = sorted(stored_literals())
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            input=json.dumps(patterns),
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(outputs) == 1
+
+
+@pytest.mark.parametrize(
+    "content", [b"{not json", b'{"reader": 0, "patterns": {"x": null}}', b"[1, 2]"]
+)
+def test_a_broken_or_foreign_file_is_ignored(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "rule_literals.json"
+    path.write_bytes(content)
+    assert stored_literals(path) == {}
+    assert stored_literals(tmp_path / "missing.json") == {}
+
+
+def test_stored_clauses_are_used_and_a_pattern_without_them_is_read() -> None:
+    patterns = [[r"解冻(?:费|金)"], [r"(?:缴纳|交)[^。!?]{0,10}保证金"]]
+    # Stored as "runs on every text": the first rule becomes a candidate everywhere.
+    prefilter = LiteralPrefilter(patterns, {patterns[0][0]: None})
+    assert prefilter.candidates("您的账户已恢复正常") == [0]
+    assert prefilter.candidates("请缴纳保证金") == [0, 1]

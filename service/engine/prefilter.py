@@ -16,13 +16,23 @@ The reading is conservative: a construct it does not understand, or whose meanin
 between Python's regex parser (used here to read the syntax) and RE2 (which runs the patterns),
 makes the pattern "can match anything", never "cannot match". tests/test_scorer.py holds the
 prefiltered hits equal to every rule's full check on the corpus and every rule example.
+
+Reading the ~340 shipped patterns took ~80 ms of every start, so their clauses are stored in
+service/data/rule_literals.json (by pattern text, under READER_VERSION); a pattern the file does
+not hold is read at load. After editing a rule: `python -m service.engine.prefilter` (a test
+fails until the file matches the rules).
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
+
+from service.paths import PATTERNS_DIR, RULE_LITERALS_PATH
 
 try:  # CPython's own regex parser (Python 3.11+); without it every rule simply always runs.
     from re import _constants as _sre  # type: ignore[attr-defined]
@@ -100,7 +110,11 @@ def _clauses(*groups: Iterable[Strings]) -> Clauses:
     """The usable clauses of `groups`, the most selective first (`_rank`), at most
     `_MAX_CLAUSES` of them (dropping a clause only weakens the test, it never misses)."""
     found = {clause for group in groups for clause in group if _usable(clause) is not None}
-    return tuple(sorted(found, key=_rank, reverse=True)[:_MAX_CLAUSES])
+    # Ties broken by the strings themselves, not by set order (which follows the process's hash
+    # seed): the same pattern always gives the same clauses, so they can be stored
+    # (service/data/rule_literals.json).
+    ranked = sorted(sorted(found, key=sorted), key=_rank, reverse=True)
+    return tuple(ranked[:_MAX_CLAUSES])
 
 
 def _either(alternatives: Sequence[Clauses]) -> Clauses:
@@ -221,6 +235,38 @@ def required_literals(pattern: str) -> Clauses | None:
     return clauses or None
 
 
+# The stored clauses (service/data/rule_literals.json) hold for this reading only: a change to
+# how `required_literals` reads a pattern changes this number, and the old file is then ignored.
+READER_VERSION = 1
+Stored = Mapping[str, Clauses | None]
+
+
+def literals_file(patterns: Iterable[str]) -> dict[str, Any]:
+    """What service/data/rule_literals.json holds: each pattern's clauses (a list of sorted
+    lists of strings, or null for "runs on every text"), under the reader's version."""
+    stored: dict[str, Any] = {}
+    for pattern in sorted(set(patterns)):
+        clauses = required_literals(pattern)
+        stored[pattern] = None if clauses is None else [sorted(c) for c in clauses]
+    return {"reader": READER_VERSION, "patterns": stored}
+
+
+def stored_literals(path: Path = RULE_LITERALS_PATH) -> dict[str, Clauses | None]:
+    """The clauses read off the shipped rules' patterns ahead of time, by pattern text; empty when
+    the file is missing, unreadable or from another reader version (every pattern is then read
+    at load, as a pattern the file does not hold always is)."""
+    try:
+        content = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(content, dict) or content.get("reader") != READER_VERSION:
+        return {}
+    return {
+        pattern: None if clauses is None else tuple(frozenset(c) for c in clauses)
+        for pattern, clauses in content.get("patterns", {}).items()
+    }
+
+
 class LiteralPrefilter:
     """The rules (by index) one of whose patterns has all its clauses present in a text; a rule
     with a pattern that could not be read, always.
@@ -233,7 +279,10 @@ class LiteralPrefilter:
     holds rather than the number of rules.
     """
 
-    def __init__(self, rules: Sequence[Sequence[str]]) -> None:
+    def __init__(self, rules: Sequence[Sequence[str]], stored: Stored | None = None) -> None:
+        """`stored`: clauses already read off some patterns (`stored_literals`); reading the
+        shipped rules' ~340 patterns is most of what loading the rules costs (~80 ms)."""
+        stored = stored or {}
         always: list[int] = []
         masks: dict[str, int] = {}  # key -> bits of the clauses it satisfies
         clause_bits: dict[frozenset[str], int] = {}
@@ -241,7 +290,10 @@ class LiteralPrefilter:
         # the key satisfies
         by_key: dict[str, list[tuple[int, int]]] = {}
         for index, patterns in enumerate(rules):
-            needs = [required_literals(pattern) for pattern in patterns]
+            needs = [
+                stored[pattern] if pattern in stored else required_literals(pattern)
+                for pattern in patterns
+            ]
             if not needs or any(clauses is None for clauses in needs):
                 always.append(index)
                 continue
@@ -277,3 +329,24 @@ class LiteralPrefilter:
                 if lit & bits == bits:
                     found.add(index)
         return sorted(found)
+
+
+def write_literals_file(patterns_dir: Path = PATTERNS_DIR, path: Path = RULE_LITERALS_PATH) -> int:
+    """Write the clauses of every pattern of the rules in `patterns_dir`; returns how many."""
+    from service.engine.rules import RuleSet  # rules.py imports this module
+
+    ruleset = RuleSet.load(patterns_dir, check_examples=False)
+    content = literals_file(p for rule in ruleset.rules for p in rule.patterns)
+    # One pattern a line: a changed rule shows as a changed line in a diff.
+    lines = [
+        f"  {json.dumps(pattern, ensure_ascii=False)}: {json.dumps(clauses, ensure_ascii=False)}"
+        for pattern, clauses in content["patterns"].items()
+    ]
+    text = f'{{"reader": {content["reader"]}, "patterns": {{\n' + ",\n".join(lines) + "\n}}\n"
+    path.write_text(text, encoding="utf-8")
+    return len(content["patterns"])
+
+
+if __name__ == "__main__":
+    count = write_literals_file()
+    print(f"wrote {RULE_LITERALS_PATH} ({count} patterns)", file=sys.stderr)

@@ -35,7 +35,7 @@ from pydantic import (
 )
 
 from service.engine.normalize import Normalized, normalize
-from service.engine.prefilter import LiteralPrefilter
+from service.engine.prefilter import LiteralPrefilter, stored_literals
 from service.engine.schemas import Signal
 from service.paths import PATTERNS_DIR, REPO_ROOT
 
@@ -430,7 +430,9 @@ class RuleSet:
         self._by_id = {rule.id: rule for rule in self.rules}
         # Which rules can fire, from the literal words their patterns need (prefilter.py): one
         # set intersection per text instead of one regex scan per rule.
-        self._prefilter = LiteralPrefilter([item.rule.patterns for item in compiled])
+        self._prefilter = LiteralPrefilter(
+            [item.rule.patterns for item in compiled], stored_literals()
+        )
 
     def candidates(self, text: str) -> tuple[_CompiledRule, ...]:
         """The rules whose patterns can match somewhere in `text` (every rule that does, and
