@@ -8,6 +8,7 @@ import pytest
 from model import data
 from service.engine.pipeline import HIGH_RISK, MEDIUM_RISK, Analyzer, creditor_pressing
 from service.engine.schemas import parse_record
+from service.engine.summary import headline
 from service.phones.notify import should_notify
 
 
@@ -48,6 +49,10 @@ def test_a_hong_kong_banks_reminder_from_852_is_not_called_a_scam(analyzer: Anal
     )
     assert verdict.category != "scam"
     assert verdict.level != "high"
+    if verdict.level == "medium":
+        # A genuine reading with a doubt (the overseas mobile sender) says both at once.
+        assert "正常提醒，但要留意" in headline(verdict)
+        assert "looks genuine, but be careful" in headline(verdict, "en")
 
 
 def test_abusive_collection_is_high_risk_and_pushed(analyzer: Analyzer) -> None:

@@ -20,6 +20,9 @@ _CATEGORY = {
         "other": "no sign of a collection scam",
     },
 }
+# A genuine reading at medium or high risk (words of a notice, a number that is not right): the
+# headline says both, as the page does, instead of "medium risk · genuine".
+_CAUTION = {"zh": "，但要留意", "en": ", but be careful"}
 _LEVEL = {
     "zh": {"high": "高风险", "medium": "中风险", "low": "低风险"},
     "en": {"high": "HIGH RISK", "medium": "MEDIUM RISK", "low": "LOW RISK"},
@@ -33,6 +36,8 @@ def headline(verdict: Verdict, lang: Lang = "zh") -> str:
     percent = f"{round(verdict.risk * 100)}%" if verdict.risk <= 0.99 else ">99%"
     level = _LEVEL[lang][verdict.level]
     category = _CATEGORY[lang][verdict.category]
+    if verdict.category in {"legit", "other"} and verdict.level != "low":
+        category += _CAUTION[lang]
     if lang == "en":
         return f"[{level}: {category}] risk {percent}"
     return f"【{level}·{category}】风险 {percent}"
