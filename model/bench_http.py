@@ -1,6 +1,6 @@
 """`make bench-http`: the real gunicorn, driven over loopback at fixed concurrencies.
 
-    python -m model.bench_http [--workers 2] [--requests 2000] [--seconds 20]
+    python -m model.bench_http [--workers 2] [--requests 2000] [--seconds 20] [--rounds 3]
 
 Starts gunicorn with service/gunicorn_conf.py on a free 127.0.0.1 port (rate limit off, a
 throw-away SQLite store), then for each concurrency (1, 4, 16) sends at most `--requests`
@@ -8,8 +8,10 @@ POST /v1/check requests or stops after `--seconds`, whichever comes first: each 
 keeps one HTTP/1.1 connection and sends the corpus and real messages in turn. Prints req/s,
 p50/p99 latency and errors per concurrency, and the memory of the master and each worker (RSS,
 and PSS, which splits pages shared copy-on-write between the processes). The load generator
-runs on the same machine as the server: on a small machine it takes CPU from it. Printed, never
-asserted.
+runs on the same machine as the server: on a small machine it takes CPU from it. On a shared
+machine one run's rate moves by a fifth between minutes, so the concurrencies are run in turn
+`--rounds` times: req/s is the median round (with the slowest and fastest beside it), p50/p99 are
+over every round's requests. Printed, never asserted.
 """
 
 from __future__ import annotations
@@ -132,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--requests", type=int, default=2000, help="per concurrency, at most")
     parser.add_argument("--seconds", type=float, default=20.0, help="per concurrency, at most")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of every concurrency, in turn")
     args = parser.parse_args(argv)
 
     bodies = _bodies()
@@ -183,20 +186,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers = _children(server.pid)
             memory_idle = {pid: _memory_kb(pid) for pid in [server.pid, *workers]}
             _drive(port, bodies, 2, 200, 10.0)  # warm every worker's caches
+            runs: dict[int, list[tuple[float, list[float], int]]] = {c: [] for c in CONCURRENCIES}
+            for _ in range(max(args.rounds, 1)):
+                # In turn, so that a slow minute of the machine falls on every concurrency alike.
+                for concurrency in CONCURRENCIES:
+                    runs[concurrency].append(
+                        _drive(port, bodies, concurrency, args.requests, args.seconds)
+                    )
             rows = []
-            for concurrency in CONCURRENCIES:
-                elapsed, latencies, errors = _drive(
-                    port, bodies, concurrency, args.requests, args.seconds
-                )
-                values = np.array(latencies) * 1000
+            for concurrency, done in runs.items():
+                rates = sorted(len(latencies) / elapsed for elapsed, latencies, _ in done)
+                values = np.array([value for _, latencies, _ in done for value in latencies]) * 1000
                 rows.append(
                     (
                         concurrency,
-                        len(latencies),
-                        len(latencies) / elapsed,
+                        len(values),
+                        rates,
                         float(np.percentile(values, 50)),
                         float(np.percentile(values, 99)),
-                        errors,
+                        sum(errors for _, _, errors in done),
                     )
                 )
             memory_loaded = {pid: _memory_kb(pid) for pid in [server.pid, *workers]}
@@ -214,9 +222,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs shared with the load generator, load average "
         f"{os.getloadavg()[0]:.1f}"
     )
-    print("| concurrency | requests | req/s | p50 | p99 | errors |\n|---|---|---|---|---|---|")
-    for concurrency, count, rate, p50, p99, errors in rows:
-        print(f"| {concurrency} | {count} | {rate:,.0f} | {p50:.1f} ms | {p99:.1f} ms | {errors} |")
+    print(
+        f"| concurrency | requests ({args.rounds} rounds) | req/s, median round (slowest–fastest) "
+        "| p50 | p99 | errors |\n|---|---|---|---|---|---|"
+    )
+    for concurrency, count, rates, p50, p99, errors in rows:
+        rate = f"{rates[len(rates) // 2]:,.0f} ({rates[0]:,.0f}–{rates[-1]:,.0f})"
+        print(f"| {concurrency} | {count} | {rate} | {p50:.1f} ms | {p99:.1f} ms | {errors} |")
     print("\n| process | RSS idle | PSS idle | RSS after load | PSS after load |")
     print("|---|---|---|---|---|")
     for pid in [server.pid, *workers]:
