@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from service.app import create_app
 from service.engine.normalize import normalize
 from service.engine.pipeline import Analyzer
-from service.logs import mask_numbers, scrub_text
+from service.logs import mask_hook_tokens, mask_numbers, scrub_text
 from service.phones.smsforwarder import ForwarderRequestError, to_record
 from service.phones.store import HookInfo, create_hook, store_for
 
@@ -107,6 +107,22 @@ def test_text_without_digits_is_left_alone(text: str) -> None:
     if "/hooks/sf/" in text:
         return
     assert scrub_text(text) == text
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=12),
+            st.sampled_from(["/hooks/sf/", "AbCdEfGh1234", "171", "２345", "6789", " ", "-"]),
+        ),
+        max_size=8,
+    ).map("".join)
+)
+@settings(max_examples=300)
+def test_the_quick_path_scrubs_exactly_as_the_full_one(text: str) -> None:
+    """scrub_text skips the scans a string cannot need (no digit, no hook path): the result is
+    the full scrub's, always."""
+    assert scrub_text(text) == mask_numbers(mask_hook_tokens(text))
 
 
 @given(
