@@ -99,7 +99,7 @@ def test_every_rule_that_matches_a_corpus_text_or_example_is_a_candidate() -> No
 def test_the_shipped_file_holds_every_rule_pattern_as_the_reader_reads_it() -> None:
     """Loading uses the stored clauses instead of reading each pattern again: they must be exactly
     what the reader gives today, for every shipped pattern (after a rule change or a change to the
-    reader: `python -m service.engine.prefilter` rewrites the file)."""
+    reader: `python -m service.engine.rules` rewrites the file)."""
     stored = stored_literals()
     patterns = {p for rule in Analyzer.load(use_model=False).ruleset.rules for p in rule.patterns}
     missing = sorted(patterns - stored.keys())

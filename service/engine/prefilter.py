@@ -19,20 +19,19 @@ prefiltered hits equal to every rule's full check on the corpus and every rule e
 
 Reading the ~340 shipped patterns took ~80 ms of every start, so their clauses are stored in
 service/data/rule_literals.json (by pattern text, under READER_VERSION); a pattern the file does
-not hold is read at load. After editing a rule: `python -m service.engine.prefilter` (a test
-fails until the file matches the rules).
+not hold is read at load. After editing a rule: `python -m service.engine.rules` rewrites it (a
+test fails until the file matches the rules).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from service.paths import PATTERNS_DIR, RULE_LITERALS_PATH
+from service.paths import RULE_LITERALS_PATH
 
 try:  # CPython's own regex parser (Python 3.11+); without it every rule simply always runs.
     from re import _constants as _sre  # type: ignore[attr-defined]
@@ -329,24 +328,3 @@ class LiteralPrefilter:
                 if lit & bits == bits:
                     found.add(index)
         return sorted(found)
-
-
-def write_literals_file(patterns_dir: Path = PATTERNS_DIR, path: Path = RULE_LITERALS_PATH) -> int:
-    """Write the clauses of every pattern of the rules in `patterns_dir`; returns how many."""
-    from service.engine.rules import RuleSet  # rules.py imports this module
-
-    ruleset = RuleSet.load(patterns_dir, check_examples=False)
-    content = literals_file(p for rule in ruleset.rules for p in rule.patterns)
-    # One pattern a line: a changed rule shows as a changed line in a diff.
-    lines = [
-        f"  {json.dumps(pattern, ensure_ascii=False)}: {json.dumps(clauses, ensure_ascii=False)}"
-        for pattern, clauses in content["patterns"].items()
-    ]
-    text = f'{{"reader": {content["reader"]}, "patterns": {{\n' + ",\n".join(lines) + "\n}}\n"
-    path.write_text(text, encoding="utf-8")
-    return len(content["patterns"])
-
-
-if __name__ == "__main__":
-    count = write_literals_file()
-    print(f"wrote {RULE_LITERALS_PATH} ({count} patterns)", file=sys.stderr)
