@@ -112,8 +112,8 @@ def test_the_reading_does_not_depend_on_the_hash_seed() -> None:
     """Ties between equally selective clauses are broken by their strings, not by set order, so
     the file written under one hash seed is the file another process reads."""
     script = (
-        "import json; from service.engine.prefilter import literals_file; "
-        "print(json.dumps(literals_file(json.loads(input()))))"
+        "import json; from service.engine.prefilter import literals_text; "
+        "print(literals_text(json.loads(input())))"
     )
     patterns = sorted(stored_literals())
     outputs = {

@@ -240,14 +240,18 @@ READER_VERSION = 1
 Stored = Mapping[str, Clauses | None]
 
 
-def literals_file(patterns: Iterable[str]) -> dict[str, Any]:
-    """What service/data/rule_literals.json holds: each pattern's clauses (a list of sorted
-    lists of strings, or null for "runs on every text"), under the reader's version."""
-    stored: dict[str, Any] = {}
+def literals_text(patterns: Iterable[str]) -> str:
+    """The text of service/data/rule_literals.json for these patterns: each pattern's clauses (a
+    list of sorted lists of strings, or null for "runs on every text") under the reader's
+    version, one pattern a line so that a changed rule shows as a changed line in a diff."""
+    lines = []
     for pattern in sorted(set(patterns)):
         clauses = required_literals(pattern)
-        stored[pattern] = None if clauses is None else [sorted(c) for c in clauses]
-    return {"reader": READER_VERSION, "patterns": stored}
+        stored = None if clauses is None else [sorted(c) for c in clauses]
+        lines.append(
+            f"  {json.dumps(pattern, ensure_ascii=False)}: {json.dumps(stored, ensure_ascii=False)}"
+        )
+    return f'{{"reader": {READER_VERSION}, "patterns": {{\n' + ",\n".join(lines) + "\n}}\n"
 
 
 def stored_literals(path: Path = RULE_LITERALS_PATH) -> dict[str, Clauses | None]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import re
 import sys
 import unicodedata
@@ -37,7 +36,7 @@ from pydantic import (
 )
 
 from service.engine.normalize import Normalized, normalize
-from service.engine.prefilter import LiteralPrefilter, literals_file, stored_literals
+from service.engine.prefilter import LiteralPrefilter, literals_text, stored_literals
 from service.engine.schemas import Signal
 from service.paths import PATTERNS_DIR, REPO_ROOT, RULE_LITERALS_PATH
 
@@ -514,15 +513,9 @@ def write_literals_file(patterns_dir: Path = PATTERNS_DIR, path: Path = RULE_LIT
     """Write the prefilter's clauses of every pattern of the rules in `patterns_dir`
     (service/data/rule_literals.json); returns how many patterns."""
     ruleset = RuleSet.load(patterns_dir, check_examples=False)
-    content = literals_file(p for rule in ruleset.rules for p in rule.patterns)
-    # One pattern a line: a changed rule shows as a changed line in a diff.
-    lines = [
-        f"  {json.dumps(pattern, ensure_ascii=False)}: {json.dumps(clauses, ensure_ascii=False)}"
-        for pattern, clauses in content["patterns"].items()
-    ]
-    text = f'{{"reader": {content["reader"]}, "patterns": {{\n' + ",\n".join(lines) + "\n}}\n"
-    path.write_text(text, encoding="utf-8")
-    return len(content["patterns"])
+    patterns = {p for rule in ruleset.rules for p in rule.patterns}
+    path.write_text(literals_text(patterns), encoding="utf-8")
+    return len(patterns)
 
 
 if __name__ == "__main__":
