@@ -66,13 +66,13 @@ FOLDS = 5
 TARGETS = {"scam_flagged": 0.90, "genuine_flagged": 0.03, "abusive_recall": 0.80}
 # Training-source ablations: which sources the model (and the known-script index) may learn from.
 ABLATIONS = {
-    "no real (synthetic corpus + FBS/mudou): before this work": frozenset(
-        {data.CORPUS, "mudou", "fbs"}
+    "no real (synthetic corpus + FBS/mudou/UCI ham): before this work": frozenset(
+        {data.CORPUS, "mudou", "fbs", data.UCI}
     ),
     "real only": frozenset(data.REAL_SOURCES),
     "real + synthetic corpus": frozenset({*data.REAL_SOURCES, data.CORPUS}),
-    "real + FBS/mudou": frozenset({*data.REAL_SOURCES, "mudou", "fbs"}),
-    "real + corpus + FBS/mudou (shipped sources)": data.ALL_SOURCES,
+    "real + FBS/mudou/UCI ham": frozenset({*data.REAL_SOURCES, "mudou", "fbs", data.UCI}),
+    "real + corpus + FBS/mudou/UCI ham (shipped sources)": data.ALL_SOURCES,
     "shipped sources + ChineseHarm": frozenset({*data.ALL_SOURCES, data.CHINESEHARM}),
 }
 
@@ -119,16 +119,25 @@ def real_rows(dataset: Dataset) -> list[int]:
 
 # Real everyday SMS (mudou's genuine messages, 2013-15) held out beside the real rows: the real
 # corpus is scam-heavy and has few everyday messages, so a model can look good on it while
-# flagging a person's ordinary texts. This guard measures that.
+# flagging a person's ordinary texts. This guard measures that; a second one does for English
+# (UCI ham of the training half: the real corpus's English rows are mostly scams).
 GUARD_ROWS = 2500
+ENGLISH_GUARD_ROWS = 1000
 
 
 def guard_rows(dataset: Dataset, seed: int = SEED) -> list[int]:
-    genuine = [
-        i for i, e in enumerate(dataset.examples) if e.source == "mudou" and e.group == "mudou:ham"
-    ]
     rng = np.random.default_rng(seed)
-    return sorted(rng.choice(genuine, size=min(GUARD_ROWS, len(genuine)), replace=False).tolist())
+    picked: list[int] = []
+    for source, group, size in (
+        ("mudou", "mudou:ham", GUARD_ROWS),
+        (data.UCI, "uci:ham", ENGLISH_GUARD_ROWS),
+    ):
+        genuine = [
+            i for i, e in enumerate(dataset.examples) if e.source == source and e.group == group
+        ]
+        if genuine:
+            picked += rng.choice(genuine, size=min(size, len(genuine)), replace=False).tolist()
+    return sorted(picked)
 
 
 def grouped_folds(dataset: Dataset, folds: int = FOLDS, seed: int = SEED) -> list[list[int]]:
@@ -260,11 +269,11 @@ def tradeoff(scam_risk: Sequence[float], genuine_risk: Sequence[float]) -> dict[
 
 def summarize(dataset: Dataset, judged: Judged) -> dict[str, Any]:
     """Per label, per category, per fraud type and per slice, with Wilson intervals."""
-    guard = [
-        flagged(c, lv)
-        for i, c, lv in zip(judged.rows, judged.category, judged.level, strict=True)
-        if dataset.examples[i].source not in data.REAL_SOURCES
-    ]
+    guard: dict[str, list[bool]] = {"mudou": [], data.UCI: []}
+    for i, c, lv in zip(judged.rows, judged.category, judged.level, strict=True):
+        source = dataset.examples[i].source
+        if source in guard:
+            guard[source].append(flagged(c, lv))
     keep = [n for n, i in enumerate(judged.rows) if dataset.examples[i].source in data.REAL_SOURCES]
     judged = take(judged, keep)
     examples = [dataset.examples[i] for i in judged.rows]
@@ -295,7 +304,8 @@ def summarize(dataset: Dataset, judged: Judged) -> dict[str, Any]:
         [r for r, m in zip(judged.risk, is_scam, strict=True) if m],
         [r for r, m in zip(judged.risk, genuine, strict=True) if m],
     )
-    out["everyday_flagged"] = rate(sum(guard), len(guard))
+    out["everyday_flagged"] = rate(sum(guard["mudou"]), len(guard["mudou"]))
+    out["english_everyday_flagged"] = rate(sum(guard[data.UCI]), len(guard[data.UCI]))
     out["known_script_hits"] = {
         "scam": sum(h for h, s in zip(judged.script_hits, is_scam, strict=True) if s),
         "genuine": sum(h for h, g in zip(judged.script_hits, genuine, strict=True) if g),
@@ -375,6 +385,7 @@ def headline_entry(summary: dict[str, Any]) -> dict[str, Any]:
         "abusive_recall": fmt_rate(summary["abusive_recall"]),
         "macro_f1": summary["macro_f1"],
         "everyday_flagged": fmt_rate(summary["everyday_flagged"]),
+        "english_everyday_flagged": fmt_rate(summary.get("english_everyday_flagged", {})),
         "scam_auc": scam_auc(summary),
     }
 
@@ -390,6 +401,7 @@ def headline_rows(summaries: dict[str, dict[str, Any]]) -> list[list[Any]]:
             fmt_rate(s["abusive_warned"]),
             s["macro_f1"],
             fmt_rate(s["everyday_flagged"]),
+            fmt_rate(s.get("english_everyday_flagged", {})),
             f"{scam_auc(s):.3f}" if s.get("tradeoff") else "–",
         ]
         for name, s in summaries.items()
@@ -405,6 +417,7 @@ HEADLINE_HEADERS = [
     "abusive warned",
     "macro F1",
     "everyday SMS flagged",
+    "English everyday flagged",
     "scam vs genuine AUC",
 ]
 
@@ -635,7 +648,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "measured (rules, numbers, known scripts, model). Targets: scam flagged >= 90 %, "
         "genuine flagged <= 3 %, abusive recall >= 80 %. `everyday SMS flagged` is a guard: "
         f"{GUARD_ROWS} real everyday genuine SMS from the public mudou set, held out in the same "
-        "folds, flagged as scam or high.",
+        "folds, flagged as scam or high; `English everyday flagged` is the same for "
+        f"{ENGLISH_GUARD_ROWS} everyday English SMS (UCI ham, training half).",
         "",
         "## Corpus",
         "",

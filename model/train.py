@@ -245,7 +245,8 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
         "publisher; the full verdict (rules, numbers, known scripts, model) as `dunscan score` "
         "gives it. Scam flagged = category scam or level high; genuine = legit and other rows; "
         "everyday SMS flagged = a guard of 2,500 real everyday genuine SMS (mudou) held out in "
-        "the same folds. "
+        "the same folds; English everyday flagged = the same for 1,000 everyday English SMS "
+        "(UCI ham). "
         "95 % Wilson intervals. AUC: how often the verdict's risk ranks a scam row above a "
         "genuine one, whatever the cut. `make eval` writes the per-category, per-fraud-type "
         "and per-slice report and the recall at fixed shares of genuine rows flagged to "
@@ -260,6 +261,7 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
                 "abusive recall",
                 "macro F1",
                 "everyday SMS flagged",
+                "English everyday flagged",
                 "scam vs genuine AUC",
             ],
             [
@@ -271,6 +273,7 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
                     entry["abusive_recall"],
                     entry["macro_f1"],
                     entry.get("everyday_flagged", "–"),
+                    entry.get("english_everyday_flagged", "–"),
                     entry.get("scam_auc", "–"),
                 ]
                 for name, entry in real.items()
@@ -309,8 +312,10 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
         "they pass through the same masking as raw text.",
         "- `mudou_sms` (real SMS, 2013-15): genuine (label 0) financial notices -> legit, other "
         "genuine messages -> other; label 1 (ads) -> other.",
-        "- `uci_sms_spam` (English): not used for training (no Chinese, no fraud or collection "
-        "content); `make eval` reports what the model makes of it.",
+        "- `uci_sms_spam` (English SMS, 2000s-2011): the ham of one half (split by a hash of "
+        "the text) -> other, the everyday English that the real corpus's mostly-scam English "
+        "rows lack; the other half and all the spam are never trained on and `make eval` "
+        "reports what the model makes of them.",
         "- `model/real/*.jsonl` and `../shared/data/real_quoted`: real messages quoted verbatim "
         "in public pages and code, each with its source (model/real/README.md). They carry "
         f"{hyper.get('real_share', 0):.0%} of the training weight and are the published scripts "
