@@ -233,3 +233,28 @@ def test_adding_a_batch_drops_rows_that_real_quoted_already_holds(tmp_path: Path
     assert added.why == {"already in real_quoted": 1}
     (kept,) = read_rows(real_dir / "probe.jsonl")
     assert kept["text"] == new["text"] and kept["id"] == "probe-0001"
+
+
+def test_the_uci_halves_split_by_text_and_only_the_training_ham_is_trained_on() -> None:
+    everything = data.load_uci(DATA_DIR)
+    trained = data.load_uci_training(DATA_DIR)
+    reported = data.load_uci(DATA_DIR, "report")
+    texts = {e.record.text for e in trained}
+    # A message that appears twice falls on one side only: the report half is never trained on.
+    assert texts.isdisjoint(e.record.text for e in reported)
+    assert {e.group for e in trained} == {"uci:ham"} and {e.label for e in trained} == {"other"}
+    ham = [e for e in everything if e.group == "uci:ham"]
+    # roughly half of the ham trains; all of the spam stays out
+    assert 0.4 < len(trained) / len(ham) < 0.6
+    assert {e.group for e in reported} == {"uci:ham", "uci:spam"}
+
+
+def test_the_english_guard_rows_are_held_out_beside_the_mudou_ones(
+    real_examples: list[data.Example],
+) -> None:
+    uci = data.load_uci_training(DATA_DIR)[:50]
+    dataset = Dataset([*real_examples, *uci], [], {})
+    folds = grouped_folds(dataset, 5, SEED)
+    tested = {row for rows in folds for row in rows}
+    first_uci = len(real_examples)
+    assert set(range(first_uci, first_uci + len(uci))) <= tested
