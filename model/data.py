@@ -244,6 +244,13 @@ def real_files(real_dir: Path = REAL_DIR) -> list[Path]:
     return sorted(real_dir.glob("*.jsonl"))
 
 
+# What a phone shows as the sender: a number or short code, or an alphanumeric sender id
+# ("HDFCBK", "NDB ALERT"). Harvesters also described who spoke ("京东客服 (agent)", an e-mail
+# address, "fake 售后客服 (QQ)"); as a sender that would teach the model a field no person ever
+# types, so it stays in the row for readers only.
+_SHOWN_SENDER = re.compile(r"\+?[0-9][0-9 ()\-]{1,24}|[A-Za-z0-9][A-Za-z0-9 \-]{1,10}")
+
+
 def _real_examples(rows: Iterable[tuple[str, dict[str, Any]]], source: str) -> list[Example]:
     examples = []
     for uid, row in rows:
@@ -253,7 +260,7 @@ def _real_examples(rows: Iterable[tuple[str, dict[str, Any]]], source: str) -> l
             continue
         record: dict[str, Any] = {"text": text, "id": uid}
         sender = str(row.get("sender") or "").strip()
-        if sender:
+        if _SHOWN_SENDER.fullmatch(sender):
             record["sender"] = sender
         meta = {
             key: row.get(key)

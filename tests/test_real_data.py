@@ -258,3 +258,23 @@ def test_the_english_guard_rows_are_held_out_beside_the_mudou_ones(
     tested = {row for rows in folds for row in rows}
     first_uci = len(real_examples)
     assert set(range(first_uci, first_uci + len(uci))) <= tested
+
+
+@pytest.mark.parametrize(
+    ("sender", "shown"),
+    [
+        ("95588", True),
+        ("+86 171 2345 6789", True),
+        ("+1 (877) 748-8103", True),
+        ("VM-HDFCBK-S", True),
+        ("NDB ALERT", True),
+        ("京东客服 (agent)", False),
+        ("Taobao shop customer-service agent (店小蜜 human-human pre-sales chat, 客服)", False),
+        ("hsbc@notification.hsbc.com.hk", False),
+        ("fake 售后客服 (QQ)", False),
+    ],
+)
+def test_only_what_a_phone_shows_becomes_a_real_rows_sender(sender: str, shown: bool) -> None:
+    row = {"id": "x-0001", "text": "您的账单已出", "label": "legit", "sender": sender}
+    (example,) = data._real_examples([("x-0001", row)], data.REAL)
+    assert (example.record.sender == sender) is shown
