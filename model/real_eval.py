@@ -385,7 +385,7 @@ def headline_entry(summary: dict[str, Any]) -> dict[str, Any]:
         "abusive_recall": fmt_rate(summary["abusive_recall"]),
         "macro_f1": summary["macro_f1"],
         "everyday_flagged": fmt_rate(summary["everyday_flagged"]),
-        "english_everyday_flagged": fmt_rate(summary.get("english_everyday_flagged", {})),
+        "english_everyday_flagged": fmt_rate(summary["english_everyday_flagged"]),
         "scam_auc": scam_auc(summary),
     }
 
@@ -401,7 +401,7 @@ def headline_rows(summaries: dict[str, dict[str, Any]]) -> list[list[Any]]:
             fmt_rate(s["abusive_warned"]),
             s["macro_f1"],
             fmt_rate(s["everyday_flagged"]),
-            fmt_rate(s.get("english_everyday_flagged", {})),
+            fmt_rate(s["english_everyday_flagged"]),
             f"{scam_auc(s):.3f}" if s.get("tradeoff") else "–",
         ]
         for name, s in summaries.items()
