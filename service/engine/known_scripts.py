@@ -27,6 +27,11 @@ MIN_SHARED = 8
 # or of the script's (the message quotes the whole script and adds to it).
 MIN_MESSAGE_SHARE = 0.5
 MIN_SCRIPT_SHARE = 0.7
+# Eight shingles are a clause of Chinese but two English words ("please reference"): a word is
+# about five letters in English and one or two characters in Chinese. A script written in Latin
+# letters must share this many times as much, or a genuine voicemail that says "please reference
+# case number" would match the scam that says it too.
+LATIN_FACTOR = 3
 
 
 def canonical(text: str) -> str:
@@ -70,6 +75,7 @@ class KnownScripts:
     def __init__(self, scripts: Sequence[Script]) -> None:
         self.scripts = tuple(scripts)
         self._index: dict[str, list[int]] | None = None
+        self._min_shared: tuple[int, ...] = ()
 
     @classmethod
     def build(
@@ -110,6 +116,7 @@ class KnownScripts:
     def __setstate__(self, state: dict[str, object]) -> None:
         self.scripts = tuple(state["scripts"])  # type: ignore[arg-type]
         self._index = None
+        self._min_shared = ()
 
     def _inverted(self) -> dict[str, list[int]]:
         if self._index is None:
@@ -117,6 +124,10 @@ class KnownScripts:
             for number, script in enumerate(self.scripts):
                 for gram in script.shingles:
                     index.setdefault(gram, []).append(number)
+            self._min_shared = tuple(
+                MIN_SHARED * LATIN_FACTOR if _latin(script) else MIN_SHARED
+                for script in self.scripts
+            )
             self._index = index
         return self._index
 
@@ -134,7 +145,7 @@ class KnownScripts:
         # In script order: of scripts that tie, the first wins (the order of a set of strings
         # changes with each process's hash seed, and with it, before, the script named).
         for number, shared in sorted(counts.items()):
-            if shared < MIN_SHARED:
+            if shared < self._min_shared[number]:
                 continue
             script = self.scripts[number]
             # Shares of the whole message (boilerplate included, so a long genuine notice that
@@ -150,6 +161,12 @@ class KnownScripts:
         return ScriptMatch(
             best.script, best.shared, best.score, _shared_span(normalized_text, best.script)
         )
+
+
+def _latin(script: Script) -> bool:
+    """Most of the script's distinctive shingles are ASCII letters and digits."""
+    ascii_grams = sum(gram.isascii() for gram in script.shingles)
+    return ascii_grams * 2 > len(script.shingles)
 
 
 def _shared_span(normalized_text: str, script: Script) -> tuple[int, int]:
