@@ -75,7 +75,10 @@ class KnownScripts:
     def __init__(self, scripts: Sequence[Script]) -> None:
         self.scripts = tuple(scripts)
         self._index: dict[str, list[int]] | None = None
-        self._min_shared: tuple[int, ...] = ()
+        # How many shingles each script must share to count (more for scripts in Latin letters).
+        self._min_shared = tuple(
+            MIN_SHARED * LATIN_FACTOR if _latin(script) else MIN_SHARED for script in self.scripts
+        )
 
     @classmethod
     def build(
@@ -114,9 +117,7 @@ class KnownScripts:
         return {"scripts": self.scripts}
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        self.scripts = tuple(state["scripts"])  # type: ignore[arg-type]
-        self._index = None
-        self._min_shared = ()
+        self.__init__(state["scripts"])  # type: ignore[misc, arg-type]
 
     def _inverted(self) -> dict[str, list[int]]:
         if self._index is None:
@@ -124,10 +125,6 @@ class KnownScripts:
             for number, script in enumerate(self.scripts):
                 for gram in script.shingles:
                     index.setdefault(gram, []).append(number)
-            self._min_shared = tuple(
-                MIN_SHARED * LATIN_FACTOR if _latin(script) else MIN_SHARED
-                for script in self.scripts
-            )
             self._index = index
         return self._index
 
