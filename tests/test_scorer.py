@@ -109,6 +109,24 @@ def test_a_row_scores_the_same_alone_and_in_a_batch(
     assert np.array_equal(batch, alone)
 
 
+def test_the_words_alone_reuse_the_full_reading_only_when_the_sender_added_nothing(
+    analyzer: Analyzer, rows: list[data.Example]
+) -> None:
+    model = analyzer.model
+    with_sender = without_sender = 0
+    for example in rows[:: max(1, len(rows) // 600)]:
+        analysis = analyzer.analyze(example.record)
+        full = model.predict(analysis)
+        computed = model.predict_text_only(analysis)
+        reused = model.predict_text_only(analysis, full=full)
+        assert reused == computed  # the shortcut never changes a number
+        if reused is full:
+            without_sender += 1
+        else:
+            with_sender += 1
+    assert with_sender > 20 and without_sender > 20  # both branches ran
+
+
 def test_compiled_weights_and_explanations_match_the_estimator(
     trained: TextModel,
     compiled: CompiledModel,

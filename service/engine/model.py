@@ -429,10 +429,17 @@ class TextModel:
             for row in rows
         ]
 
-    def predict_text_only(self, analysis: Analysis) -> dict[str, float]:
-        """The reading of the words alone: what the sender's number adds is left out."""
+    def predict_text_only(
+        self, analysis: Analysis, full: dict[str, float] | None = None
+    ) -> dict[str, float]:
+        """The reading of the words alone: what the sender's number adds is left out.
+
+        `full`, the reading with the sender (`predict`), comes back as it is when the sender
+        added no feature: the same input gives the same numbers, without a second transform."""
         item = model_input(analysis)
         kept = {k: v for k, v in item.features.items() if not k.startswith(SENDER_FEATURES)}
+        if full is not None and len(kept) == len(item.features):
+            return full
         row = self.predict_inputs([ModelInput(item.text, kept)])[0]
         return {category: float(p) for category, p in zip(CATEGORIES, row, strict=True)}
 

@@ -457,7 +457,7 @@ class Analyzer:
         if norm is None:
             # A call with nothing but its number: at most medium.
             return category, min(risk, NUMBER_ALONE_MAX_RISK)
-        words_only = self.model.predict_text_only(analysis)
+        words_only = self.model.predict_text_only(analysis, full=probabilities)
         if max(words_only, key=words_only.__getitem__) != "scam":
             # The words read as a genuine message; only the sender made it look like a scam
             # (an unlisted mobile, a +852 bank): medium at most, in the words' category.
