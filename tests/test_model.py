@@ -11,7 +11,7 @@ import pytest
 
 from model import data, fit, train
 from service.engine.artifact import ModelError, load_model, sha256_file
-from service.engine.model import TextModel, canonical_text, model_input
+from service.engine.model import WORD_PREFIX, TextModel, canonical_text, model_input
 from service.engine.pipeline import Analyzer, LoadError
 from service.engine.schemas import CATEGORIES, parse_record
 from service.paths import MODEL_PATH
@@ -67,6 +67,27 @@ def test_template_slots_and_masks_leave_no_trace_for_the_model(template: str, me
 def test_fbs_placeholders_reach_the_same_form_as_raw_text(fbs: str, raw: str) -> None:
     # The model must learn content, not which dataset a message came from.
     assert canonical_text(data.fbs_to_raw(fbs)) == canonical_text(raw)
+
+
+def test_the_latin_word_candidate_adds_english_words_and_nothing_else() -> None:
+    texts = [
+        canonical_text(raw)
+        for raw in (
+            "Your payment of $35 is due on 15 June. Pay in the app.",
+            "Your payment is due today, pay in the app",
+            "您的账单已出，本期应还58元，due today",
+            "您的账单已出，请按时还款",
+        )
+    ]
+    vectorizer = fit.CANDIDATES["char_latin_lr"].vectorizer().fit(texts)
+    words = {term[1:] for term in vectorizer.vocabulary_ if term.startswith(WORD_PREFIX)}
+    # English words and word pairs seen twice; never a Chinese word or a masked number.
+    assert {"your payment", "due", "pay in", "the app", "due today"} <= words
+    letters = [word.replace(" ", "") for word in words]
+    assert all(word.isascii() and word.isalpha() for word in letters)
+    # The character n-grams are the shipped model's, unchanged.
+    chars = fit.CANDIDATES["char_lr"].vectorizer().fit(texts).vocabulary_
+    assert {t for t in vectorizer.vocabulary_ if not t.startswith(WORD_PREFIX)} == set(chars)
 
 
 def test_deduplicate_keeps_one_row_and_drops_conflicting_public_labels(tmp_path: Path) -> None:
