@@ -20,6 +20,7 @@ from service.engine.pipeline import Analyzer
 from service.engine.schemas import Verdict, parse_record
 from service.engine.scorer import (
     CompiledModel,
+    CompiledVectorizer,
     TermsByColumn,
     compile_model,
     read_arrays,
@@ -36,7 +37,7 @@ def rows() -> list[data.Example]:
     return examples
 
 
-@pytest.fixture(scope="module", params=["char_lr", "char_svm"])
+@pytest.fixture(scope="module", params=["char_lr", "char_svm", "char_latin_lr"])
 def trained(
     request: pytest.FixtureRequest, rows: list[data.Example], rules_only_analyzer: Analyzer
 ) -> TextModel:
@@ -145,11 +146,16 @@ def test_compiled_weights_and_explanations_match_the_estimator(
 def test_terms_decoded_on_demand_are_the_vocabulary(
     trained: TextModel, compiled: CompiledModel
 ) -> None:
-    # Explanations read a column's n-gram from its key instead of a list of every term.
-    terms = TermsByColumn(compiled.vectorizer)
+    # Explanations read a column's n-gram from its key instead of a list of every term (a word
+    # column from the sorted word terms).
+    terms, _ = compiled._explainer()
     vocabulary = trained.vectorizer.vocabulary_
     assert len(terms) == len(vocabulary)
     assert all(terms[column] == term for term, column in vocabulary.items())
+    columns = sorted(vocabulary.values())[:: max(1, len(vocabulary) // 500)]
+    assert terms.many(columns) == [terms[column] for column in columns]
+    if isinstance(terms, TermsByColumn):
+        assert isinstance(compiled.vectorizer, CompiledVectorizer)
 
 
 def test_the_artifact_bytes_depend_only_on_the_model(trained: TextModel, tmp_path: Path) -> None:

@@ -30,12 +30,20 @@ from typing import Any
 import numpy as np
 
 from service.engine.known_scripts import KnownScripts, Script
-from service.engine.model import ModelInput, TextModel, calibration_inputs
+from service.engine.model import (
+    WORD_PREFIX,
+    CharWordVectorizer,
+    ModelInput,
+    TextModel,
+    calibration_inputs,
+)
 from service.engine.npz import write_npz
 
 # Changes whenever the arrays or their meaning change (service.engine.model.FORMAT_VERSION
-# follows it).
+# follows it). A model with Latin-letter word n-grams writes WORD_ARRAYS_VERSION: its word
+# arrays must not be read by code that would ignore them.
 ARRAYS_VERSION = 3
+WORD_ARRAYS_VERSION = 4
 # sklearn's char analyzer collapses whitespace runs before taking n-grams.
 _WHITE_SPACES = re.compile(r"\s\s+")
 # Zip entries carry this date (the earliest a zip can hold): the bytes depend on the arrays only.
@@ -136,21 +144,7 @@ class CompiledVectorizer:
             # One entry per (row, column), sorted as CountVectorizer sorts its indices.
             merged, tf = np.unique(rows * self.n_features + columns, return_counts=True)
             rows, columns = np.divmod(merged, self.n_features)
-        data = tf.astype(np.float32)
-        # TfidfTransformer.transform: log in place, +1, times idf, all in float32...
-        np.log(data, data)
-        data += 1.0
-        data *= self.idf[columns]
-        # ...then sklearn's inplace_csr_row_normalize_l2: float32 squares summed in order into a
-        # double (np.bincount adds its weights in order), each value divided in double and
-        # stored back as float32.
-        squares = (data * data).astype(np.float64)
-        norms = np.sqrt(np.bincount(rows, weights=squares, minlength=len(texts)))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            data = (data.astype(np.float64) / norms[rows]).astype(np.float32)
-        indptr = np.zeros(len(texts) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=len(texts)), out=indptr[1:])
-        return Rows(data, columns, indptr)
+        return _tfidf_rows(rows, columns, tf, len(texts), self.idf)
 
     def _counts_of_one(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rows, columns, counts) of one text's n-gram keys, columns ascending: the same
@@ -177,6 +171,105 @@ class CompiledVectorizer:
         for term, column in zip(terms, self.columns.tolist(), strict=True):
             by_column[column] = term
         return by_column
+
+
+def _tfidf_rows(
+    rows: np.ndarray, columns: np.ndarray, tf: np.ndarray, count: int, idf: np.ndarray
+) -> Rows:
+    """TfidfTransformer(sublinear_tf=True, norm="l2") on (row, column, count) entries sorted by
+    row then column, bit for bit as scikit-learn computes it."""
+    data = tf.astype(np.float32)
+    # TfidfTransformer.transform: log in place, +1, times idf, all in float32...
+    np.log(data, data)
+    data += 1.0
+    data *= idf[columns]
+    # ...then sklearn's inplace_csr_row_normalize_l2: float32 squares summed in order into a
+    # double (np.bincount adds its weights in order), each value divided in double and
+    # stored back as float32.
+    squares = (data * data).astype(np.float64)
+    norms = np.sqrt(np.bincount(rows, weights=squares, minlength=count))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        data = (data.astype(np.float64) / norms[rows]).astype(np.float32)
+    indptr = np.zeros(count + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=count), out=indptr[1:])
+    return Rows(data, columns, indptr)
+
+
+# The Latin-letter word tokens of the canonical text (model/fit.py's word candidate): the
+# canonical text is lower-cased, so this is every run of two or more ASCII letters.
+LATIN_WORD_PATTERN = r"[a-z]{2,}"
+
+
+class CompiledWordVectorizer:
+    """TfidfVectorizer(analyzer="word", token_pattern=LATIN_WORD_PATTERN, ngram_range=(1, n),
+    sublinear_tf=True, norm="l2") from its arrays: the terms sorted as a fixed-width string
+    array (np.searchsorted, no dict) with the column of each."""
+
+    def __init__(
+        self, terms: np.ndarray, columns: np.ndarray, idf: np.ndarray, ngram_range: tuple[int, int]
+    ) -> None:
+        self.terms = terms  # sorted, dtype <U{longest}
+        self.columns = columns
+        self.idf = idf
+        self.ngram_range = ngram_range
+        self.n_features = len(idf)
+        self._token = re.compile(LATIN_WORD_PATTERN)
+
+    def _ngrams(self, text: str) -> list[str]:
+        # sklearn's _word_ngrams: the tokens themselves, then each longer n-gram joined by " ".
+        tokens = self._token.findall(text)
+        low, high = self.ngram_range
+        grams = list(tokens) if low == 1 else []
+        for n in range(max(low, 2), high + 1):
+            grams.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+        return grams
+
+    def transform(self, texts: Sequence[str]) -> Rows:
+        width = self.terms.dtype.itemsize // 4
+        grams: list[str] = []
+        owners: list[int] = []
+        for row, text in enumerate(texts):
+            found = [gram for gram in self._ngrams(text) if len(gram) <= width]
+            grams.extend(found)
+            owners.extend([row] * len(found))
+        if grams and len(self.terms):
+            queries = np.array(grams, dtype=self.terms.dtype)
+            position = np.searchsorted(self.terms, queries)
+            position[position == len(self.terms)] = 0
+            known = self.terms[position] == queries
+            columns = self.columns[position[known]].astype(np.int64)
+            rows = np.array(owners, dtype=np.int64)[known]
+        else:
+            columns = rows = np.zeros(0, dtype=np.int64)
+        merged, tf = np.unique(rows * self.n_features + columns, return_counts=True)
+        rows, columns = np.divmod(merged, self.n_features)
+        return _tfidf_rows(rows, columns, tf, len(texts), self.idf)
+
+
+class CompiledCharWordVectorizer:
+    """model.CharWordVectorizer from arrays: each row's character columns, then its word columns
+    after them, as scipy's hstack lays the two matrices side by side."""
+
+    def __init__(self, chars: CompiledVectorizer, words: CompiledWordVectorizer) -> None:
+        self.chars = chars
+        self.words = words
+        self.n_features = chars.n_features + words.n_features
+
+    @property
+    def ngram_range(self) -> tuple[int, int]:
+        return self.chars.ngram_range
+
+    def transform(self, texts: Sequence[str]) -> Rows:
+        chars, words = self.chars.transform(texts), self.words.transform(texts)
+        count = len(texts)
+        char_rows = np.repeat(np.arange(count, dtype=np.int64), np.diff(chars.indptr))
+        word_rows = np.repeat(np.arange(count, dtype=np.int64), np.diff(words.indptr))
+        # A stable sort by row keeps every row's character entries before its word entries.
+        order = np.argsort(np.concatenate([char_rows, word_rows]), kind="stable")
+        data = np.concatenate([chars.data, words.data])[order]
+        indices = np.concatenate([chars.indices, words.indices + self.chars.n_features])[order]
+        indptr = chars.indptr + words.indptr
+        return Rows(data, indices, indptr)
 
 
 class TermsByColumn:
@@ -207,6 +300,30 @@ class TermsByColumn:
         return "".join(
             [chr(point) for point in ((key >> shift) & _CHAR_MASK for shift in _SHIFTS) if point]
         )
+
+
+class CharWordTerms:
+    """`terms[column]` across a character-and-word vocabulary: word terms carry WORD_PREFIX, as
+    in model.CharWordVectorizer's vocabulary."""
+
+    def __init__(self, vectorizer: CompiledCharWordVectorizer) -> None:
+        self.chars = TermsByColumn(vectorizer.chars)
+        self.offset = vectorizer.chars.n_features
+        words = vectorizer.words
+        self.terms = words.terms
+        self.position = np.zeros(words.n_features, dtype=np.int32)
+        self.position[words.columns] = np.arange(len(words.columns), dtype=np.int32)
+
+    def __len__(self) -> int:
+        return self.offset + len(self.position)
+
+    def many(self, columns: Sequence[int]) -> list[str]:
+        return [self[column] for column in columns]
+
+    def __getitem__(self, column: int) -> str:
+        if column < self.offset:
+            return self.chars[column]
+        return WORD_PREFIX + str(self.terms[self.position[column - self.offset]])
 
 
 class CompiledModel(TextModel):
@@ -322,7 +439,12 @@ class CompiledModel(TextModel):
 
     def _explainer(self) -> tuple[Any, Any]:
         if self._explain is None:
-            self._explain = (TermsByColumn(self.vectorizer), CentredCoefficients(self.coef))
+            terms = (
+                CharWordTerms(self.vectorizer)
+                if isinstance(self.vectorizer, CompiledCharWordVectorizer)
+                else TermsByColumn(self.vectorizer)
+            )
+            self._explain = (terms, CentredCoefficients(self.coef))
         return self._explain
 
 
@@ -359,6 +481,17 @@ def compile_model(model: TextModel) -> CompiledModel:
     from sklearn.svm import LinearSVC
 
     vectorizer = model.vectorizer
+    words = None
+    if isinstance(vectorizer, CharWordVectorizer):
+        vectorizer, words = vectorizer.chars, vectorizer.words
+        if (
+            type(words) is not TfidfVectorizer
+            or words.analyzer != "word"
+            or words.token_pattern != LATIN_WORD_PATTERN
+            or words.tokenizer is not None
+            or words.stop_words is not None
+        ):
+            raise NotCompilable("only Latin-letter word n-grams compile (no segmenter)")
     if type(vectorizer) is not TfidfVectorizer or vectorizer.analyzer != "char":
         raise NotCompilable(f"vectorizer {type(vectorizer).__name__}: only char TF-IDF compiles")
     expected = {
@@ -370,9 +503,12 @@ def compile_model(model: TextModel) -> CompiledModel:
         "norm": "l2",
         "binary": False,
     }
-    for name, value in expected.items():
-        if getattr(vectorizer, name) != value:
-            raise NotCompilable(f"vectorizer {name}={getattr(vectorizer, name)!r}, need {value!r}")
+    for part in (vectorizer, words) if words is not None else (vectorizer,):
+        for name, value in expected.items():
+            if getattr(part, name) != value:
+                raise NotCompilable(f"vectorizer {name}={getattr(part, name)!r}, need {value!r}")
+        if part.idf_.dtype != np.float32:
+            raise NotCompilable(f"idf dtype {part.idf_.dtype}, need float32")
     base = model.classifier.base
     calibrator = model.classifier.calibrator
     # Both learners score X @ coef.T + intercept, one column per category (multinomial
@@ -390,8 +526,22 @@ def compile_model(model: TextModel) -> CompiledModel:
     items = sorted((ngram_key(term), column) for term, column in vectorizer.vocabulary_.items())
     keys = np.array([key for key, _ in items], dtype=np.uint64)
     columns = np.array([column for _, column in items], dtype=np.int32)
+    compiled_vectorizer: Any = CompiledVectorizer(
+        keys, columns, np.asarray(vectorizer.idf_), (low, high)
+    )
+    if words is not None:
+        terms = sorted(words.vocabulary_.items())
+        compiled_vectorizer = CompiledCharWordVectorizer(
+            compiled_vectorizer,
+            CompiledWordVectorizer(
+                np.array([term for term, _ in terms], dtype=str),
+                np.array([column for _, column in terms], dtype=np.int32),
+                np.asarray(words.idf_),
+                tuple(words.ngram_range),
+            ),
+        )
     compiled = CompiledModel(
-        CompiledVectorizer(keys, columns, np.asarray(vectorizer.idf_), (low, high)),
+        compiled_vectorizer,
         model.feature_names,
         [str(c) for c in base.classes_],
         # In the dtype the estimator holds (float32 when fitted on float32 TF-IDF): the product
@@ -402,8 +552,6 @@ def compile_model(model: TextModel) -> CompiledModel:
         np.asarray(calibrator.intercept_, dtype=np.float64),
         float(model.structured_scale),
     )
-    if vectorizer.idf_.dtype != np.float32:
-        raise NotCompilable(f"idf dtype {vectorizer.idf_.dtype}, need float32")
     compiled.handset = dict(model.handset)
     compiled.scripts = model.scripts
     return compiled
@@ -415,8 +563,10 @@ def compile_model(model: TextModel) -> CompiledModel:
 
 def _meta(model: CompiledModel) -> dict[str, Any]:
     scripts = model.scripts.scripts if model.scripts is not None else None
-    return {
-        "arrays_version": ARRAYS_VERSION,
+    words = getattr(model.vectorizer, "words", None)
+    meta: dict[str, Any] = {} if words is None else {"word_ngram_range": list(words.ngram_range)}
+    return meta | {
+        "arrays_version": ARRAYS_VERSION if words is None else WORD_ARRAYS_VERSION,
         "categories": list(model.categories),
         "feature_names": list(model.feature_names),
         "structured_scale": model.structured_scale,
@@ -431,16 +581,20 @@ def _meta(model: CompiledModel) -> dict[str, Any]:
 def write_arrays(model: CompiledModel, path: Path) -> None:
     """Write the compiled model; the same model always gives the same bytes."""
     meta = json.dumps(_meta(model), ensure_ascii=False, sort_keys=True).encode("utf-8")
+    chars = getattr(model.vectorizer, "chars", model.vectorizer)
+    words = getattr(model.vectorizer, "words", None)
     arrays = {
-        "keys": model.vectorizer.keys,
-        "columns": model.vectorizer.columns,
-        "idf": model.vectorizer.idf,
+        "keys": chars.keys,
+        "columns": chars.columns,
+        "idf": chars.idf,
         "coef": model.coef,
         "intercept": model.intercept,
         "calibration_coef": model.calibration_coef,
         "calibration_intercept": model.calibration_intercept,
         "meta": np.frombuffer(meta, dtype=np.uint8),
     }
+    if words is not None:
+        arrays.update(word_terms=words.terms, word_columns=words.columns, word_idf=words.idf)
     write_npz(path, arrays, compress=False)
 
 
@@ -448,11 +602,25 @@ def read_arrays(path: Path) -> CompiledModel:
     """Load a compiled model (no pickle: object arrays are refused by numpy)."""
     with np.load(path, allow_pickle=False) as arrays:
         meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
-        if meta.get("arrays_version") != ARRAYS_VERSION:
+        if meta.get("arrays_version") not in (ARRAYS_VERSION, WORD_ARRAYS_VERSION):
             raise ValueError(f"arrays version {meta.get('arrays_version')!r}")
         low, high = meta["ngram_range"]
+        vectorizer: Any = CompiledVectorizer(
+            arrays["keys"], arrays["columns"], arrays["idf"], (low, high)
+        )
+        if meta["arrays_version"] == WORD_ARRAYS_VERSION:
+            word_low, word_high = meta["word_ngram_range"]
+            vectorizer = CompiledCharWordVectorizer(
+                vectorizer,
+                CompiledWordVectorizer(
+                    arrays["word_terms"],
+                    arrays["word_columns"],
+                    arrays["word_idf"],
+                    (word_low, word_high),
+                ),
+            )
         model = CompiledModel(
-            CompiledVectorizer(arrays["keys"], arrays["columns"], arrays["idf"], (low, high)),
+            vectorizer,
             meta["feature_names"],
             meta["categories"],
             arrays["coef"],
