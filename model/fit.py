@@ -28,6 +28,7 @@ from sklearn.svm import LinearSVC
 from model import data
 from service.engine.known_scripts import KnownScripts
 from service.engine.model import (
+    LATIN_WORD_PATTERN,
     CalibratedLinear,
     CharWordVectorizer,
     ModelInput,
@@ -209,8 +210,8 @@ class Candidate:
 
     name: str
     description: str
-    words: bool = False  # add word 1-2-grams from a Chinese segmenter (jieba)
-    latin_words: bool = False  # add word 1-2-grams of the Latin-letter words only (no segmenter)
+    # Add word 1-2-grams: "jieba" (a Chinese segmenter) or "latin" (Latin-letter words only).
+    words: str = ""
     learner: str = "lr"  # lr: multinomial logistic regression; svm: linear SVM (one-vs-rest)
     c_grid: tuple[float, ...] = C_GRID
 
@@ -222,11 +223,9 @@ class Candidate:
         return "Multinomial logistic regression"
 
     def vectorizer(self) -> Any:
-        if self.latin_words:
-            return CharWordVectorizer(_vectorizer(), _latin_word_vectorizer())
         if not self.words:
             return _vectorizer()
-        return CharWordVectorizer(_vectorizer(), _word_vectorizer())
+        return CharWordVectorizer(_vectorizer(), _word_vectorizer(self.words))
 
     def estimator(self, c: float) -> Any:
         if self.learner == "svm":
@@ -254,13 +253,13 @@ CANDIDATES = {
             "char_word_lr",
             "character 1-3-grams + jieba word 1-2-grams + rule/number features, logistic "
             "regression",
-            words=True,
+            words="jieba",
         ),
         Candidate(
             "char_latin_lr",
             "character 1-3-grams + word 1-2-grams of Latin-letter words + rule/number features, "
             "logistic regression",
-            latin_words=True,
+            words="latin",
         ),
         Candidate(
             "char_svm",
@@ -274,27 +273,19 @@ CANDIDATES = {
 SHIPPED_CANDIDATE = "char_latin_lr"
 
 
-def _word_vectorizer() -> TfidfVectorizer:
-    return TfidfVectorizer(
-        analyzer="word",
-        tokenizer=jieba_words,
-        token_pattern=None,
-        ngram_range=(1, 2),
-        min_df=MIN_DF,
-        max_features=MAX_TEXT_FEATURES // 2,
-        sublinear_tf=True,
-        lowercase=False,
-        dtype=np.float32,
+def _word_vectorizer(words: str) -> TfidfVectorizer:
+    """Word 1-2-grams of the canonical text: segmented by jieba, or (`latin`) only the words of
+    Latin letters, which a regular expression finds (the canonical text is lower-cased and keeps
+    a space between two Latin words). English reads in words: three letters say little about
+    "bill" or "due" (the character model flagged about one everyday English SMS in nine)."""
+    tokens: dict[str, Any] = (
+        {"tokenizer": None, "token_pattern": LATIN_WORD_PATTERN}
+        if words == "latin"
+        else {"tokenizer": jieba_words, "token_pattern": None}
     )
-
-
-def _latin_word_vectorizer() -> TfidfVectorizer:
-    # English reads in words: three letters say little about "bill" or "due" (the character
-    # model flags about one everyday English SMS in nine). The canonical text is lower-cased
-    # and keeps a space between two Latin words, so a regular expression is the tokenizer.
     return TfidfVectorizer(
         analyzer="word",
-        token_pattern=r"[a-z]{2,}",
+        **tokens,
         ngram_range=(1, 2),
         min_df=MIN_DF,
         max_features=MAX_TEXT_FEATURES // 2,

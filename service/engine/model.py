@@ -136,6 +136,12 @@ def mask_text(normalized_text: str) -> str:
 WORD_PREFIX = "\x01"
 
 
+# The Latin-letter word tokens of the canonical text (the char_latin_lr candidate, fitted in
+# model/fit.py and served by service/engine/scorer.py): the canonical text is lower-cased, so
+# this is every run of two or more ASCII letters.
+LATIN_WORD_PATTERN = r"[a-z]{2,}"
+
+
 def jieba_words(masked_text: str) -> list[str]:
     """Words of a canonical text (jieba, imported on first use: only word models need it)."""
     import logging as _logging

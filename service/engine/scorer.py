@@ -31,6 +31,7 @@ import numpy as np
 
 from service.engine.known_scripts import KnownScripts, Script
 from service.engine.model import (
+    LATIN_WORD_PATTERN,
     WORD_PREFIX,
     CharWordVectorizer,
     ModelInput,
@@ -195,11 +196,6 @@ def _tfidf_rows(
     return Rows(data, columns, indptr)
 
 
-# The Latin-letter word tokens of the canonical text (model/fit.py's word candidate): the
-# canonical text is lower-cased, so this is every run of two or more ASCII letters.
-LATIN_WORD_PATTERN = r"[a-z]{2,}"
-
-
 class CompiledWordVectorizer:
     """TfidfVectorizer(analyzer="word", token_pattern=LATIN_WORD_PATTERN, ngram_range=(1, n),
     sublinear_tf=True, norm="l2") from its arrays: the terms sorted as a fixed-width string
@@ -225,6 +221,12 @@ class CompiledWordVectorizer:
         return grams
 
     def transform(self, texts: Sequence[str]) -> Rows:
+        if not any(self._token.search(text) for text in texts):  # most Chinese messages
+            return Rows(
+                np.zeros(0, dtype=np.float32),
+                np.zeros(0, dtype=np.int64),
+                np.zeros(len(texts) + 1, dtype=np.int64),
+            )
         width = self.terms.dtype.itemsize // 4
         grams: list[str] = []
         owners: list[int] = []
@@ -261,6 +263,8 @@ class CompiledCharWordVectorizer:
 
     def transform(self, texts: Sequence[str]) -> Rows:
         chars, words = self.chars.transform(texts), self.words.transform(texts)
+        if not len(words.data):  # no known word: the character rows are the whole matrix
+            return chars
         count = len(texts)
         char_rows = np.repeat(np.arange(count, dtype=np.int64), np.diff(chars.indptr))
         word_rows = np.repeat(np.arange(count, dtype=np.int64), np.diff(words.indptr))
