@@ -273,6 +273,29 @@ def _merge_spans(spans: list[list[float]]) -> list[tuple[int, int, float]]:
 
 
 @dataclass(frozen=True)
+class Rows:
+    """A CSR matrix as its three arrays (one TF-IDF row per text)."""
+
+    data: np.ndarray  # float32
+    indices: np.ndarray  # int64 columns, sorted within a row
+    indptr: np.ndarray  # int64, len = rows + 1
+
+    def row(self, number: int) -> Rows:
+        start, end = int(self.indptr[number]), int(self.indptr[number + 1])
+        return Rows(self.data[start:end], self.indices[start:end], np.array([0, end - start]))
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The model's reading of one analysis: its probabilities, and the TF-IDF row of its text
+    that gave them (an explanation or a words-alone reading of the same text starts from it
+    instead of transforming the text again)."""
+
+    probabilities: dict[str, float]
+    text: Rows
+
+
+@dataclass(frozen=True)
 class ModelInput:
     """What the model sees for one record: canonical text and named binary features."""
 
@@ -368,25 +391,41 @@ class TextModel:
         state.setdefault("_explain", None)
         self.__dict__.update(state)
 
-    def matrix(self, inputs: Sequence[ModelInput]) -> sparse.csr_matrix:
+    def text_rows(self, texts: Sequence[str]) -> Rows:
+        """The TF-IDF rows of masked texts (the text part of the feature matrix)."""
+        matrix = self.vectorizer.transform(texts)
+        return Rows(
+            np.asarray(matrix.data),
+            np.asarray(matrix.indices, dtype=np.int64),
+            np.asarray(matrix.indptr, dtype=np.int64),
+        )
+
+    def matrix(self, inputs: Sequence[ModelInput], text: Rows | None = None) -> sparse.csr_matrix:
         # scipy is imported here, not at the top: serving (the compiled scorer) never needs it,
         # and importing it costs a `dunscan check` process about 0.3 s.
         from scipy import sparse
 
-        text_part = self.vectorizer.transform([item.text for item in inputs])
+        if text is None:
+            text_part = self.vectorizer.transform([item.text for item in inputs])
+        else:
+            width = len(self.vectorizer.vocabulary_)
+            text_part = sparse.csr_matrix(
+                (text.data, text.indices, text.indptr), shape=(len(inputs), width)
+            )
         return sparse.hstack(
             [text_part, structured_matrix(inputs, self.feature_index, self.structured_scale)],
             format="csr",
         )
 
-    def _raw_proba(self, inputs: Sequence[ModelInput]) -> np.ndarray:
+    def _raw_proba(self, inputs: Sequence[ModelInput], text: Rows | None = None) -> np.ndarray:
         """Calibrated probabilities in the order of `self.categories` (the reference path:
         scikit-learn; service/engine/scorer.py computes the same numbers from arrays)."""
-        return self.classifier.predict_proba(self.matrix(inputs))
+        return self.classifier.predict_proba(self.matrix(inputs, text))
 
-    def predict_inputs(self, inputs: Sequence[ModelInput]) -> np.ndarray:
-        """Probabilities, one row per input, columns in CATEGORIES order."""
-        raw = self._raw_proba(inputs)
+    def predict_inputs(self, inputs: Sequence[ModelInput], text: Rows | None = None) -> np.ndarray:
+        """Probabilities, one row per input, columns in CATEGORIES order. `text`, the inputs'
+        TF-IDF rows when the caller has them (`text_rows`), saves transforming the texts."""
+        raw = self._raw_proba(inputs, text)
         # A category absent from the training rows (possible in evaluation splits) gets 0.
         proba = np.zeros((raw.shape[0], len(CATEGORIES)))
         for column, category in enumerate(self.categories):
@@ -427,26 +466,37 @@ class TextModel:
 
     def predict_many(self, analyses: Sequence[Analysis]) -> list[dict[str, float]]:
         """One probability per category for each analysis: one transform, one product."""
+        return [reading.probabilities for reading in self.read_many(analyses)]
+
+    def read_many(self, analyses: Sequence[Analysis]) -> list[Reading]:
+        """`predict_many`, each result with the TF-IDF row of its text."""
         if not analyses:  # scikit-learn refuses an empty matrix
             return []
-        rows = self.predict_inputs([model_input(analysis) for analysis in analyses])
+        inputs = [model_input(analysis) for analysis in analyses]
+        text = self.text_rows([item.text for item in inputs])
+        rows = self.predict_inputs(inputs, text)
         return [
-            {category: float(p) for category, p in zip(CATEGORIES, row, strict=True)}
-            for row in rows
+            Reading(
+                {category: float(p) for category, p in zip(CATEGORIES, row, strict=True)},
+                text.row(number),
+            )
+            for number, row in enumerate(rows)
         ]
 
     def predict_text_only(
-        self, analysis: Analysis, full: dict[str, float] | None = None
+        self, analysis: Analysis, full: Reading | None = None
     ) -> dict[str, float]:
         """The reading of the words alone: what the sender's number adds is left out.
 
-        `full`, the reading with the sender (`predict`), comes back as it is when the sender
-        added no feature: the same input gives the same numbers, without a second transform."""
+        `full`, the reading with the sender (`read_many`): its probabilities come back as they
+        are when the sender added no feature (the same input gives the same numbers), and its
+        text row is reused when it did."""
         item = model_input(analysis)
         kept = {k: v for k, v in item.features.items() if not k.startswith(SENDER_FEATURES)}
         if full is not None and len(kept) == len(item.features):
-            return full
-        row = self.predict_inputs([ModelInput(item.text, kept)])[0]
+            return full.probabilities
+        text = full.text if full is not None else None
+        row = self.predict_inputs([ModelInput(item.text, kept)], text)[0]
         return {category: float(p) for category, p in zip(CATEGORIES, row, strict=True)}
 
     def _explainer(self) -> tuple[Any, np.ndarray]:
@@ -460,18 +510,21 @@ class TextModel:
             self._explain = (terms, coef - coef.mean(axis=0))
         return self._explain
 
-    def phrases(self, analysis: Analysis, category: str) -> list[tuple[int, int, float]]:
+    def phrases(
+        self, analysis: Analysis, category: str, text: Rows | None = None
+    ) -> list[tuple[int, int, float]]:
         """Spans of the normalised text whose n-grams pushed the model most toward `category`:
         (start, end, summed contribution), strongest first. A linear model's contribution of an
         n-gram is its TF-IDF value times its coefficient for the category, centred over the
-        categories (softmax is unchanged by a common shift)."""
+        categories (softmax is unchanged by a common shift). `text`: the text's TF-IDF row if
+        the caller has it (`Reading.text`)."""
         norm = analysis.norm
         if norm is None or category not in self.categories:
             return []
         terms, centred_by_category = self._explainer()
         centred = centred_by_category[self.categories.index(category)]
         # The TF-IDF row of the shared vocabulary (character and, if any, word n-grams).
-        row = self.vectorizer.transform([mask_text(norm.text)])
+        row = text if text is not None else self.text_rows([mask_text(norm.text)])
         squeezed, where = _squeeze(norm.text)
         spans: list[list[float]] = []
         # Each n-gram's contribution, value times centred coefficient in double (as Python
@@ -483,15 +536,28 @@ class TextModel:
         columns = indices[pushing].tolist()
         many = getattr(terms, "many", None)
         names = many(columns) if many is not None else [terms[column] for column in columns]
-        for name, weight in zip(names, weights[pushing].tolist(), strict=True):
-            term = name.removeprefix(WORD_PREFIX).replace(" ", "")
-            if len(term) < 2 or not all(ch.isalnum() for ch in term):
-                continue
-            if any(ch in TOKENS for ch in term):
+        # A term is shown where its letters and digits stand in the squeezed text ("a b", a
+        # character n-gram across a space, stands where "ab" does). Rather than search for each
+        # of a long message's hundreds of pushing n-grams, each two- and three-character
+        # substring of the squeezed text is looked up once; longer terms (words) are searched.
+        shown = [name.removeprefix(WORD_PREFIX).replace(" ", "") for name in names]
+        pushes = weights[pushing].tolist()
+        weights_of: dict[str, list[float]] = {}
+        for term, weight in zip(shown, pushes, strict=True):
+            weights_of.setdefault(term, []).append(weight)
+        for size in (2, 3):
+            last = size - 1
+            for start in range(len(squeezed) - last):
+                for weight in weights_of.get(squeezed[start : start + size], ()):
+                    spans.append([where[start], where[start + last] + 1, weight])
+        for term, term_weights in weights_of.items():
+            # Only letters and digits can be shown as a span; a masking token is neither.
+            if len(term) <= 3 or not term.isalnum():
                 continue
             start = squeezed.find(term)
             while start >= 0:
-                spans.append([where[start], where[start + len(term) - 1] + 1, weight])
+                for weight in term_weights:
+                    spans.append([where[start], where[start + len(term) - 1] + 1, weight])
                 start = squeezed.find(term, start + 1)
         return _merge_spans(spans)
 

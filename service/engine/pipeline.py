@@ -20,6 +20,7 @@ import re2
 from service.engine import advice as advice_text
 from service.engine.analysis import Analysis
 from service.engine.artifact import ModelError, load_model
+from service.engine.model import Reading
 from service.engine.normalize import normalize
 from service.engine.numbers.directory import Directory, NumberListError
 from service.engine.numbers.parse import NumberInfo
@@ -304,12 +305,12 @@ class Analyzer:
             slots.append(slot)
         analyses = [self.analyze(record) for record in distinct]
         if self.model is not None:
-            predicted = self.model.predict_many(analyses)
+            readings: list[Reading | None] = list(self.model.read_many(analyses))
         else:
-            predicted = [None] * len(analyses)
+            readings = [None] * len(analyses)
         verdicts = [
-            self._verdict(analysis, probabilities, lang)
-            for analysis, probabilities in zip(analyses, predicted, strict=True)
+            self._verdict(analysis, reading, lang)
+            for analysis, reading in zip(analyses, readings, strict=True)
         ]
         return [
             verdicts[slot]
@@ -318,15 +319,14 @@ class Analyzer:
             for record, slot in zip(records, slots, strict=True)
         ]
 
-    def _verdict(
-        self, analysis: Analysis, probabilities: dict[str, float] | None, lang: Lang
-    ) -> Verdict:
+    def _verdict(self, analysis: Analysis, reading: Reading | None, lang: Lang) -> Verdict:
         record = analysis.record
         signals = list(analysis.signals)
         script = self._known_script(analysis)
         if script is not None:
             signals.append(script)
-        if probabilities is not None:
+        if reading is not None:
+            probabilities = reading.probabilities
             model_slot = Signal(id="model", source="model", score=round(probabilities["scam"], 4))
         else:
             probabilities = rule_prior_probabilities(signals, analysis.finance_related)
@@ -338,7 +338,7 @@ class Analyzer:
             category, risk = _content_rule_floor(signals, category, risk)
         evidence = _content_evidence(signals)
         if not evidence["scam"] and not evidence["abusive"]:
-            category, risk = self._without_content_evidence(analysis, probabilities, category, risk)
+            category, risk = self._without_content_evidence(analysis, reading, category, risk)
         genuine = _reads_as_genuine(signals)
         if genuine and category in {"scam", "abusive"}:
             category = "legit" if analysis.finance_related else "other"
@@ -367,7 +367,7 @@ class Analyzer:
         # show the words the model weighed for it.
         harm = category if category in {"scam", "abusive"} else "scam"
         if self.model is not None and level_for(risk, category) != "low" and not evidence[harm]:
-            phrases = self._model_phrases(analysis, harm)
+            phrases = self._model_phrases(analysis, harm, reading)
             signals.extend(phrases)
             if not phrases and not any(s.category == harm for s in signals):
                 # Nothing the person could read backs the warning (not a rule, a number fact or
@@ -434,7 +434,7 @@ class Analyzer:
     def _without_content_evidence(
         self,
         analysis: Analysis,
-        probabilities: dict[str, float],
+        reading: Reading | None,
         category: str,
         risk: float,
     ) -> tuple[str, float]:
@@ -452,12 +452,12 @@ class Analyzer:
             return "legit", min(risk, SHORT_CHAT_MAX_RISK)
         if norm is not None and _text_belies_the_reading(norm.text, category):
             return "other", min(risk, SHORT_CHAT_MAX_RISK)
-        if category != "scam" or self.model is None:
+        if category != "scam" or self.model is None or reading is None:
             return category, risk
         if norm is None:
             # A call with nothing but its number: at most medium.
             return category, min(risk, NUMBER_ALONE_MAX_RISK)
-        words_only = self.model.predict_text_only(analysis, full=probabilities)
+        words_only = self.model.predict_text_only(analysis, full=reading)
         if max(words_only, key=words_only.__getitem__) != "scam":
             # The words read as a genuine message; only the sender made it look like a scam
             # (an unlisted mobile, a +852 bank): medium at most, in the words' category.
@@ -467,13 +467,16 @@ class Analyzer:
             return text_category, min(risk, NUMBER_ALONE_MAX_RISK)
         return category, risk
 
-    def _model_phrases(self, analysis: Analysis, category: str) -> list[Signal]:
+    def _model_phrases(
+        self, analysis: Analysis, category: str, reading: Reading | None
+    ) -> list[Signal]:
         """The phrases that pushed the model toward `category`, as spans of the original text."""
         explain = getattr(self.model, "phrases", None)
         if explain is None or analysis.norm is None:
             return []
         found = []
-        for start, end, weight in explain(analysis, category)[:MAX_MODEL_PHRASES]:
+        text = reading.text if reading is not None else None
+        for start, end, weight in explain(analysis, category, text)[:MAX_MODEL_PHRASES]:
             shown = round(weight, 3)
             if shown <= 0:
                 # Pushed by less than the shown precision: not evidence a person should weigh

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from service.engine.model import (
     WORD_PREFIX,
     CharWordVectorizer,
     ModelInput,
+    Rows,
     TextModel,
     calibration_inputs,
 )
@@ -52,19 +52,6 @@ _WHITE_SPACES = re.compile(r"\s\s+")
 
 class NotCompilable(ValueError):
     """The trained model uses a feature builder or learner the compiled scorer does not cover."""
-
-
-@dataclass(frozen=True)
-class Rows:
-    """A CSR matrix as its three arrays (one TF-IDF row per text)."""
-
-    data: np.ndarray  # float32
-    indices: np.ndarray  # int64 columns, sorted within a row
-    indptr: np.ndarray  # int64, len = rows + 1
-
-    def row(self, number: int) -> Rows:
-        start, end = int(self.indptr[number]), int(self.indptr[number + 1])
-        return Rows(self.data[start:end], self.indices[start:end], np.array([0, end - start]))
 
 
 # An n-gram of at most three characters is one uint64: each code point (21 bits) in its slot,
@@ -322,7 +309,16 @@ class CharWordTerms:
         return self.offset + len(self.position)
 
     def many(self, columns: Sequence[int]) -> list[str]:
-        return [self[column] for column in columns]
+        """`[self[column] for column in columns]`: the character terms decoded in one step."""
+        wanted = np.asarray(columns, dtype=np.int64)
+        is_word = wanted >= self.offset
+        if not is_word.any():
+            return self.chars.many(wanted)
+        found = np.empty(len(wanted), dtype=object)
+        found[~is_word] = self.chars.many(wanted[~is_word])
+        words = self.terms[self.position[wanted[is_word] - self.offset]].tolist()
+        found[is_word] = [WORD_PREFIX + word for word in words]
+        return found.tolist()
 
     def __getitem__(self, column: int) -> str:
         if column < self.offset:
@@ -367,13 +363,19 @@ class CompiledModel(TextModel):
 
     # -- scoring ------------------------------------------------------------------------------
 
+    def text_rows(self, texts: Sequence[str]) -> Rows:
+        return self.vectorizer.transform(texts)
+
     def decision_values(self, inputs: Sequence[ModelInput]) -> np.ndarray:
         """The base classifier's decision values: X @ coef.T + intercept, X never built."""
         return self._decision(inputs)[0]
 
-    def _decision(self, inputs: Sequence[ModelInput]) -> tuple[np.ndarray, np.ndarray]:
+    def _decision(
+        self, inputs: Sequence[ModelInput], text: Rows | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Decision values and each row's count of non-zero features (the matrix's getnnz)."""
-        text = self.vectorizer.transform([item.text for item in inputs])
+        if text is None:
+            text = self.vectorizer.transform([item.text for item in inputs])
         offset = self.vectorizer.n_features
         scale = np.float32(self.structured_scale)
         s_rows: list[int] = []
@@ -411,8 +413,8 @@ class CompiledModel(TextModel):
         np.add.at(decision, rows, products)
         return decision + self.intercept, seen
 
-    def _raw_proba(self, inputs: Sequence[ModelInput]) -> np.ndarray:
-        decision, seen = self._decision(inputs)
+    def _raw_proba(self, inputs: Sequence[ModelInput], text: Rows | None = None) -> np.ndarray:
+        decision, seen = self._decision(inputs, text)
         values = calibration_inputs(decision.astype(np.float64), seen)
         coef, intercept = self.calibration_coef, self.calibration_intercept
         # Matrix scaling, one term at a time so a row's result never depends on the batch.
@@ -426,7 +428,7 @@ class CompiledModel(TextModel):
         scores /= scores.sum(axis=1, keepdims=True)
         return scores
 
-    def matrix(self, inputs: Sequence[ModelInput]) -> Any:
+    def matrix(self, inputs: Sequence[ModelInput], text: Rows | None = None) -> Any:
         raise NotImplementedError("the compiled model never builds the feature matrix")
 
     def learned_weight(
