@@ -259,17 +259,24 @@ def _squeeze(text: str) -> tuple[str, list[int]]:
     return "".join(text[i] for i in where), where
 
 
-def _merge_spans(spans: list[list[float]]) -> list[tuple[int, int, float]]:
+def _merge_spans(spans: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
     """Overlapping n-gram spans become one phrase carrying their summed contribution."""
-    merged: list[list[float]] = []
-    for start, end, weight in sorted(spans):
-        if merged and start < merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-            merged[-1][2] += weight
+    if not spans:
+        return []
+    spans.sort()
+    merged: list[tuple[int, int, float]] = []
+    start, end, weight = spans[0]
+    for next_start, next_end, next_weight in spans[1:]:
+        if next_start < end:
+            if next_end > end:
+                end = next_end
+            weight += next_weight
         else:
-            merged.append([start, end, weight])
-    ranked = sorted(merged, key=lambda item: -item[2])
-    return [(int(start), int(end), float(weight)) for start, end, weight in ranked]
+            merged.append((start, end, weight))
+            start, end, weight = next_start, next_end, next_weight
+    merged.append((start, end, weight))
+    merged.sort(key=lambda item: -item[2])
+    return [(int(start), int(end), float(weight)) for start, end, weight in merged]
 
 
 @dataclass(frozen=True)
@@ -526,7 +533,7 @@ class TextModel:
         # The TF-IDF row of the shared vocabulary (character and, if any, word n-grams).
         row = text if text is not None else self.text_rows([mask_text(norm.text)])
         squeezed, where = _squeeze(norm.text)
-        spans: list[list[float]] = []
+        spans: list[tuple[int, int, float]] = []
         # Each n-gram's contribution, value times centred coefficient in double (as Python
         # floats multiply them); only those pushing toward the category have their terms
         # decoded (the compiled model decodes a term from its key), in one step where it can.
@@ -549,7 +556,7 @@ class TextModel:
             last = size - 1
             for start in range(len(squeezed) - last):
                 for weight in weights_of.get(squeezed[start : start + size], ()):
-                    spans.append([where[start], where[start + last] + 1, weight])
+                    spans.append((where[start], where[start + last] + 1, weight))
         for term, term_weights in weights_of.items():
             # Only letters and digits can be shown as a span; a masking token is neither.
             if len(term) <= 3 or not term.isalnum():
@@ -557,7 +564,7 @@ class TextModel:
             start = squeezed.find(term)
             while start >= 0:
                 for weight in term_weights:
-                    spans.append([where[start], where[start + len(term) - 1] + 1, weight])
+                    spans.append((where[start], where[start + len(term) - 1] + 1, weight))
                 start = squeezed.find(term, start + 1)
         return _merge_spans(spans)
 
