@@ -293,21 +293,22 @@ class Rows:
 
 
 @dataclass(frozen=True)
-class Reading:
-    """The model's reading of one analysis: its probabilities, and the TF-IDF row of its text
-    that gave them (an explanation or a words-alone reading of the same text starts from it
-    instead of transforming the text again)."""
-
-    probabilities: dict[str, float]
-    text: Rows
-
-
-@dataclass(frozen=True)
 class ModelInput:
     """What the model sees for one record: canonical text and named binary features."""
 
     text: str
     features: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The model's reading of one analysis: its probabilities, the input that gave them and
+    that input's TF-IDF text row (an explanation or a words-alone reading of the same analysis
+    starts from them instead of masking and transforming the text again)."""
+
+    probabilities: dict[str, float]
+    input: ModelInput
+    text: Rows
 
 
 def model_input(analysis: Analysis) -> ModelInput:
@@ -485,9 +486,10 @@ class TextModel:
         return [
             Reading(
                 {category: float(p) for category, p in zip(CATEGORIES, row, strict=True)},
+                item,
                 text.row(number),
             )
-            for number, row in enumerate(rows)
+            for number, (item, row) in enumerate(zip(inputs, rows, strict=True))
         ]
 
     def predict_text_only(
@@ -497,8 +499,8 @@ class TextModel:
 
         `full`, the reading with the sender (`read_many`): its probabilities come back as they
         are when the sender added no feature (the same input gives the same numbers), and its
-        text row is reused when it did."""
-        item = model_input(analysis)
+        input and text row are reused when it did."""
+        item = full.input if full is not None else model_input(analysis)
         kept = {k: v for k, v in item.features.items() if not k.startswith(SENDER_FEATURES)}
         if full is not None and len(kept) == len(item.features):
             return full.probabilities

@@ -452,7 +452,7 @@ class Analyzer:
             return "legit", min(risk, SHORT_CHAT_MAX_RISK)
         if norm is not None and _text_belies_the_reading(norm.text, category):
             return "other", min(risk, SHORT_CHAT_MAX_RISK)
-        if category != "scam" or self.model is None or reading is None:
+        if category != "scam" or reading is None:  # no reading: no model to ask
             return category, risk
         if norm is None:
             # A call with nothing but its number: at most medium.
