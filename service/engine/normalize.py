@@ -196,6 +196,7 @@ _FOLD = _CharTable(_fold_char)
 # Folded character -> itself, or None (deleted) when it is junk.
 _KEEP = _CharTable(lambda ch: None if _is_junk(ch) else ch)
 _FILLER_RUN = re.compile("[" + re.escape("".join(sorted(_FILLERS))) + "]+")
+_FILLER_SPACES = frozenset(ch for ch in _FILLERS if ch.isspace())
 
 
 def _drop_filler_runs(
@@ -207,8 +208,20 @@ def _drop_filler_runs(
     out_starts: list[int] = []
     out_ends: list[int] = []
     position = 0
+    last = len(chars) - 1
     for run in _FILLER_RUN.finditer(text):
         begin, finish = run.span()
+        # Most runs change nothing: a lone space between words, or separators ("e.g.", "a-b")
+        # that are not between two CJK characters. They stay in the stretch copied whole, so a
+        # long English message costs one test per space instead of three list copies.
+        if (
+            0 < begin
+            and finish <= last
+            and not (_is_cjk(chars[begin - 1]) and _is_cjk(chars[finish]))
+        ):
+            piece = run.group()
+            if piece == " " or _FILLER_SPACES.isdisjoint(piece):
+                continue
         out_chars.extend(chars[position:begin])
         out_starts.extend(starts[position:begin])
         out_ends.extend(ends[position:begin])
