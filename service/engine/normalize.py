@@ -208,29 +208,26 @@ def _drop_filler_runs(
     out_starts: list[int] = []
     out_ends: list[int] = []
     position = 0
-    last = len(chars) - 1
     for run in _FILLER_RUN.finditer(text):
         begin, finish = run.span()
-        # Most runs change nothing: a lone space between words, or separators ("e.g.", "a-b")
-        # that are not between two CJK characters. They stay in the stretch copied whole, so a
-        # long English message costs one test per space instead of three list copies.
-        if (
-            0 < begin
-            and finish <= last
-            and not (_is_cjk(chars[begin - 1]) and _is_cjk(chars[finish]))
+        piece = run.group()
+        # Runs are maximal, so the characters either side are never separators themselves.
+        previous = chars[begin - 1] if begin else ""
+        following = chars[finish] if finish < len(chars) else ""
+        between_cjk = bool(previous and following and _is_cjk(previous) and _is_cjk(following))
+        if not between_cjk and (
+            _FILLER_SPACES.isdisjoint(piece) or (piece == " " and previous and following)
         ):
-            piece = run.group()
-            if piece == " " or _FILLER_SPACES.isdisjoint(piece):
-                continue
+            # The run changes nothing ("e.g.", "a-b", a lone space between words): it stays in
+            # the stretch copied whole, one test per space instead of three list copies.
+            continue
         out_chars.extend(chars[position:begin])
         out_starts.extend(starts[position:begin])
         out_ends.extend(ends[position:begin])
         position = finish
-        previous = out_chars[-1] if out_chars else ""
-        following = chars[finish] if finish < len(chars) else ""
-        if previous and following and _is_cjk(previous) and _is_cjk(following):
+        if between_cjk:
             continue  # obfuscation between Chinese characters: drop it
-        if run.group().isspace():
+        if piece.isspace():
             if out_chars and following:
                 out_chars.append(" ")
                 out_starts.append(starts[begin])
