@@ -131,6 +131,24 @@ def test_english_text_without_a_phishing_sign_gets_a_note_not_a_confident_green(
     assert english.coverage and "Chinese" in english.coverage
 
 
+def test_a_cap_holds_back_the_risk_without_flattening_it(analyzer: Analyzer) -> None:
+    # Real English scam SMS (model/real, en34) that no rule reads: the model alone calls them
+    # scams, and on foreign text its reading stays below high; the risks keep their order, so a
+    # cut on risk can still tell one held-back message from another.
+    texts = [
+        "Westpac: A new payee has been added 07/02. If you didn’t make this change please visit "
+        "[FAKE LINK].",
+        "Medicare: You have been in close contact with someone who has contracted Omicron. You "
+        "must receive a PCR test kit at:",
+        "HALIFAX: We would like to verify a recent payment from your account. Please follow our "
+        "link for more details: https://halifax.co.uk.app-review-1485.info.",
+    ]
+    verdicts = [_check(analyzer, text=text) for text in texts]
+    assert all(v.category == "scam" and v.level == "medium" for v in verdicts)
+    assert all(MEDIUM_RISK <= v.risk < HIGH_RISK for v in verdicts)
+    assert len({v.risk for v in verdicts}) == len(texts)
+
+
 @pytest.mark.parametrize(
     "text",
     [
