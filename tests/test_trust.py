@@ -6,7 +6,19 @@ from __future__ import annotations
 import pytest
 
 from model import data
-from service.engine.pipeline import HIGH_RISK, MEDIUM_RISK, Analyzer, creditor_pressing
+from service.engine.pipeline import (
+    CAP_BAND,
+    FOREIGN_MODEL_MAX_RISK,
+    HIGH_RISK,
+    LEGIT_MAX_RISK,
+    MEDIUM_RISK,
+    NUMBER_ALONE_MAX_RISK,
+    SHORT_CHAT_MAX_RISK,
+    UNEXPLAINED_MAX_RISK,
+    Analyzer,
+    creditor_pressing,
+    level_for,
+)
 from service.engine.schemas import parse_record
 from service.engine.summary import headline
 from service.paths import DATA_DIR
@@ -129,6 +141,22 @@ def test_english_text_without_a_phishing_sign_gets_a_note_not_a_confident_green(
     assert verdict.coverage
     english = analyzer.check(parse_record({"text": "See you at 7 tonight then"}), lang="en")
     assert english.coverage and "Chinese" in english.coverage
+
+
+@pytest.mark.parametrize(
+    "cap",
+    [
+        LEGIT_MAX_RISK,
+        FOREIGN_MODEL_MAX_RISK,
+        UNEXPLAINED_MAX_RISK,
+        SHORT_CHAT_MAX_RISK,
+        NUMBER_ALONE_MAX_RISK,
+    ],
+)
+def test_a_caps_band_stays_inside_its_level(cap: float) -> None:
+    # A cap squeezes the risks above `cap - CAP_BAND` into the band below it; the whole band must
+    # lie in the cap's level, or the squeeze would move a risk to a lower level than `min` gave.
+    assert level_for(cap - CAP_BAND, "scam") == level_for(cap, "scam")
 
 
 def test_a_cap_holds_back_the_risk_without_flattening_it(analyzer: Analyzer) -> None:

@@ -170,7 +170,7 @@ def _sigmoid(value: float) -> float:
 def _capped(risk: float, cap: float) -> float:
     """At most `cap`, keeping the order of risks: those above `cap - CAP_BAND` are squeezed into
     the band below the cap (each cap sits at least CAP_BAND above its level's lower bound, so the
-    level is the one `min` would give)."""
+    level is the one `min` would give; tests/test_trust.py holds that for every cap)."""
     floor = cap - CAP_BAND
     if risk <= floor:
         return risk
