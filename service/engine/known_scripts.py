@@ -43,7 +43,7 @@ def shingles(normalized_text: str) -> frozenset[str]:
     text = canonical(normalized_text)
     if len(text) < SHINGLE:
         return frozenset()
-    return frozenset(text[i : i + SHINGLE] for i in range(len(text) - SHINGLE + 1))
+    return frozenset([text[i : i + SHINGLE] for i in range(len(text) - SHINGLE + 1)])
 
 
 @dataclass(frozen=True)
@@ -168,10 +168,13 @@ def _latin(script: Script) -> bool:
 
 def _shared_span(normalized_text: str, script: Script) -> tuple[int, int]:
     """From the first to the last character the message shares with the script."""
-    positions = [i for i, ch in enumerate(normalized_text) if ch.isalnum()]
-    text = "".join(normalized_text[i] for i in positions).lower()
+    positions = list(itertools.compress(itertools.count(), map(str.isalnum, normalized_text)))
+    text = "".join(filter(str.isalnum, normalized_text)).lower()
     grams = set(script.shingles)
-    hits = [i for i in range(len(text) - SHINGLE + 1) if text[i : i + SHINGLE] in grams]
-    if not hits:
+    # Only the first and the last shared shingle matter: look for each from its own end.
+    starts = range(len(text) - SHINGLE + 1)
+    first = next((i for i in starts if text[i : i + SHINGLE] in grams), None)
+    if first is None:
         return 0, len(normalized_text)
-    return positions[hits[0]], positions[hits[-1] + SHINGLE - 1] + 1
+    last = next(i for i in reversed(starts) if text[i : i + SHINGLE] in grams)
+    return positions[first], positions[last + SHINGLE - 1] + 1

@@ -72,7 +72,11 @@ _TEMPLATE_SLOT = re.compile(
     r"\$?\{\{[^{}]{0,40}\}\}|\$?\{[^{}]{0,40}\}|#[a-z_][a-z0-9_.]{0,30}#|%(?:\d\$)?[sd]"
     r"|(?<![a-z])x{2,}(?![a-z])"
 )
+_SLOT_MARKS = re.compile(r"[{#%]|xx")
+_ANY_DIGIT = re.compile(r"\d")
 _REPEATED = re.compile(r"(微信|qq)(?:\1)+")
+# A space stays only between two Latin letters or digits (one pass in C, not a test per word).
+_SPACE_NOT_BETWEEN_LATIN = re.compile(r"(?<![A-Za-z0-9]) | (?![A-Za-z0-9])")
 
 
 def _is_kept(ch: str) -> bool:
@@ -107,28 +111,23 @@ def mask_text(normalized_text: str) -> str:
     URLs, mobile numbers, service numbers, landlines, QQ/WeChat ids and any other digit run become
     one token each; punctuation goes; whitespace survives only between two Latin words.
     """
-    text = _TEMPLATE_SLOT.sub("", normalized_text)
+    # A pattern whose required characters are absent cannot match: a test for them in C
+    # spares a long message's whole regex scan.
+    text = normalized_text
+    if _SLOT_MARKS.search(text):
+        text = _TEMPLATE_SLOT.sub("", text)
     text = _URL.sub(TOKEN_URL, text)
-    text = _QQ_ID.sub("qq" + TOKEN_ID, text)
-    text = _WECHAT_ID.sub("微信" + TOKEN_ID, text)
-    text = _MOBILE.sub(TOKEN_MOBILE, text)
-    text = _HOTLINE.sub(TOKEN_HOTLINE, text)
-    text = _LANDLINE.sub(TOKEN_PHONE, text)
-    text = _DIGITS.sub(TOKEN_DIGITS, text)
-    kept = text.translate(_KEPT_OR_SPACE)
-    words = kept.split()
-    out: list[str] = []
-    for word in words:
-        if (
-            out
-            and out[-1][-1].isascii()
-            and out[-1][-1].isalnum()
-            and word[0].isascii()
-            and (word[0].isalnum())
-        ):
-            out.append(" ")
-        out.append(word)
-    return _REPEATED.sub(r"\1", "".join(out))
+    if "qq" in text:
+        text = _QQ_ID.sub("qq" + TOKEN_ID, text)
+    if "微信" in text:
+        text = _WECHAT_ID.sub("微信" + TOKEN_ID, text)
+    if _ANY_DIGIT.search(text):
+        text = _MOBILE.sub(TOKEN_MOBILE, text)
+        text = _HOTLINE.sub(TOKEN_HOTLINE, text)
+        text = _LANDLINE.sub(TOKEN_PHONE, text)
+        text = _DIGITS.sub(TOKEN_DIGITS, text)
+    words = " ".join(text.translate(_KEPT_OR_SPACE).split())
+    return _REPEATED.sub(r"\1", _SPACE_NOT_BETWEEN_LATIN.sub("", words))
 
 
 # Word features from a Chinese segmenter carry this prefix in the shared vocabulary, so that a
@@ -554,11 +553,14 @@ class TextModel:
         weights_of: dict[str, list[float]] = {}
         for term, weight in zip(shown, pushes, strict=True):
             weights_of.setdefault(term, []).append(weight)
+        lookup = weights_of.get
         for size in (2, 3):
             last = size - 1
-            for start in range(len(squeezed) - last):
-                for weight in weights_of.get(squeezed[start : start + size], ()):
-                    spans.append((where[start], where[start + last] + 1, weight))
+            grams = [squeezed[start : start + size] for start in range(len(squeezed) - last)]
+            for start, found in enumerate(map(lookup, grams)):
+                if found:
+                    for weight in found:
+                        spans.append((where[start], where[start + last] + 1, weight))
         for term, term_weights in weights_of.items():
             # Only letters and digits can be shown as a span; a masking token is neither.
             if len(term) <= 3 or not term.isalnum():
