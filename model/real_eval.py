@@ -57,7 +57,8 @@ from model.fit import (
     pinned_environment,
 )
 from model.real_corpus import fraud_type_of
-from service.engine.pipeline import HIGH_RISK, Analyzer
+from service.engine.normalize import normalize
+from service.engine.pipeline import HIGH_RISK, Analyzer, reads_as_chinese
 
 log = logging.getLogger("model.real_eval")
 
@@ -340,6 +341,9 @@ def summarize(dataset: Dataset, judged: Judged) -> dict[str, Any]:
         slices[f"kind:{example.meta.get('kind') or 'sms'}"].append(index)
         if is_traditional(example):
             slices["Traditional characters"].append(index)
+        # As the verdict reads it: text that is mostly not Chinese gets the coverage note.
+        chinese = reads_as_chinese(normalize(example.record.text or "").text)
+        slices["language: Chinese" if chinese else "language: mostly not Chinese"].append(index)
     out["slices"] = {}
     for name, members in sorted(slices.items()):
         entry = {"n": len(members)}
