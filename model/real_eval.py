@@ -208,12 +208,18 @@ def cross_validate(
     candidate: Candidate,
     sources: frozenset[str] = data.ALL_SOURCES,
     real_share: float = REAL_SHARE,
+    train_without: frozenset[str] = frozenset(),
 ) -> Judged:
-    """Out-of-fold verdicts for every real row; training rows limited to `sources`."""
+    """Out-of-fold verdicts for every real row; training rows limited to `sources` and never
+    from the real batches in `train_without` (those are still judged where they are held out)."""
     parts = []
     for number, test in enumerate(folds, start=1):
         held = set(test)
-        train = [i for i, e in enumerate(dataset.examples) if i not in held and e.source in sources]
+        train = [
+            i
+            for i, e in enumerate(dataset.examples)
+            if i not in held and e.source in sources and batch_of(e) not in train_without
+        ]
         started = time.perf_counter()
         parts.append(judge(dataset, analyzer, train, test, candidate, real_share))
         log.info(
@@ -226,6 +232,13 @@ def cross_validate(
             time.perf_counter() - started,
         )
     return merge(parts)
+
+
+def batch_of(example: data.Example) -> str:
+    """The model/real batch a real row came from ("real:zh38-0001" -> "zh38"), else ""."""
+    if example.source != data.REAL:
+        return ""
+    return example.uid.split(":", 1)[1].rsplit("-", 1)[0]
 
 
 def flagged(category: str, level: str) -> bool:
@@ -574,6 +587,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also cross-validate the first candidate on N-1 other fold assignments and report "
         "the spread (how much of a difference is fold noise)",
     )
+    parser.add_argument(
+        "--train-without",
+        default="",
+        help="comma-separated model/real batches left out of every training fold (still "
+        "judged): what a batch does to the verdict on the other rows",
+    )
     parser.add_argument("--out", type=Path, default=REPORT_PATH)
     parser.add_argument(
         "--dump", type=Path, help="write every real row's out-of-fold verdict here (JSONL)"
@@ -602,7 +621,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     details: list[str] = []
     for name in names:
         judged = cross_validate(
-            dataset, analyzer, folds, CANDIDATES[name], real_share=args.real_share
+            dataset,
+            analyzer,
+            folds,
+            CANDIDATES[name],
+            real_share=args.real_share,
+            train_without=frozenset(b for b in args.train_without.split(",") if b),
         )
         summary = summarize(dataset, judged)
         if args.dump and name == names[0]:
