@@ -7,8 +7,9 @@ import dataclasses
 import json
 import subprocess
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -92,6 +93,40 @@ def test_rows_sharing_a_page_repository_or_publisher_share_a_group(
         {"source": "https://github.com/drakeet/SmsCodeHelper/issues/14"},
     )
     assert "repo:drakeet/smscodehelper" in data.source_keys(issue)
+
+
+def _row(source: str, publisher: str, record: Any) -> data.Example:
+    meta = {"source": source, "publisher": publisher}
+    return data.Example(source, data.REAL, data.REAL, "legit", record, source, meta)
+
+
+@pytest.mark.parametrize(
+    "publisher",
+    ["GitHub developer (repo not exposed)", "GitHub user", "GitHub issue spam", "unknown"],
+)
+def test_a_publisher_that_names_no_one_does_not_join_sources(
+    real_examples: list[data.Example], publisher: str
+) -> None:
+    record = real_examples[0].record
+    files = [
+        _row(f"GitHub code, find_string index file id {n} (parser test)", publisher, record)
+        for n in (101, 202)
+    ]
+    assert len(set(data.source_groups(files))) == 2
+    # A publisher that names someone still ties two pages into one source.
+    named = [
+        _row(f"https://example.org/case/{n}", "Example City Police (反诈中心)", record)
+        for n in (1, 2)
+    ]
+    assert len(set(data.source_groups(named))) == 1
+
+
+def test_no_grouped_source_holds_a_tenth_of_the_real_rows(
+    real_examples: list[data.Example],
+) -> None:
+    # A group that large is a placeholder publisher tying unrelated files, not one source.
+    sizes = Counter(data.source_groups(real_examples))
+    assert max(sizes.values()) < len(real_examples) / 10
 
 
 @pytest.mark.parametrize("seed", [SEED, SEED + 1])
