@@ -349,8 +349,8 @@ _GITHUB_PAGE = re.compile(r"^https?://github\.com/(?P<repo>[\w.-]+/[\w.-]+)")
 
 # Publishers that name no one: harvesters wrote these when the code index hid a file's repository
 # ("GitHub developer (repo not exposed)", "GitHub issue spam"). As keys they tied some 1,500 rows
-# of unrelated files and repositories into groups of 1,033 and 463 rows, so one grouped fold
-# held a fifth of the real rows at once.
+# of unrelated files and repositories into groups of 1,033 and 463 rows, so the fold that drew
+# the larger held a seventh of the real rows at once.
 _NAMES_NO_ONE = re.compile(
     r"^(?:unknown|unnamed|未知|网友)\b|^(?:unknown|未知|网友)$"
     r"|^github(?: (?:user|developer|repository|author|student))?$"
