@@ -73,14 +73,14 @@ _LETTER_DIGITS = str.maketrans({"o": "0", "l": "1", "i": "1"})
 _FILLERS = frozenset(" \t\r\n\u3000*·•._~|/\\-+#^`'\"=")
 
 
+# CJK ideographs (unified, extension A, compatibility, the supplementary planes), as one regex
+# class: the separator-run pattern below and _is_cjk both read it.
+_CJK_CLASS = "[\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff\U00020000-\U0002ffff]"
+_CJK_CHAR = re.compile(_CJK_CLASS)
+
+
 def _is_cjk(ch: str) -> bool:
-    code = ord(ch)
-    return (
-        0x4E00 <= code <= 0x9FFF
-        or 0x3400 <= code <= 0x4DBF
-        or 0xF900 <= code <= 0xFAFF
-        or 0x20000 <= code <= 0x2FFFF
-    )
+    return _CJK_CHAR.match(ch) is not None
 
 
 def _is_junk(ch: str) -> bool:
@@ -198,13 +198,12 @@ _KEEP = _CharTable(lambda ch: None if _is_junk(ch) else ch)
 _FILLER_SPACES = frozenset(ch for ch in _FILLERS if ch.isspace())
 _F = "[" + re.escape("".join(sorted(_FILLERS))) + "]"
 _S = "[" + re.escape("".join(sorted(_FILLER_SPACES))) + "]"
-_C = "[\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff\U00020000-\U0002ffff]"  # as _is_cjk
 # The separator runs that change the text, found in C: most runs in a long English text (a
 # lone space between words, "e.g.") change nothing, and testing each in Python was most of
 # this step's time. A run changes the text when it stands between two CJK characters, or holds
 # whitespace and is not a lone " " inside the text (_drop_filler_runs decides what it becomes).
 _FILLER_RUN = re.compile(
-    f"(?<={_C}){_F}+(?={_C})"  # between CJK characters
+    f"(?<={_CJK_CLASS}){_F}+(?={_CJK_CLASS})"  # between CJK characters
     f"|(?<!{_F})(?={_F}{{2}}){_F}*?{_S}{_F}*(?!{_F})"  # two or more, whitespace among them
     f"|(?<!{_F})(?! ){_S}(?!{_F})"  # one whitespace character other than " "
     f"|\\A (?!{_F})|(?<!{_F}) \\Z"  # a lone space that opens or ends the text

@@ -368,7 +368,7 @@ class Analyzer:
             and creditor_pressing(analysis, signals, probabilities)
         ):
             category = "abusive"
-        foreign = analysis.norm is not None and not reads_as_chinese(analysis.norm.text)
+        foreign = analysis.norm is not None and not _reads_as_chinese(analysis.norm.text)
         if category == "abusive":
             # Risk is the harm a message threatens (DESIGN.md): abusive collection is never
             # "risk 0", and a clear threat or insult is high risk, pushed like a scam.
@@ -560,9 +560,7 @@ def _content_key(record: SmsRecord | CallRecord) -> tuple[Any, ...]:
     )
 
 
-def reads_as_chinese(text: str) -> bool:
-    """Whether dunscan reads this (normalised) text as Chinese: at least MIN_CJK_SHARE of its
-    letters are CJK characters, or it has too few letters to tell."""
+def _reads_as_chinese(text: str) -> bool:
     # Counted in C (map, findall) rather than one Python step per character.
     letters = sum(map(str.isalpha, text))
     if letters < 8:
@@ -605,7 +603,9 @@ def _text_belies_the_reading(text: str, category: str) -> bool:
     if KIN_ADDRESS.search(text):
         return category == "abusive" or (category == "scam" and not FAMILY_SCAM_ASK.search(text))
     return (
-        category == "abusive" and not reads_as_chinese(text) and not FOREIGN_DEBT_WORDS.search(text)
+        category == "abusive"
+        and not _reads_as_chinese(text)
+        and not FOREIGN_DEBT_WORDS.search(text)
     )
 
 
