@@ -57,8 +57,7 @@ from model.fit import (
     pinned_environment,
 )
 from model.real_corpus import fraud_type_of
-from service.engine.normalize import normalize
-from service.engine.pipeline import HIGH_RISK, Analyzer, reads_as_chinese
+from service.engine.pipeline import HIGH_RISK, Analyzer
 
 log = logging.getLogger("model.real_eval")
 
@@ -88,6 +87,8 @@ class Judged:
     risk: list[float]
     script_hits: list[bool]
     reasons: list[list[str]]
+    # The verdict's coverage note: the text reads as mostly not Chinese.
+    foreign: list[bool]
 
 
 def wilson(successes: int, total: int) -> tuple[float, float] | None:
@@ -184,6 +185,7 @@ def judge(
         risk=[v.risk for v in verdicts],
         script_hits=[any(s.id == "known_script" for s in v.signals) for v in verdicts],
         reasons=[[s.id for s in v.signals if s.id != "model"] for v in verdicts],
+        foreign=[v.coverage is not None for v in verdicts],
     )
 
 
@@ -355,8 +357,8 @@ def summarize(dataset: Dataset, judged: Judged) -> dict[str, Any]:
         if is_traditional(example):
             slices["Traditional characters"].append(index)
         # As the verdict reads it: text that is mostly not Chinese gets the coverage note.
-        chinese = reads_as_chinese(normalize(example.record.text or "").text)
-        slices["language: Chinese" if chinese else "language: mostly not Chinese"].append(index)
+        foreign = judged.foreign[index]
+        slices["language: mostly not Chinese" if foreign else "language: Chinese"].append(index)
     out["slices"] = {}
     for name, members in sorted(slices.items()):
         entry = {"n": len(members)}
