@@ -467,6 +467,10 @@ class Analyzer:
             return "legit", _capped(risk, SHORT_CHAT_MAX_RISK)
         if norm is not None and _text_belies_the_reading(norm.text, category):
             return "other", _capped(risk, SHORT_CHAT_MAX_RISK)
+        if norm is not None and _family_asking_nothing(norm.text):
+            # The top reading is already genuine, but the scam share the model keeps (risk) is
+            # the same mishearing of family chat: no level above low for it either.
+            return category, _capped(risk, SHORT_CHAT_MAX_RISK)
         if category != "scam" or reading is None:  # no reading: no model to ask
             return category, risk
         if norm is None:
@@ -596,12 +600,17 @@ def creditor_pressing(
     return DEBT_TALK.search(text) is not None and BORROW_ASK.search(text) is None
 
 
+def _family_asking_nothing(text: str) -> bool:
+    """Chat addressed to kin that asks for no money, transfer, number, account or help."""
+    return KIN_ADDRESS.search(text) is not None and FAMILY_SCAM_ASK.search(text) is None
+
+
 def _text_belies_the_reading(text: str, category: str) -> bool:
     """A harm reading no rule backs that the text itself contradicts: chat addressed to kin (a
     scam reading only when it asks for nothing), or foreign text read as collection with no word
     about money owed."""
     if KIN_ADDRESS.search(text):
-        return category == "abusive" or (category == "scam" and not FAMILY_SCAM_ASK.search(text))
+        return category == "abusive" or (category == "scam" and _family_asking_nothing(text))
     return (
         category == "abusive"
         and not _reads_as_chinese(text)
