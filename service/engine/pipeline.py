@@ -465,12 +465,13 @@ class Analyzer:
         if norm is None and analysis.sender is not None and analysis.sender.official:
             # A call from a brand's listed number is the brand calling: the list says so.
             return "legit", _capped(risk, SHORT_CHAT_MAX_RISK)
+        if norm is not None and _family_asking_nothing(norm.text):
+            # Family chat that asks for nothing: a harm reading is the model mishearing it, and
+            # so is the scam share it keeps under a genuine top reading; low either way.
+            genuine = "other" if category in {"scam", "abusive"} else category
+            return genuine, _capped(risk, SHORT_CHAT_MAX_RISK)
         if norm is not None and _text_belies_the_reading(norm.text, category):
             return "other", _capped(risk, SHORT_CHAT_MAX_RISK)
-        if norm is not None and _family_asking_nothing(norm.text):
-            # The top reading is already genuine, but the scam share the model keeps (risk) is
-            # the same mishearing of family chat: no level above low for it either.
-            return category, _capped(risk, SHORT_CHAT_MAX_RISK)
         if category != "scam" or reading is None:  # no reading: no model to ask
             return category, risk
         if norm is None:
@@ -606,11 +607,11 @@ def _family_asking_nothing(text: str) -> bool:
 
 
 def _text_belies_the_reading(text: str, category: str) -> bool:
-    """A harm reading no rule backs that the text itself contradicts: chat addressed to kin (a
-    scam reading only when it asks for nothing), or foreign text read as collection with no word
-    about money owed."""
+    """A harm reading no rule backs that the text itself contradicts: chat addressed to kin read
+    as collection (kin chat that asks for nothing is `_family_asking_nothing`'s), or foreign text
+    read as collection with no word about money owed."""
     if KIN_ADDRESS.search(text):
-        return category == "abusive" or (category == "scam" and _family_asking_nothing(text))
+        return category == "abusive"
     return (
         category == "abusive"
         and not _reads_as_chinese(text)
