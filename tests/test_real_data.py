@@ -313,3 +313,18 @@ def test_only_what_a_phone_shows_becomes_a_real_rows_sender(sender: str, shown: 
     row = {"id": "x-0001", "text": "您的账单已出", "label": "legit", "sender": sender}
     (example,) = data._real_examples([("x-0001", row)], data.REAL)
     assert (example.record.sender == sender) is shown
+
+
+def test_a_new_source_leaves_every_other_row_in_its_fold(
+    real_examples: list[data.Example],
+) -> None:
+    # Stop-to-stop figures compare on the same split of the sources both stops hold.
+    before = grouped_folds(Dataset(real_examples[:-1], [], {}), 5, SEED)
+    after = grouped_folds(Dataset(real_examples, [], {}), 5, SEED)
+    fold_before = {row: n for n, rows in enumerate(before) for row in rows}
+    fold_after = {row: n for n, rows in enumerate(after) for row in rows}
+    groups = data.source_groups(real_examples)
+    last_group = groups[-1]
+    for row, fold in fold_before.items():
+        if groups[row] != last_group:
+            assert fold_after[row] == fold
