@@ -505,6 +505,12 @@ def detail_markdown(title: str, summary: dict[str, Any]) -> str:
         f"Known-script matches: {summary['known_script_hits']['scam']} scam rows, "
         f"{summary['known_script_hits']['genuine']} genuine rows.",
         "",
+        # The targets' "genuine notices" are `legit` rows; `other` also holds chat, ads, codes and
+        # police warnings that quote scam scripts, so each is shown beside the two together.
+        "Genuine rows flagged, by label: notices about the person's own loan, card or account "
+        f"(`legit`) {fmt_rate(summary['legit_flagged'])}; everything else genuine (`other`: "
+        f"codes, parcels, ads, chat, anti-fraud warnings) {fmt_rate(summary['other_flagged'])}.",
+        "",
         *tradeoff_lines(summary.get("tradeoff") or {}),
         "Scam flagged, by fraud type:",
         "",
