@@ -211,6 +211,38 @@ def test_foreign_text_without_a_word_of_debt_is_never_abusive_collection(
     assert not should_notify(verdict)
 
 
+@pytest.mark.parametrize("sender", ["13698765432", None])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "周末带孩子去公园玩吧，天气不错。",
+        "明天去你家拿东西，你在家吗？",
+        "周六同学聚会改到晚上七点，地点不变，记得带相机。",
+    ],
+)
+def test_chinese_chat_without_a_word_of_debt_is_never_abusive_collection(
+    analyzer: Analyzer, text: str, sender: str | None
+) -> None:
+    # Collectors' threats use everyday words ("明天", "孩子", "你家"); without a debt, money,
+    # repayment or a collector's lever in the text, the model's abusive reading is not collection.
+    verdict = _check(analyzer, text=text, sender=sender)
+    assert verdict.category != "abusive"
+    assert not should_notify(verdict)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "你欠的钱今天再不还，明天就去你家门口等你。",
+        "三天内不还款，我们就上门找你家人。",
+    ],
+)
+def test_a_threat_that_names_the_debt_is_still_abusive(analyzer: Analyzer, text: str) -> None:
+    verdict = _check(analyzer, text=text, sender="13698765432")
+    assert verdict.category == "abusive"
+    assert should_notify(verdict)
+
+
 def test_english_collection_threatening_the_employer_is_abusive(analyzer: Analyzer) -> None:
     verdict = _check(
         analyzer,
