@@ -211,22 +211,21 @@ def test_foreign_text_without_a_word_of_debt_is_never_abusive_collection(
     assert not should_notify(verdict)
 
 
-@pytest.mark.parametrize("sender", ["13698765432", None])
+@pytest.mark.parametrize("sender", ["13612345678", "17012345678"])
 @pytest.mark.parametrize(
     "text",
     [
-        "周末带孩子去公园玩吧，天气不错。",
-        "明天去你家拿东西，你在家吗？",
         "周六同学聚会改到晚上七点，地点不变，记得带相机。",
+        "会议改到下午三点，地点在三楼会议室。",
     ],
 )
-def test_chinese_chat_without_a_word_of_debt_is_never_abusive_collection(
-    analyzer: Analyzer, text: str, sender: str | None
+def test_an_unlisted_mobile_does_not_make_everyday_words_abusive_collection(
+    analyzer: Analyzer, text: str, sender: str
 ) -> None:
-    # Collectors' threats use everyday words ("明天", "孩子", "你家"); without a debt, money,
-    # repayment or a collector's lever in the text, the model's abusive reading is not collection.
+    # Most collectors write from mobiles, so the sender alone leans the model to collection;
+    # abusive collection is in the words, and these words alone read as an everyday message.
     verdict = _check(analyzer, text=text, sender=sender)
-    assert verdict.category != "abusive"
+    assert verdict.category == "other"
     assert not should_notify(verdict)
 
 

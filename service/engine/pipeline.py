@@ -84,16 +84,6 @@ FOREIGN_DEBT_WORDS = re2.compile(
     r"(?:^|[^a-z])(?:loans?|debts?|debtors?|pay|paid|paying|payment|repay\w*|owe|owes|owing|owed|"
     r"default\w*|overdue|outstanding|money|borrow\w*|guarantor|kin|cash|amount|reminders?|o\$p\$)(?:[^a-z]|$)"
 )
-# Abusive collection presses for a debt: a Chinese text the model reads as collection that names
-# no debt, money, repayment or the collector's usual levers (lawyers' letters, credit records,
-# the household register, the contact book) is the model hearing everyday words that threats
-# also use ("明天", "公司门口", "孩子", "等你"), not collection. Traditional forms are listed too
-# (the normalised text is Simplified, the lists stay right if that ever changes).
-DEBT_CONTEXT_WORDS = re2.compile(
-    r"欠|还|還|债|債|借|贷|貸|逾期|催收|钱|錢|款|[账帐賬帳]|元|万|萬|利息|本金|[额額]度|分期|白条|花呗|"
-    r"借呗|网贷|網貸|口子|征信|徵信|失信|老赖|老賴|律师|律師|起诉|起訴|法院|立案|上门|上門|户籍|戶籍|"
-    r"通讯录|通訊錄|紧急联系人|緊急聯繫人"
-)
 COVERAGE_NOTE = {
     "zh": "dunscan 主要识别中文短信；这条以外文为主，只做了基本的钓鱼检查（仿冒链接、礼品卡付费、"
     "催促验证），结果仅供参考。",
@@ -482,24 +472,6 @@ class Analyzer:
             return genuine, _capped(risk, SHORT_CHAT_MAX_RISK)
         if norm is not None and _text_belies_the_reading(norm.text, category):
             return "other", _capped(risk, SHORT_CHAT_MAX_RISK)
-        if (
-            category == "abusive"
-            and reading is not None
-            and norm is not None
-            and _reads_as_chinese(norm.text)
-            and DEBT_CONTEXT_WORDS.search(norm.text) is None
-        ):
-            # Read as collection with no word of a debt: the reading is the model's mishearing,
-            # so only a strong scam reading stands (a threat the model heard as extortion),
-            # else the stronger genuine reading; the risk stays the scam reading's (the abusive
-            # share never adds to it).
-            probabilities = reading.probabilities
-            if risk >= HIGH_RISK:
-                return "scam", risk
-            genuine = max(("legit", "other"), key=probabilities.__getitem__)
-            if genuine == "legit" and not analysis.finance_related:
-                genuine = "other"
-            return genuine, risk
         if category == "abusive" and reading is not None and norm is not None:
             # Abusive collection is in the words (threats, insults, exposure); when the words
             # alone read as a genuine message, only the sender (an unlisted mobile, as most
