@@ -476,11 +476,8 @@ class Analyzer:
             # Abusive collection is in the words (threats, insults, exposure); when the words
             # alone read as a genuine message, only the sender (an unlisted mobile, as most
             # collectors' are) made it look abusive: an everyday message, in the words' category.
-            words_only = self.model.predict_text_only(analysis, full=reading)
-            text_category = max(words_only, key=words_only.__getitem__)
+            text_category = self._words_category(analysis, reading)
             if text_category in {"legit", "other"}:
-                if text_category == "legit" and not analysis.finance_related:
-                    text_category = "other"
                 return text_category, risk
             return category, risk
         if category != "scam" or reading is None:  # no reading: no model to ask
@@ -488,15 +485,21 @@ class Analyzer:
         if norm is None:
             # A call with nothing but its number: at most medium.
             return category, _capped(risk, NUMBER_ALONE_MAX_RISK)
-        words_only = self.model.predict_text_only(analysis, full=reading)
-        if max(words_only, key=words_only.__getitem__) != "scam":
+        text_category = self._words_category(analysis, reading)
+        if text_category != "scam":
             # The words read as a genuine message; only the sender made it look like a scam
             # (an unlisted mobile, a +852 bank): medium at most, in the words' category.
-            text_category = max(words_only, key=words_only.__getitem__)
-            if text_category == "legit" and not analysis.finance_related:
-                text_category = "other"
             return text_category, _capped(risk, NUMBER_ALONE_MAX_RISK)
         return category, risk
+
+    def _words_category(self, analysis: Analysis, reading: Reading) -> str:
+        """The model's top category for the words alone (no sender or number features); a
+        genuine reading of a message about no account of the person's is `other`."""
+        words_only = self.model.predict_text_only(analysis, full=reading)
+        category = max(words_only, key=words_only.__getitem__)
+        if category == "legit" and not analysis.finance_related:
+            return "other"
+        return category
 
     def _model_phrases(
         self, analysis: Analysis, category: str, reading: Reading | None

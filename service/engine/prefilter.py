@@ -314,8 +314,6 @@ class LiteralPrefilter:
                 for key in {s[:_KEY_CHARS] for s in (clauses or ((),))[0]}:
                     by_key.setdefault(key, []).append((index, bits))
         self.always = frozenset(always)
-        self.masks = masks
-        self.by_key = {key: tuple(entries) for key, entries in by_key.items()}
         # Every key found in one pass in C (Aho-Corasick), each with its clause bits and the
         # patterns it opens: building the set of a text's 1-3-character pieces in Python was a
         # fifth of a message's analysis.
@@ -323,7 +321,7 @@ class LiteralPrefilter:
         if masks:
             self._automaton = ahocorasick.Automaton()
             for key, mask in masks.items():
-                self._automaton.add_word(key, (key, mask, self.by_key.get(key, ())))
+                self._automaton.add_word(key, (key, mask, tuple(by_key.get(key, ()))))
             self._automaton.make_automaton()
 
     def candidates(self, text: str) -> list[int]:
