@@ -369,6 +369,22 @@ def test_verified_version_skips_only_the_checks_of_exactly_those_files(tmp_path:
         RuleSet.load(tmp_path, verified_version=version)
 
 
+def test_verified_rules_compile_on_first_use_and_find_the_same_hits() -> None:
+    # A verified rule set leaves RE2 compiling to the first search (one check needs the few
+    # rules its prefilter lets through); what it finds is what the checked rule set finds.
+    checked = RuleSet.load()
+    trusted = RuleSet.load(verified_version=checked.version)
+    regexes = [item.pattern for item in trusted._compiled]
+    assert all(regex._compiled is None for regex in regexes)
+    examples = [example for rule in checked.rules for example in rule.must_match]
+    examples += [example for rule in checked.rules for example in rule.must_not_match]
+    for example in examples:
+        norm = normalize(example)
+        assert trusted.hits(norm) == checked.hits(norm), example
+    trusted.compile_all()  # what a server does before its workers fork
+    assert all(regex._compiled is not None for regex in regexes)
+
+
 def test_shipped_model_vouches_for_the_shipped_rules() -> None:
     # The training run loads the rules with every check and records their version in the
     # manifest; a stale record would silently turn the start-up checks back on.

@@ -252,6 +252,7 @@ class Analyzer:
         """Build what the first checks would otherwise build lazily (the known-script index, the
         explanation terms): in a server that loads once and forks, the workers then share them
         instead of each building its own copy."""
+        self.ruleset.compile_all()
         scripts = getattr(self.model, "scripts", None)
         if scripts is not None:
             scripts.match("")
