@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "DUNSCAN_"
@@ -151,10 +151,12 @@ class Settings(PathSettings):
 
     @field_validator("RATELIMIT", "RATELIMIT_CHARS")
     @classmethod
-    def _parse_limits(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        import limits  # here, not at the top: 60 ms a CLI start need not pay for the default
+    def _parse_limits(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or value == cls.model_fields[str(info.field_name)].default:
+            # BaseSettings validates defaults too; the default parses (tests/test_settings.py),
+            # and importing `limits` costs a CLI start ~45 ms.
+            return value
+        import limits  # here, not at the top: only a configured value needs it
 
         try:
             limits.parse_many(value)  # "120/minute;2000/hour"

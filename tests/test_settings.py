@@ -63,6 +63,14 @@ def test_a_bad_value_stops_the_cli_with_one_line(
     assert accepts in lines[0]
 
 
+def test_the_default_rate_limit_parses() -> None:
+    # The settings skip parsing their default (importing `limits` would slow every CLI start).
+    import limits
+
+    default = Settings.model_fields["RATELIMIT"].default
+    assert [str(item) for item in limits.parse_many(default)] == ["120 per 1 minute"]
+
+
 def test_a_bad_database_url_is_named_but_not_echoed(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
