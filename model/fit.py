@@ -212,7 +212,9 @@ class Candidate:
     description: str
     # Add word 1-2-grams: "jieba" (a Chinese segmenter) or "latin" (Latin-letter words only).
     words: str = ""
-    learner: str = "lr"  # lr: multinomial logistic regression; svm: linear SVM (one-vs-rest)
+    # lr: multinomial logistic regression; genuine_lr: the same over scam / abusive / genuine,
+    # legit against other learnt apart (GenuineSplitLogisticRegression); svm: linear SVM.
+    learner: str = "lr"
     c_grid: tuple[float, ...] = C_GRID
 
     @property
@@ -220,6 +222,11 @@ class Candidate:
         """The learner as the model card names it."""
         if self.learner == "svm":
             return "Linear SVM (squared hinge, one-vs-rest)"
+        if self.learner == "genuine_lr":
+            return (
+                "Multinomial logistic regression over scam / abusive / genuine, legit vs other "
+                "split by a second logistic regression on the genuine rows"
+            )
         return "Multinomial logistic regression"
 
     def vectorizer(self) -> Any:
@@ -230,6 +237,8 @@ class Candidate:
     def estimator(self, c: float) -> Any:
         if self.learner == "svm":
             return Float32LinearSVC(C=c, max_iter=5000, random_state=SEED)
+        if self.learner == "genuine_lr":
+            return GenuineSplitLogisticRegression(C=c, max_iter=2000)
         return _logistic(c)
 
 
@@ -242,6 +251,52 @@ class Float32LinearSVC(LinearSVC):
         super().fit(X, y, sample_weight=sample_weight)
         self.coef_ = self.coef_.astype(np.float32)
         self.intercept_ = self.intercept_.astype(np.float32)
+        return self
+
+
+GENUINE = ("legit", "other")
+
+
+class GenuineSplitLogisticRegression(LogisticRegression):
+    """Multinomial logistic regression whose risk reading does not pay for the legit/other line.
+
+    `legit` (the person's own account) and `other` (chat, ads, codes, warnings) are both genuine;
+    a four-way model spends weights telling them apart, which a probe on the grouped real rows
+    showed costs the scam reading (P(scam) AUC 0.940 -> 0.943, scams at 3 % of genuine flagged
+    60.0 -> 61.2 % with the two trained as one class). So: one regression over scam / abusive /
+    genuine, and a second, on the genuine rows only, for legit against other. The four rows of
+    `coef_` are abusive, genuine + split/2, genuine - split/2 and scam: the same linear decision
+    values every consumer reads (calibrator, compiled scorer, explanations), from which the
+    calibrator recovers both the genuine reading and the split."""
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> GenuineSplitLogisticRegression:
+        y = np.asarray(y)
+        genuine = np.isin(y, GENUINE)
+        if sample_weight is None:
+            sample_weight = np.ones(len(y))
+        sample_weight = np.asarray(sample_weight)
+        super().fit(X, np.where(genuine, "genuine", y), sample_weight=sample_weight)
+        merged = list(self.classes_)
+        split = LogisticRegression(C=self.C, max_iter=self.max_iter).fit(
+            X[genuine], y[genuine] == GENUINE[0], sample_weight=sample_weight[genuine]
+        )
+        half = (split.coef_[0] / 2).astype(self.coef_.dtype)
+        half_intercept = self.intercept_.dtype.type(split.intercept_[0] / 2)
+        rows, intercepts, classes = [], [], []
+        for index, name in enumerate(merged):
+            if name != "genuine":
+                rows.append(self.coef_[index])
+                intercepts.append(self.intercept_[index])
+                classes.append(name)
+                continue
+            for sign, category in ((1, GENUINE[0]), (-1, GENUINE[1])):
+                rows.append(self.coef_[index] + sign * half)
+                intercepts.append(self.intercept_[index] + sign * half_intercept)
+                classes.append(category)
+        order = np.argsort(classes)  # scikit-learn keeps classes_ sorted
+        self.classes_ = np.asarray(classes)[order]
+        self.coef_ = np.vstack(rows)[order]
+        self.intercept_ = np.array(intercepts, dtype=self.intercept_.dtype)[order]
         return self
 
 
@@ -260,6 +315,13 @@ CANDIDATES = {
             "character 1-3-grams + word 1-2-grams of Latin-letter words + rule/number features, "
             "logistic regression",
             words="latin",
+        ),
+        Candidate(
+            "char_latin_genuine_lr",
+            "character 1-3-grams + word 1-2-grams of Latin-letter words + rule/number features, "
+            "logistic regression over scam / abusive / genuine with legit vs other learnt apart",
+            words="latin",
+            learner="genuine_lr",
         ),
         Candidate(
             "char_svm",

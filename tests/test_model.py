@@ -90,6 +90,47 @@ def test_the_latin_word_candidate_adds_english_words_and_nothing_else() -> None:
     assert {t for t in vectorizer.vocabulary_ if not t.startswith(WORD_PREFIX)} == set(chars)
 
 
+def test_the_genuine_split_learner_reads_risk_as_one_genuine_class() -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    texts = [
+        "您的账单已出，请按时还款",
+        "您本期应还款500元，请于15日前还款",
+        "验证码123456，请勿告诉他人",
+        "周末一起吃饭吧",
+        "快递已到驿站，请取件",
+        "您的借呗已冻结，请缴纳解冻费",
+        "请转账到安全账户配合调查",
+        "再不还钱就去你单位闹",
+        "通讯录都发一遍，让你亲戚都知道",
+    ]
+    labels = np.array(["legit"] * 2 + ["other"] * 3 + ["scam"] * 2 + ["abusive"] * 2)
+    weights = np.linspace(0.5, 2.0, len(labels))
+    matrix = TfidfVectorizer(analyzer="char", ngram_range=(1, 2), dtype=np.float32).fit_transform(
+        texts
+    )
+    model = fit.GenuineSplitLogisticRegression(C=4.0, max_iter=2000)
+    model.fit(matrix, labels, sample_weight=weights)
+    assert list(model.classes_) == ["abusive", "legit", "other", "scam"]
+    assert model.coef_.dtype == np.float32 and model.coef_.shape[0] == 4
+
+    merged = np.where(np.isin(labels, ["legit", "other"]), "genuine", labels)
+    three = LogisticRegression(C=4.0, max_iter=2000).fit(matrix, merged, sample_weight=weights)
+    genuine = np.isin(labels, ["legit", "other"])
+    split = LogisticRegression(C=4.0, max_iter=2000).fit(
+        matrix[genuine], labels[genuine] == "legit", sample_weight=weights[genuine]
+    )
+    values = model.decision_function(matrix)
+    expected = three.decision_function(matrix)  # abusive, genuine, scam
+    # Scam and abusive read exactly as the three-class model reads them; legit and other sit
+    # either side of its genuine reading by half the split's decision value.
+    assert np.allclose(values[:, [0, 3]], expected[:, [0, 2]], atol=1e-5)
+    assert np.allclose(values[:, 1] + values[:, 2], 2 * expected[:, 1], atol=1e-5)
+    assert np.allclose(values[:, 1] - values[:, 2], split.decision_function(matrix), atol=1e-5)
+    assert (values[:2, 1] > values[:2, 2]).all() and (values[2:5, 2] > values[2:5, 1]).all()
+
+
 def test_deduplicate_keeps_one_row_and_drops_conflicting_public_labels(tmp_path: Path) -> None:
     mudou = tmp_path / "mudou_sms"
     mudou.mkdir()
