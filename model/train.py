@@ -50,6 +50,8 @@ from model.fit import (
 )
 from service.engine.artifact import library_versions, sha256_file
 from service.engine.model import FORMAT_VERSION, TextModel
+from service.engine.numbers.directory import Directory
+from service.engine.rules import RuleSet
 from service.engine.schemas import CATEGORIES
 from service.engine.scorer import compile_model, write_arrays
 from service.paths import MODEL_DIR, MODEL_PATH, REPO_ROOT
@@ -125,6 +127,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
 
     model, info = fit_model(dataset, rule_ids, analyzer.ruleset.rules)
+    # The rule and number files as parsed now, after every check: serving reads this copy
+    # instead of parsing the YAML while the files stay as they are (service/engine/datafiles.py).
+    model.data_files = {"rules": RuleSet.snapshot(), "numbers": Directory.snapshot()}
+    if (model.data_files["rules"]["version"], model.data_files["numbers"]["version"]) != (
+        analyzer.ruleset.version,
+        analyzer.directory.version,
+    ):
+        raise SystemExit("the rule or number files changed while training; train again")
     sha = write_artifact(model, args.out)
     version = f"{created_date()}-{sha[:6]}"
     weights = learned_weights(model)

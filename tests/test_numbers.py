@@ -274,6 +274,28 @@ def test_version_is_a_content_hash(tmp_path: Path, directory: Directory) -> None
     assert Directory.load(copy).version != directory.version
 
 
+def test_a_stored_copy_is_read_only_for_exactly_the_files_it_was_made_from(
+    tmp_path: Path, directory: Directory
+) -> None:
+    copy = tmp_path / "lists"
+    copy.mkdir()
+    for file in Path(directory_path()).glob("*.yaml"):
+        (copy / file.name).write_bytes(file.read_bytes())
+    stored = Directory.snapshot(copy)
+    assert stored["version"] == directory.version
+    assert Directory.load(copy, stored=stored).brands == directory.brands
+    # A copy that says something else shows which one is read: the copy, while the files are
+    # as they were; the YAML, once they are edited.
+    first = sorted(copy.glob("*.yaml"))[0]
+    brand = stored["files"][first.name]["brands"][0]
+    brand["name"] = "copy, not the file"
+    assert Directory.load(copy, stored=stored).brands[brand["id"]].name == "copy, not the file"
+    first.write_text(first.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    reread = Directory.load(copy, stored=stored)
+    assert reread.version != directory.version
+    assert reread.brands[brand["id"]] == directory.brands[brand["id"]]
+
+
 def directory_path() -> Path:
     from service.paths import NUMBERS_DIR
 

@@ -392,6 +392,20 @@ def test_shipped_model_vouches_for_the_shipped_rules() -> None:
     assert manifest["rules_version"] == RuleSet.load(check_examples=False).version
 
 
+def test_a_stored_copy_is_read_only_for_exactly_the_files_it_was_made_from(tmp_path: Path) -> None:
+    _write(tmp_path, "fees.yaml", _rule())
+    stored = RuleSet.snapshot(tmp_path)
+    from_copy = RuleSet.load(tmp_path, stored=stored)
+    assert from_copy.rules == RuleSet.load(tmp_path).rules
+    assert from_copy.version == stored["version"]
+    # An edit changes the version: the copy is ignored and the YAML read (and checked) again.
+    _write(tmp_path, "fees.yaml", _rule(id="test_edited_fee"))
+    assert [rule.id for rule in RuleSet.load(tmp_path, stored=stored).rules] == ["test_edited_fee"]
+    _write(tmp_path, "fees.yaml", _rule(must_match=["你好"]))
+    with pytest.raises(RuleLoadError, match="does not fire"):
+        RuleSet.load(tmp_path, stored=stored)
+
+
 def test_duplicate_id_across_files_names_both_files(tmp_path: Path) -> None:
     _write(tmp_path, "a_first.yaml", _rule())
     _write(tmp_path, "b_second.yaml", _rule())

@@ -224,15 +224,18 @@ class Analyzer:
     ) -> Analyzer:
         """Load everything; raise LoadError naming what is wrong. Refuses a tampered model."""
         started = time.perf_counter()
+        model = _load_model(model_path) if use_model else None
+        # The parsed copy of the files the training run checked, used for files unchanged since.
+        stored = getattr(model, "data_files", None) or {}
         try:
-            directory = Directory.load(numbers_dir or NUMBERS_DIR)
+            directory = Directory.load(numbers_dir or NUMBERS_DIR, stored=stored.get("numbers"))
         except NumberListError as error:
             raise LoadError(f"official number lists: {error}") from error
-        model = _load_model(model_path) if use_model else None
         try:
             ruleset = RuleSet.load(
                 patterns_dir or PATTERNS_DIR,
                 verified_version=getattr(model, "rules_version", None),
+                stored=stored.get("rules"),
             )
         except RuleLoadError as error:
             raise LoadError(f"rules: {error}") from error

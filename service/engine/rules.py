@@ -12,12 +12,11 @@ so one rule can never hang a worker.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import re
 import sys
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -35,6 +34,7 @@ from pydantic import (
     field_validator,
 )
 
+from service.engine.datafiles import DataFiles
 from service.engine.normalize import Normalized, normalize
 from service.engine.prefilter import LiteralPrefilter, literals_text, stored_literals
 from service.engine.schemas import Signal
@@ -402,8 +402,17 @@ def _check_examples(compiled: _CompiledRule, fail: Fail) -> None:
             fail(f"must_not_match example #{index} {example!r} fires; tighten the patterns")
 
 
+def _parse_yaml(raw: bytes) -> Any:
+    return yaml.load(raw.decode("utf-8"), Loader=_YAML_LOADER)
+
+
 def _load_file(
-    path: Path, raw: bytes, seen: dict[str, str], check_examples: bool, verified: bool
+    path: Path,
+    raw: bytes,
+    seen: dict[str, str],
+    check_examples: bool,
+    verified: bool,
+    stored: Mapping[str, Any] | None = None,
 ) -> list[_CompiledRule]:
     shown = _display(path)
 
@@ -411,7 +420,7 @@ def _load_file(
         raise RuleLoadError(f"{shown}: {message}")
 
     try:
-        data = yaml.load(raw.decode("utf-8"), Loader=_YAML_LOADER)
+        data = stored[path.name] if stored is not None else _parse_yaml(raw)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         file_fail(f"not valid UTF-8 YAML ({exc}); fix the syntax")
     if not isinstance(data, dict):
@@ -473,6 +482,7 @@ class RuleSet:
         *,
         check_examples: bool = True,
         verified_version: str | None = None,
+        stored: Mapping[str, Any] | None = None,
     ) -> RuleSet:
         """Load every `*.yaml` file under `path`, validating it all; raises RuleLoadError.
 
@@ -482,23 +492,24 @@ class RuleSet:
         model's training run checks them and records it): files with exactly that content skip
         the per-pattern and example checks, which cost a third of start-up and ~25 MB of regex
         state in every server process. Any edit changes the version and brings the checks back.
+        `stored`: the training run's parsed copy of the files (`snapshot`), read instead of the
+        YAML when it is of exactly these files (service/engine/datafiles.py).
         """
-        files = sorted(path.glob("*.yaml")) if path.is_dir() else []
-        if not files:
+        files = DataFiles.read(_rule_files(path))
+        if not files.contents:
             raise RuleLoadError(f"{_display(path)}: no rule files (*.yaml) found; check the path")
-        digest = hashlib.sha256()
-        contents: list[tuple[Path, bytes]] = []
-        for file in files:
-            raw = file.read_bytes()
-            digest.update(file.name.encode() + b"\0" + raw + b"\0")
-            contents.append((file, raw))
-        version = digest.hexdigest()[:12]
-        verified = verified_version is not None and verified_version == version
+        verified = verified_version is not None and verified_version == files.version
+        parsed = files.stored(stored)
         seen: dict[str, str] = {}
         compiled: list[_CompiledRule] = []
-        for file, raw in contents:
-            compiled.extend(_load_file(file, raw, seen, check_examples, verified))
-        return cls(tuple(compiled), version)
+        for file, raw in files.contents:
+            compiled.extend(_load_file(file, raw, seen, check_examples, verified, parsed))
+        return cls(tuple(compiled), files.version)
+
+    @staticmethod
+    def snapshot(path: Path = PATTERNS_DIR) -> dict[str, Any]:
+        """The rule files parsed, with their version: what the model artifact stores."""
+        return DataFiles.read(_rule_files(path)).snapshot(_parse_yaml)
 
     def compile_all(self) -> RuleSet:
         """Compile every deferred regex now (a server does this once, before its workers fork,
@@ -542,6 +553,10 @@ class RuleSet:
             )
             for hit in self.hits(norm)
         ]
+
+
+def _rule_files(path: Path) -> list[Path]:
+    return sorted(path.glob("*.yaml")) if path.is_dir() else []
 
 
 def write_literals_file(patterns_dir: Path = PATTERNS_DIR, path: Path = RULE_LITERALS_PATH) -> int:

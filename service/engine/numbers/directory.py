@@ -10,7 +10,6 @@ service/engine/numbers/links.py's job).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from service.engine.datafiles import DataFiles
 from service.engine.normalize import Normalized, normalize
 from service.engine.numbers.links import find_links, find_signatures, host_of, valid_ipv4
 from service.engine.numbers.parse import NumberInfo, NumberType, ParsedNumber, parse_number
@@ -323,18 +323,20 @@ class Directory:
     # -- loading --------------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: Path = NUMBERS_DIR) -> Directory:
-        """Load and validate every *.yaml file under `path`; raise NumberListError on any fault."""
-        files = sorted(Path(path).glob("*.yaml"))
-        if not files:
+    def load(cls, path: Path = NUMBERS_DIR, stored: Mapping[str, Any] | None = None) -> Directory:
+        """Load and validate every *.yaml file under `path`; raise NumberListError on any fault.
+
+        `stored`: the training run's parsed copy of the files (`snapshot`), read instead of the
+        YAML when it is of exactly these files (service/engine/datafiles.py); still validated."""
+        files = DataFiles.read(list(Path(path).glob("*.yaml")))
+        if not files.contents:
             raise NumberListError(f"{path}: no *.yaml official-number lists found")
-        digest = hashlib.sha256()
+        parsed = files.stored(stored)
         brands: dict[str, Brand] = {}
         origin: dict[str, str] = {}
-        for file in files:
-            content = file.read_bytes()
-            digest.update(file.name.encode() + b"\0" + content + b"\0")
-            for brand in _load_file(file, content):
+        for file, content in files.contents:
+            data = parsed[file.name] if parsed is not None else None
+            for brand in _load_file(file, content, data):
                 if brand.id in brands:
                     raise NumberListError(
                         f"{file.name}: brand '{brand.id}': duplicate brand id, already defined in "
@@ -343,7 +345,12 @@ class Directory:
                 brands[brand.id] = brand
                 origin[brand.id] = file.name
         _check_cross_brand(brands, origin)
-        return cls(brands, digest.hexdigest()[:12])
+        return cls(brands, files.version)
+
+    @staticmethod
+    def snapshot(path: Path = NUMBERS_DIR) -> dict[str, Any]:
+        """The number lists parsed, with their version: what the model artifact stores."""
+        return DataFiles.read(list(Path(path).glob("*.yaml"))).snapshot(_parse_yaml)
 
     # -- numbers --------------------------------------------------------------------------------
 
@@ -553,11 +560,16 @@ class Directory:
         return info
 
 
-def _load_file(file: Path, content: bytes) -> list[Brand]:
-    try:
-        data = yaml.load(content, Loader=_YamlLoader)
-    except yaml.YAMLError as error:
-        raise NumberListError(f"{file.name}: not valid YAML: {error}") from error
+def _parse_yaml(content: bytes) -> Any:
+    return yaml.load(content, Loader=_YamlLoader)
+
+
+def _load_file(file: Path, content: bytes, data: Any = None) -> list[Brand]:
+    if data is None:
+        try:
+            data = _parse_yaml(content)
+        except yaml.YAMLError as error:
+            raise NumberListError(f"{file.name}: not valid YAML: {error}") from error
     if not isinstance(data, dict):
         raise NumberListError(f"{file.name}: must be a mapping with a 'brands:' list")
     try:
