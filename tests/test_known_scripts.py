@@ -7,7 +7,14 @@ import opencc
 import pytest
 
 from model import data
-from service.engine.known_scripts import KnownScripts, shingles
+from service.engine.known_scripts import (
+    LATIN_FACTOR,
+    MIN_MESSAGE_SHARE,
+    MIN_SCRIPT_SHARE,
+    MIN_SHARED,
+    KnownScripts,
+    shingles,
+)
 from service.engine.normalize import normalize
 from service.engine.pipeline import Analyzer
 from service.engine.schemas import parse_record
@@ -104,9 +111,9 @@ def test_of_two_scripts_that_match_equally_the_same_one_is_named_in_every_proces
     program = (
         "from service.engine.known_scripts import KnownScripts, Script, shingles\n"
         "first, second = '甲乙丙丁戊己庚辛壬癸子丑', '寅卯辰巳午未申酉戌亥天地'\n"
-        "scripts = [Script(name, name, '2024', 'x', tuple(sorted(shingles(text))))\n"
+        "scripts = [(Script(name, name, '2024', 'x'), shingles(text))\n"
         "           for name, text in (('a', first), ('b', second))]\n"
-        "found = KnownScripts(scripts).match(first + second)\n"
+        "found = KnownScripts.from_shingles(scripts).match(first + second)\n"
         "print(found.script.source, found.score)\n"
     )
     named = {
@@ -120,3 +127,36 @@ def test_of_two_scripts_that_match_equally_the_same_one_is_named_in_every_proces
         for seed in range(12)
     }
     assert named == {"a 1.0\n"}
+
+
+def _reference_match(index: KnownScripts, text: str) -> tuple[str, int, float] | None:
+    """The index's rule written plainly: each script's shared shingles counted one by one."""
+    message = shingles(text)
+    best = None
+    for number, script in enumerate(index.scripts):
+        grams = index.shingles_of(number)
+        shared = len(message & set(grams))
+        latin = sum(gram.isascii() for gram in grams) * 2 > len(grams)
+        if shared < MIN_SHARED * (LATIN_FACTOR if latin else 1) or not message:
+            continue
+        message_share, script_share = shared / len(message), shared / len(grams)
+        if message_share < MIN_MESSAGE_SHARE and script_share < MIN_SCRIPT_SHARE:
+            continue
+        score = max(message_share, script_share)
+        if best is None or (score, shared) > (best[2], best[1]):
+            best = (script.source, shared, score)
+    return None if best is None else (best[0], best[1], round(best[2], 3))
+
+
+def test_the_array_index_finds_what_counting_each_script_finds(
+    index: KnownScripts, real_rows: list[data.Example]
+) -> None:
+    texts = [normalize(e.record.text).text for e in real_rows[::20]]
+    assert len(texts) > 300
+    found = 0
+    for text in texts:
+        match = index.match(text)
+        got = None if match is None else (match.script.source, match.shared, match.score)
+        assert got == _reference_match(index, text), text
+        found += match is not None
+    assert found > 20  # scams among them match their own scripts

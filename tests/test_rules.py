@@ -406,6 +406,17 @@ def test_a_stored_copy_is_read_only_for_exactly_the_files_it_was_made_from(tmp_p
         RuleSet.load(tmp_path, stored=stored)
 
 
+def test_the_shipped_model_carries_the_shipped_rule_and_number_files() -> None:
+    # Serving reads the artifact's parsed copy instead of the YAML (~60 ms of every start); a
+    # copy of other files would silently bring the YAML parsing back.
+    from service.engine.numbers.directory import Directory
+    from service.engine.pipeline import Analyzer
+
+    model = Analyzer.load().model
+    assert model.data_files["rules"] == RuleSet.snapshot()
+    assert model.data_files["numbers"] == Directory.snapshot()
+
+
 def test_duplicate_id_across_files_names_both_files(tmp_path: Path) -> None:
     _write(tmp_path, "a_first.yaml", _rule())
     _write(tmp_path, "b_second.yaml", _rule())

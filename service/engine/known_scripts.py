@@ -16,9 +16,10 @@ so only what is particular to the scam can match.
 from __future__ import annotations
 
 import itertools
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 SHINGLE = 4
 # A match needs this many shared distinctive shingles (about a dozen characters in a row)...
@@ -48,13 +49,12 @@ def shingles(normalized_text: str) -> frozenset[str]:
 
 @dataclass(frozen=True)
 class Script:
-    """One published scam message: where it was published and its distinctive shingles."""
+    """Where one published scam message was published (its shingles live in the index arrays)."""
 
     source: str
     publisher: str
     date: str
     fraud_type: str
-    shingles: tuple[str, ...]  # sorted: the artifact pickles the same bytes on every run
 
 
 @dataclass(frozen=True)
@@ -69,16 +69,55 @@ class ScriptMatch:
         return self.script.date[:4] if self.script.date[:4].isdigit() else ""
 
 
-class KnownScripts:
-    """An exact shingle index over published scam scripts (built by model/fit.py)."""
+# The index as the artifact stores it (service/engine/scorer.py): plain arrays, read in
+# milliseconds. Built as a dict of strings at start-up instead it cost a `dunscan check` ~60 ms
+# (the JSON of 60k shingles, then the dict) and every server worker ~6 MB.
+ARRAY_NAMES = ("grams", "offsets", "index_grams", "index_offsets", "index_scripts")
 
-    def __init__(self, scripts: Sequence[Script]) -> None:
+
+class KnownScripts:
+    """An exact shingle index over published scam scripts (built by model/fit.py).
+
+    grams / offsets: each script's distinctive shingles (sorted), one after the other; script k
+    owns grams[offsets[k]:offsets[k + 1]]. index_grams / index_offsets / index_scripts: the same
+    shingles inverted: each distinct shingle once, sorted, with the scripts that hold it in
+    index_scripts[index_offsets[i]:index_offsets[i + 1]], in script order.
+    """
+
+    def __init__(self, scripts: Sequence[Script], arrays: dict[str, np.ndarray]) -> None:
         self.scripts = tuple(scripts)
-        self._index: dict[str, list[int]] | None = None
-        # How many shingles each script must share to count (more for scripts in Latin letters).
-        self._min_shared = tuple(
-            MIN_SHARED * LATIN_FACTOR if _latin(script) else MIN_SHARED for script in self.scripts
-        )
+        self.arrays = {name: arrays[name] for name in ARRAY_NAMES}
+        grams, offsets = self.arrays["grams"], self.arrays["offsets"]
+        if len(offsets) != len(self.scripts) + 1:
+            raise ValueError("known scripts: offsets do not match the scripts")
+        self._lengths = np.diff(offsets)
+        # How many shingles each script must share to count (more for scripts in Latin letters:
+        # most of their shingles are ASCII letters and digits).
+        ascii_grams = (_codes(grams) < 128).all(axis=1)
+        owner = np.repeat(np.arange(len(self.scripts)), self._lengths)
+        latin = np.bincount(owner, weights=ascii_grams, minlength=len(self.scripts)) * 2
+        self._min_shared = np.where(latin > self._lengths, MIN_SHARED * LATIN_FACTOR, MIN_SHARED)
+
+    @classmethod
+    def from_shingles(cls, scripts: Sequence[tuple[Script, Iterable[str]]]) -> KnownScripts:
+        """The index of (script, its distinctive shingles) pairs, in that order."""
+        per_script = [sorted(grams) for _, grams in scripts]
+        lengths = np.array([len(grams) for grams in per_script], dtype=np.int64)
+        grams = np.array(
+            [gram for grams in per_script for gram in grams], dtype=f"<U{SHINGLE}"
+        ).reshape(-1)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        owner = np.repeat(np.arange(len(per_script), dtype=np.int32), lengths)
+        order = np.argsort(grams, kind="stable")  # stable: each shingle's scripts in order
+        index_grams, first = np.unique(grams[order], return_index=True)
+        arrays = {
+            "grams": grams,
+            "offsets": offsets,
+            "index_grams": index_grams,
+            "index_offsets": np.append(first, len(grams)).astype(np.int64),
+            "index_scripts": owner[order],
+        }
+        return cls([script for script, _ in scripts], arrays)
 
     @classmethod
     def build(
@@ -98,79 +137,74 @@ class KnownScripts:
             if len(distinctive) < MIN_SHARED or distinctive in seen:
                 continue
             seen.add(distinctive)
-            scripts.append(
-                Script(
-                    source=str(meta.get("source") or ""),
-                    publisher=str(meta.get("publisher") or ""),
-                    date=str(meta.get("date") or ""),
-                    fraud_type=str(meta.get("fraud_type") or ""),
-                    shingles=distinctive,
-                )
+            script = Script(
+                source=str(meta.get("source") or ""),
+                publisher=str(meta.get("publisher") or ""),
+                date=str(meta.get("date") or ""),
+                fraud_type=str(meta.get("fraud_type") or ""),
             )
-        scripts.sort(key=lambda s: (s.source, s.shingles))
-        return cls(scripts)
+            scripts.append((script, distinctive))
+        scripts.sort(key=lambda pair: (pair[0].source, pair[1]))
+        return cls.from_shingles(scripts)
 
     def __len__(self) -> int:
         return len(self.scripts)
 
-    def __getstate__(self) -> dict[str, object]:
-        return {"scripts": self.scripts}
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__init__(state["scripts"])  # type: ignore[misc, arg-type]
-
-    def _inverted(self) -> dict[str, list[int]]:
-        if self._index is None:
-            index: dict[str, list[int]] = {}
-            for number, script in enumerate(self.scripts):
-                for gram in script.shingles:
-                    index.setdefault(gram, []).append(number)
-            self._index = index
-        return self._index
+    def shingles_of(self, number: int) -> tuple[str, ...]:
+        offsets = self.arrays["offsets"]
+        return tuple(self.arrays["grams"][offsets[number] : offsets[number + 1]].tolist())
 
     def match(self, normalized_text: str) -> ScriptMatch | None:
         """The best near match of a message to a published script, or None."""
-        index = self._inverted()
         message = shingles(normalized_text)
-        grams = index.keys() & message  # a set intersection in C, not a test per shingle
-        if len(grams) < MIN_SHARED:
+        if len(message) < MIN_SHARED:
             return None
-        # One count over every script each shared shingle belongs to (one C pass, not one
-        # update per shingle).
-        counts = Counter(itertools.chain.from_iterable(map(index.__getitem__, grams)))
-        best: ScriptMatch | None = None
-        # In script order: of scripts that tie, the first wins (the order of a set of strings
-        # changes with each process's hash seed, and with it, before, the script named).
-        for number, shared in sorted(counts.items()):
-            if shared < self._min_shared[number]:
-                continue
-            script = self.scripts[number]
-            # Shares of the whole message (boilerplate included, so a long genuine notice that
-            # shares one phrase with a script stays far below) and of the script's distinctive part.
-            message_share = shared / len(message)
-            script_share = shared / len(script.shingles)
-            score = max(message_share, script_share)
-            passes = message_share >= MIN_MESSAGE_SHARE or script_share >= MIN_SCRIPT_SHARE
-            if passes and (best is None or (score, shared) > (best.score, best.shared)):
-                best = ScriptMatch(script, shared, round(score, 3), (0, 0))
-        if best is None:
+        index_grams = self.arrays["index_grams"]
+        query = np.array(list(message), dtype=index_grams.dtype)
+        found = np.searchsorted(index_grams, query)
+        inside = found < len(index_grams)
+        found = found[inside]
+        found = found[index_grams[found] == query[inside]]
+        if len(found) < MIN_SHARED:
             return None
+        # Every script each shared shingle belongs to, counted in one pass.
+        starts = self.arrays["index_offsets"][found]
+        lengths = self.arrays["index_offsets"][found + 1] - starts
+        within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        owners = self.arrays["index_scripts"][np.repeat(starts, lengths) + within]
+        counts = np.bincount(owners, minlength=len(self.scripts))
+        candidates = np.flatnonzero(counts >= self._min_shared)
+        shared = counts[candidates]
+        # Shares of the whole message (boilerplate included, so a long genuine notice that shares
+        # one phrase with a script stays far below) and of the script's distinctive part.
+        message_share = shared / len(message)
+        script_share = shared / self._lengths[candidates]
+        passes = (message_share >= MIN_MESSAGE_SHARE) | (script_share >= MIN_SCRIPT_SHARE)
+        if not passes.any():
+            return None
+        candidates, shared = candidates[passes], shared[passes]
+        score = np.maximum(message_share, script_share)[passes]
+        # The best score, then the most shingles shared, then the first script: never an order
+        # that changes with the process's string hash seed (it did once, with a set).
+        best = np.lexsort((candidates, -shared, -score))[0]
+        number = int(candidates[best])
         return ScriptMatch(
-            best.script, best.shared, best.score, _shared_span(normalized_text, best.script)
+            self.scripts[number],
+            int(shared[best]),
+            round(float(score[best]), 3),
+            _shared_span(normalized_text, set(self.shingles_of(number))),
         )
 
 
-def _latin(script: Script) -> bool:
-    """Most of the script's distinctive shingles are ASCII letters and digits."""
-    ascii_grams = sum(gram.isascii() for gram in script.shingles)
-    return ascii_grams * 2 > len(script.shingles)
+def _codes(grams: np.ndarray) -> np.ndarray:
+    """Each shingle's code points, one row per shingle (absent characters are 0)."""
+    return grams.view(np.uint32).reshape(len(grams), SHINGLE)
 
 
-def _shared_span(normalized_text: str, script: Script) -> tuple[int, int]:
+def _shared_span(normalized_text: str, grams: set[str]) -> tuple[int, int]:
     """From the first to the last character the message shares with the script."""
     positions = list(itertools.compress(itertools.count(), map(str.isalnum, normalized_text)))
     text = "".join(filter(str.isalnum, normalized_text)).lower()
-    grams = set(script.shingles)
     # Only the first and the last shared shingle matter: look for each from its own end.
     starts = range(len(text) - SHINGLE + 1)
     first = next((i for i in starts if text[i : i + SHINGLE] in grams), None)

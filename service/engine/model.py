@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from scipy import sparse
 
 # Bump when the artifact layout or the feature definition changes: old artifacts are refused.
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 
 # Masking tokens: one symbol each, so a character n-gram treats a whole URL or number as one unit.
 # The public FBS corpus was anonymised with placeholders (URL, DIGIT, CELLPHONE, ...); masking our
@@ -378,6 +378,8 @@ class TextModel:
         self.handset: dict[str, tuple[str, float]] = {}
         # Published scam scripts from the real training rows (service/engine/known_scripts.py).
         self.scripts: Any = None
+        # The rule and number files the training run parsed (service/engine/datafiles.py).
+        self.data_files: dict[str, Any] | None = None
         self.version: str | None = None
         # (terms by column, centred coefficients): derived from the vocabulary and the
         # classifier on first explanation, never pickled.
@@ -394,6 +396,7 @@ class TextModel:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("scripts", None)
+        state.setdefault("data_files", None)
         state.pop("_terms", None)
         state.setdefault("_explain", None)
         self.__dict__.update(state)

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from service.engine.known_scripts import ARRAY_NAMES as SCRIPT_ARRAYS
 from service.engine.known_scripts import KnownScripts, Script
 from service.engine.model import (
     LATIN_WORD_PATTERN,
@@ -43,8 +44,9 @@ from service.engine.npz import write_npz
 # Changes whenever the arrays or their meaning change (service.engine.model.FORMAT_VERSION
 # follows it). A model with Latin-letter word n-grams writes WORD_ARRAYS_VERSION: its word
 # arrays must not be read by code that would ignore them.
-ARRAYS_VERSION = 3
-WORD_ARRAYS_VERSION = 4
+# 5 and 6: the known scripts' shingles moved from the JSON metadata to arrays.
+ARRAYS_VERSION = 5
+WORD_ARRAYS_VERSION = 6
 # sklearn's char analyzer collapses whitespace runs before taking n-grams.
 _WHITE_SPACES = re.compile(r"\s\s+")
 # Zip entries carry this date (the earliest a zip can hold): the bytes depend on the arrays only.
@@ -355,6 +357,9 @@ class CompiledModel(TextModel):
         self.classifier = None
         self.handset: dict[str, tuple[str, float]] = {}
         self.scripts: Any = None
+        # The training run's parsed rule and number files: {"rules": ..., "numbers": ...}, each
+        # a DataFiles snapshot (service/engine/datafiles.py).
+        self.data_files: dict[str, Any] | None = None
         self.version: str | None = None
         # The rule files the training run loaded with every check (RuleSet.load's
         # verified_version); set from the manifest by artifact.load_model.
@@ -560,6 +565,7 @@ def compile_model(model: TextModel) -> CompiledModel:
     )
     compiled.handset = dict(model.handset)
     compiled.scripts = model.scripts
+    compiled.data_files = getattr(model, "data_files", None)
     return compiled
 
 
@@ -578,9 +584,10 @@ def _meta(model: CompiledModel) -> dict[str, Any]:
         "structured_scale": model.structured_scale,
         "ngram_range": list(model.vectorizer.ngram_range),
         "handset": {name: list(value) for name, value in sorted(model.handset.items())},
+        "data_files": model.data_files,
         "scripts": None
         if scripts is None
-        else [[s.source, s.publisher, s.date, s.fraud_type, list(s.shingles)] for s in scripts],
+        else [[s.source, s.publisher, s.date, s.fraud_type] for s in scripts],
     }
 
 
@@ -601,6 +608,8 @@ def write_arrays(model: CompiledModel, path: Path) -> None:
     }
     if words is not None:
         arrays.update(word_terms=words.terms, word_columns=words.columns, word_idf=words.idf)
+    if model.scripts is not None:
+        arrays.update({f"scripts_{name}": a for name, a in model.scripts.arrays.items()})
     write_npz(path, arrays, compress=False)
 
 
@@ -635,12 +644,11 @@ def read_arrays(path: Path) -> CompiledModel:
             arrays["calibration_intercept"],
             float(meta["structured_scale"]),
         )
+        if meta["scripts"] is not None:
+            model.scripts = KnownScripts(
+                [Script(*row) for row in meta["scripts"]],
+                {name: arrays[f"scripts_{name}"] for name in SCRIPT_ARRAYS},
+            )
     model.handset = {name: (str(c), float(w)) for name, (c, w) in meta["handset"].items()}
-    if meta["scripts"] is not None:
-        model.scripts = KnownScripts(
-            [
-                Script(source, publisher, date, fraud_type, tuple(shingles))
-                for source, publisher, date, fraud_type, shingles in meta["scripts"]
-            ]
-        )
+    model.data_files = meta.get("data_files")
     return model
