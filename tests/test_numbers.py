@@ -296,6 +296,12 @@ def test_a_stored_copy_is_read_only_for_exactly_the_files_it_was_made_from(
     assert reread.brands[brand["id"]] == directory.brands[brand["id"]]
 
 
+def test_a_list_that_is_not_yaml_is_named_with_the_parser_message(tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text("brands: [\n  - id: x\n", encoding="utf-8")
+    with pytest.raises(NumberListError, match=r"(?s)^broken\.yaml: not valid YAML: .+"):
+        Directory.load(tmp_path)
+
+
 def directory_path() -> Path:
     from service.paths import NUMBERS_DIR
 

@@ -356,6 +356,15 @@ def test_bad_rule_stops_loading_with_file_rule_and_fix(
     assert fix in message
 
 
+def test_a_file_that_is_not_yaml_is_named_with_the_parser_message(tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text("rules: [\n  - id: x\n", encoding="utf-8")
+    with pytest.raises(RuleLoadError, match=r"(?s)broken\.yaml: not valid UTF-8 YAML \(.+\); fix"):
+        RuleSet.load(tmp_path)
+    (tmp_path / "broken.yaml").write_bytes("topic: 解冻费".encode("gbk"))
+    with pytest.raises(RuleLoadError, match=r"broken\.yaml: not valid UTF-8 YAML"):
+        RuleSet.load(tmp_path)
+
+
 def test_verified_version_skips_only_the_checks_of_exactly_those_files(tmp_path: Path) -> None:
     # A serving process trusts rule files whose version the training run already checked; the
     # slightest edit to them brings every check back.

@@ -24,7 +24,6 @@ from typing import Annotated, Any, Literal, NoReturn
 
 import opencc
 import re2
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -260,8 +259,6 @@ def _re2_options() -> re2.Options:
 
 
 _OPTIONS = _re2_options()
-# libyaml's safe parser where PyYAML was built with it (start-up reads every rule file).
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _WORD_BOUNDARY = re.compile(r"(?<!\\)(?:\\\\)*\\[bB]")
 _ESCAPES = re.compile(r"\\(?:[pP]\{[^}]*\}|.)")
 
@@ -402,8 +399,20 @@ def _check_examples(compiled: _CompiledRule, fail: Fail) -> None:
             fail(f"must_not_match example #{index} {example!r} fires; tighten the patterns")
 
 
+class _NotYaml(ValueError):
+    pass
+
+
 def _parse_yaml(raw: bytes) -> Any:
-    return yaml.load(raw.decode("utf-8"), Loader=_YAML_LOADER)
+    # Imported here: a process that reads the training run's parsed copy never parses YAML, and
+    # importing PyYAML cost every start ~20 ms.
+    import yaml
+
+    try:
+        # libyaml's safe parser where PyYAML was built with it.
+        return yaml.load(raw.decode("utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise _NotYaml(str(exc)) from exc
 
 
 def _load_file(
@@ -421,7 +430,7 @@ def _load_file(
 
     try:
         data = stored[path.name] if stored is not None else _parse_yaml(raw)
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+    except _NotYaml as exc:
         file_fail(f"not valid UTF-8 YAML ({exc}); fix the syntax")
     if not isinstance(data, dict):
         file_fail("must be a mapping with keys topic, description and rules")

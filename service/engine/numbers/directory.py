@@ -14,11 +14,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -184,19 +184,6 @@ class _ListFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     brands: tuple[Any, ...]
-
-
-# libyaml's parser where PyYAML was built with it: the lists load about ten times faster.
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _YamlLoader(_SafeLoader):  # type: ignore[misc,valid-type]
-    """SafeLoader that leaves dates as text, so pydantic reports a bad date with its brand."""
-
-
-_YamlLoader.add_constructor(
-    "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
-)
 
 
 def _describe(error: ValidationError) -> str:
@@ -560,16 +547,39 @@ class Directory:
         return info
 
 
+@cache
+def _yaml_loader() -> Any:
+    # Imported here: a process that reads the training run's parsed copy never parses YAML, and
+    # importing PyYAML cost every start ~20 ms.
+    import yaml
+
+    # libyaml's parser where PyYAML was built with it: the lists load about ten times faster.
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class DatesAsText(base):  # type: ignore[misc,valid-type]
+        """SafeLoader that leaves dates as text, so pydantic reports a bad date with its brand."""
+
+    DatesAsText.add_constructor(
+        "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
+    )
+    return DatesAsText
+
+
 def _parse_yaml(content: bytes) -> Any:
-    return yaml.load(content, Loader=_YamlLoader)
+    import yaml
+
+    try:
+        return yaml.load(content, Loader=_yaml_loader())
+    except yaml.YAMLError as error:
+        raise NumberListError(f"not valid YAML: {error}") from error
 
 
 def _load_file(file: Path, content: bytes, data: Any = None) -> list[Brand]:
     if data is None:
         try:
             data = _parse_yaml(content)
-        except yaml.YAMLError as error:
-            raise NumberListError(f"{file.name}: not valid YAML: {error}") from error
+        except NumberListError as error:
+            raise NumberListError(f"{file.name}: {error}") from error
     if not isinstance(data, dict):
         raise NumberListError(f"{file.name}: must be a mapping with a 'brands:' list")
     try:
