@@ -252,13 +252,10 @@ class Analyzer:
         return analyzer
 
     def warm(self) -> Analyzer:
-        """Build what the first checks would otherwise build lazily (the known-script index, the
+        """Build what the first checks would otherwise build lazily (the rules' regexes, the
         explanation terms): in a server that loads once and forks, the workers then share them
         instead of each building its own copy."""
         self.ruleset.compile_all()
-        scripts = getattr(self.model, "scripts", None)
-        if scripts is not None:
-            scripts.match("")
         explainer = getattr(self.model, "_explainer", None)
         if explainer is not None:
             explainer()
