@@ -70,8 +70,8 @@ class ScriptMatch:
 
 
 # The index as the artifact stores it (service/engine/scorer.py): plain arrays, read in
-# milliseconds. Built as a dict of strings at start-up instead it cost a `dunscan check` ~60 ms
-# (the JSON of 60k shingles, then the dict) and every server worker ~6 MB.
+# milliseconds. Stored as JSON lists of strings and turned into a dict of lists at start-up, it
+# cost a `dunscan check` ~60 ms.
 ARRAY_NAMES = ("grams", "offsets", "index_grams", "index_offsets", "index_scripts")
 
 
@@ -97,6 +97,7 @@ class KnownScripts:
         owner = np.repeat(np.arange(len(self.scripts)), self._lengths)
         latin = np.bincount(owner, weights=ascii_grams, minlength=len(self.scripts)) * 2
         self._min_shared = np.where(latin > self._lengths, MIN_SHARED * LATIN_FACTOR, MIN_SHARED)
+        self._positions: dict[str, int] | None = None
 
     @classmethod
     def from_shingles(cls, scripts: Sequence[tuple[Script, Iterable[str]]]) -> KnownScripts:
@@ -154,19 +155,24 @@ class KnownScripts:
         offsets = self.arrays["offsets"]
         return tuple(self.arrays["grams"][offsets[number] : offsets[number + 1]].tolist())
 
+    def positions(self) -> dict[str, int]:
+        """Each distinct shingle -> its place in index_grams, built on first use (~10 ms;
+        `Analyzer.warm` builds it before a server forks). Most messages share too few shingles
+        with any script: one set intersection in C settles them, where looking each shingle up
+        in the arrays cost every message ~0.1 ms of numpy calls."""
+        if self._positions is None:
+            grams = self.arrays["index_grams"].tolist()
+            self._positions = dict(zip(grams, range(len(grams)), strict=True))
+        return self._positions
+
     def match(self, normalized_text: str) -> ScriptMatch | None:
         """The best near match of a message to a published script, or None."""
         message = shingles(normalized_text)
-        if len(message) < MIN_SHARED:
+        positions = self.positions()
+        grams = positions.keys() & message
+        if len(grams) < MIN_SHARED:
             return None
-        index_grams = self.arrays["index_grams"]
-        query = np.array(list(message), dtype=index_grams.dtype)
-        found = np.searchsorted(index_grams, query)
-        inside = found < len(index_grams)
-        found = found[inside]
-        found = found[index_grams[found] == query[inside]]
-        if len(found) < MIN_SHARED:
-            return None
+        found = np.fromiter(map(positions.__getitem__, grams), dtype=np.int64, count=len(grams))
         # Every script each shared shingle belongs to, counted in one pass.
         starts = self.arrays["index_offsets"][found]
         lengths = self.arrays["index_offsets"][found + 1] - starts

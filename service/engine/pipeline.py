@@ -253,9 +253,12 @@ class Analyzer:
 
     def warm(self) -> Analyzer:
         """Build what the first checks would otherwise build lazily (the rules' regexes, the
-        explanation terms): in a server that loads once and forks, the workers then share them
-        instead of each building its own copy."""
+        known-script lookup, the explanation terms): in a server that loads once and forks, the
+        workers then share them instead of each building its own copy."""
         self.ruleset.compile_all()
+        scripts = getattr(self.model, "scripts", None)
+        if scripts is not None:
+            scripts.positions()
         explainer = getattr(self.model, "_explainer", None)
         if explainer is not None:
             explainer()
