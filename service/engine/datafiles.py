@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,10 +23,11 @@ class DataFiles:
     contents: tuple[tuple[Path, bytes], ...]  # sorted by name
 
     @classmethod
-    def read(cls, files: Sequence[Path]) -> DataFiles:
+    def read(cls, folder: Path) -> DataFiles:
+        """Every *.yaml file of `folder` (none when it is not a folder), by name."""
         digest = hashlib.sha256()
         contents = []
-        for file in sorted(files):
+        for file in sorted(Path(folder).glob("*.yaml")):
             raw = file.read_bytes()
             digest.update(file.name.encode() + b"\0" + raw + b"\0")
             contents.append((file, raw))

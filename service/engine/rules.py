@@ -504,7 +504,7 @@ class RuleSet:
         `stored`: the training run's parsed copy of the files (`snapshot`), read instead of the
         YAML when it is of exactly these files (service/engine/datafiles.py).
         """
-        files = DataFiles.read(_rule_files(path))
+        files = DataFiles.read(path)
         if not files.contents:
             raise RuleLoadError(f"{_display(path)}: no rule files (*.yaml) found; check the path")
         verified = verified_version is not None and verified_version == files.version
@@ -518,7 +518,7 @@ class RuleSet:
     @staticmethod
     def snapshot(path: Path = PATTERNS_DIR) -> dict[str, Any]:
         """The rule files parsed, with their version: what the model artifact stores."""
-        return DataFiles.read(_rule_files(path)).snapshot(_parse_yaml)
+        return DataFiles.read(path).snapshot(_parse_yaml)
 
     def compile_all(self) -> RuleSet:
         """Compile every deferred regex now (a server does this once, before its workers fork,
@@ -562,10 +562,6 @@ class RuleSet:
             )
             for hit in self.hits(norm)
         ]
-
-
-def _rule_files(path: Path) -> list[Path]:
-    return sorted(path.glob("*.yaml")) if path.is_dir() else []
 
 
 def write_literals_file(patterns_dir: Path = PATTERNS_DIR, path: Path = RULE_LITERALS_PATH) -> int:

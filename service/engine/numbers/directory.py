@@ -315,7 +315,7 @@ class Directory:
 
         `stored`: the training run's parsed copy of the files (`snapshot`), read instead of the
         YAML when it is of exactly these files (service/engine/datafiles.py); still validated."""
-        files = DataFiles.read(list(Path(path).glob("*.yaml")))
+        files = DataFiles.read(path)
         if not files.contents:
             raise NumberListError(f"{path}: no *.yaml official-number lists found")
         parsed = files.stored(stored)
@@ -337,7 +337,7 @@ class Directory:
     @staticmethod
     def snapshot(path: Path = NUMBERS_DIR) -> dict[str, Any]:
         """The number lists parsed, with their version: what the model artifact stores."""
-        return DataFiles.read(list(Path(path).glob("*.yaml"))).snapshot(_parse_yaml)
+        return DataFiles.read(path).snapshot(_parse_yaml)
 
     # -- numbers --------------------------------------------------------------------------------
 
