@@ -297,7 +297,7 @@ def test_training_gives_the_same_bytes_in_other_processes_and_thread_settings(
     import subprocess
     import sys
 
-    shas = []
+    runs = []
     for run, threads in enumerate(("1", "2")):
         env = fit.pinned_environment(
             {
@@ -308,14 +308,21 @@ def test_training_gives_the_same_bytes_in_other_processes_and_thread_settings(
             }
         )
         out = tmp_path / f"run{run}.npz"
-        done = subprocess.run(
-            [sys.executable, "-c", _TRAIN_SMALL, str(out)],
-            cwd=Path(__file__).resolve().parent.parent,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
+        # Both at once: two processes training side by side is also a harder test of the pin.
+        runs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", _TRAIN_SMALL, str(out)],
+                cwd=Path(__file__).resolve().parent.parent,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
         )
-        shas.append(done.stdout.strip().splitlines()[-1])
+    shas = []
+    for process in runs:
+        stdout, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr
+        shas.append(stdout.strip().splitlines()[-1])
     assert shas[0] == shas[1]
     assert (tmp_path / "run0.npz").read_bytes() == (tmp_path / "run1.npz").read_bytes()

@@ -65,7 +65,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dic
     (wheel,) = dist.glob("dunscan-*.whl")
     venv = root / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], root, env)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+    # --no-compile: pip's byte-compiling of numpy, scipy and scikit-learn was a third of this
+    # fixture's time; Python compiles what the tests import on first use, as after any install.
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-compile"]
     _run([*pip, "-c", str(REPO / "constraints.txt"), str(wheel)], root, env)
     elsewhere = root / "elsewhere"
     elsewhere.mkdir()

@@ -72,11 +72,12 @@ def test_a_text_without_the_words_skips_the_rule() -> None:
 
 
 def test_every_rule_that_matches_a_corpus_text_or_example_is_a_candidate() -> None:
-    """The shipped rules on every corpus and real text and every rule example: a pattern that
-    matches (RE2, the whole alternation) always has its rule among the candidates."""
+    """The shipped rules on every rule example and a tenth of the corpus and real texts: a
+    pattern that matches (RE2, the whole alternation) always has its rule among the candidates.
+    (test_scorer holds the rules' hits with and without the prefilter equal on every text.)"""
     ruleset = Analyzer.load(use_model=False).ruleset
     compiled = ruleset._compiled
-    texts = [e.record.text for e in data.load_corpus() + data.load_real() if e.record.text]
+    texts = [e.record.text for e in data.load_corpus() + data.load_real() if e.record.text][::10]
     for rule in ruleset.rules:
         texts.extend(rule.must_match)
         texts.extend(rule.must_not_match)
