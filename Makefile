@@ -30,10 +30,16 @@ $(SPARK_STAMP): $(STAMP)
 run: $(STAMP)
 	$(BIN)/dunscan serve --host $(HOST) --port $(PORT)
 
+# The suite runs on every core (pytest-xdist, at most 4 processes), each test file whole in one
+# process: module fixtures (a fitted model, a PostgreSQL server) are built once per file. The
+# schemathesis file runs after, on its own: its generated tests share one node id, which xdist
+# cannot hand out, and its last test counts the cases the others ran in the same process.
 test: $(SPARK_STAMP)
 	$(BIN)/ruff check service model tests
 	$(BIN)/ruff format --check service model tests
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --numprocesses auto --maxprocesses 4 --dist loadfile \
+		--ignore tests/test_schemathesis.py
+	$(BIN)/python -m pytest tests/test_schemathesis.py
 
 # The Spark batch scorer on local[2] against `dunscan score` alone (needs a Java runtime).
 test-spark: $(SPARK_STAMP)
