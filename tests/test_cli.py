@@ -142,8 +142,8 @@ def test_console_script_is_installed() -> None:
 
 
 def _real_records_file(path: Path) -> Path:
-    """Every eighth real and corpus record as a JSONL input (a mix of both, about eighteen
-    scoring chunks: enough for two workers to interleave, a fraction of the whole's CI time)."""
+    """Every eighth real and corpus record as a JSONL input (a mix of both, about four scoring
+    chunks: enough for two workers to interleave, a fraction of the whole's CI time)."""
     from model import data
 
     with path.open("w", encoding="utf-8") as handle:

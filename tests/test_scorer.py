@@ -269,13 +269,10 @@ def test_rule_prefilter_finds_exactly_what_every_rule_finds(rules_only_analyzer:
     for rule in ruleset.rules:
         texts.extend(rule.must_match)
         texts.extend(rule.must_not_match)
-    fired = run = 0
+    fired = 0
     for text in texts:
         norm = normalize(text)
         fast = ruleset.hits(norm)
         assert fast == ruleset.hits(norm, prefilter=False), text
         fired += len(fast)
-        run += len(ruleset.candidates(norm.text))
     assert fired > len(ruleset.rules)  # the comparison covered rules that fire
-    # The prefilter does its job: most (rule, text) pairs that cannot match are never run.
-    assert run < 0.2 * len(texts) * len(ruleset.rules)
