@@ -32,7 +32,7 @@ _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _SEPARATOR = r"[\s\-._·・()\u2010-\u2015\u2212\uff08\uff09\uff0d\uff0e\uff3f]"
 _DATE = r"\d{4}[-./_]\d{1,2}[-./_]\d{1,2}(?!\d)"
 _PHONE_LIKE = re.compile(
-    rf"(?<![A-Za-z0-9\d])(?<!\d[-./_:])(?!{_DATE})[+＋]?\d(?:{_SEPARATOR}{{0,3}}\d){{6,}}"
+    rf"(?<![A-Za-z0-9\d])(?<!\d[-./_:])(?!{_DATE})[+＋]?\d(?:{_SEPARATOR}{{0,3}}\d){{6,}}(?![A-Za-z\d])"
 )
 # A hook URL's path holds its secret token (and, in SmsForwarder's template-less GET mode, the
 # message): only the first four characters of the token are kept, whatever the method or status.
