@@ -77,6 +77,11 @@ MAX_ROW_WEIGHT = 6.0
 # CALIBRATION_WEIGHT_POWER keeps their everyday messages from being flagged.
 REAL_SHARE = 0.7
 MAX_REAL_ROW_WEIGHT = 60.0
+# Inside the real share, a row of a source (page, repository) that gives n rows weighs n ** -power
+# against a source's single row (then rescaled to the same real total): a repository of 200
+# templates would otherwise teach its own wording as much as 200 different pages do. 0 weighs every
+# row alike.
+REAL_SOURCE_POWER = 0.0
 # A rule that fires on fewer training rows than this keeps its hand-set YAML weight (applied as a
 # log-odds offset on its category): the data is too thin to learn one.
 MIN_RULE_HITS = 5
@@ -165,10 +170,16 @@ def fbs_observable(features: dict[str, float]) -> dict[str, float]:
     }
 
 
-def sample_weights(examples: Sequence[data.Example], real_share: float = REAL_SHARE) -> np.ndarray:
+def sample_weights(
+    examples: Sequence[data.Example],
+    real_share: float = REAL_SHARE,
+    source_power: float | None = None,
+) -> np.ndarray:
     """Real rows carry `real_share` and corpus rows CORPUS_SHARE of the weight next to the public
-    rows (each capped per row); classes are then balanced by the square root of their
-    frequency, so rare classes count without dominating."""
+    rows (each capped per row; real rows of a large source weigh less, REAL_SOURCE_POWER);
+    classes are then balanced by the square root of their frequency, so rare classes count
+    without dominating."""
+    power = REAL_SOURCE_POWER if source_power is None else source_power
     is_corpus = np.array([e.source == data.CORPUS for e in examples])
     is_real = np.array([e.source in data.REAL_SOURCES for e in examples])
     weights = np.ones(len(examples))
@@ -180,6 +191,13 @@ def sample_weights(examples: Sequence[data.Example], real_share: float = REAL_SH
     ):
         if mask.any() and n_public:
             weights[mask] = min(share / public_share * n_public / int(mask.sum()), cap)
+    if power and is_real.any():
+        keys = [data.source_keys(e)[0] if e.source in data.REAL_SOURCES else "" for e in examples]
+        rows_of = Counter(key for key in keys if key)
+        relative = np.array([rows_of[key] ** -power if key else 0.0 for key in keys])
+        real_total = weights[is_real].sum()
+        weights[is_real] = relative[is_real] * (real_total / relative[is_real].sum())
+        weights[is_real] = np.minimum(weights[is_real], MAX_REAL_ROW_WEIGHT)
     labels = np.array([e.label for e in examples])
     totals = {label: weights[labels == label].sum() for label in np.unique(labels)}
     mean_total = sum(totals.values()) / len(totals)
@@ -412,6 +430,7 @@ def fit_model(
     seed: int = SEED,
     candidate: Candidate | None = None,
     real_share: float = REAL_SHARE,
+    source_power: float | None = None,
 ) -> tuple[TextModel, dict[str, Any]]:
     """Fit vectoriser, classifier and calibration on `dataset`; return the model and fit facts.
 
@@ -422,7 +441,7 @@ def fit_model(
     """
     candidate = candidate or CANDIDATES[SHIPPED_CANDIDATE]
     labels = dataset.labels
-    weights = sample_weights(dataset.examples, real_share)
+    weights = sample_weights(dataset.examples, real_share, source_power)
     vectorizer = candidate.vectorizer()
     vectorizer.fit([item.text for item in dataset.inputs])
     # stop_words_ holds every pruned n-gram (large) and is a set (pickles in hash order, which

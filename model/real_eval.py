@@ -169,6 +169,7 @@ def judge(
     test: Sequence[int],
     candidate: Candidate,
     real_share: float = REAL_SHARE,
+    source_power: float | None = None,
 ) -> Judged:
     """Fit on `train`, then give the full verdict on every `test` row."""
     model, _ = fit_model(
@@ -177,6 +178,7 @@ def judge(
         analyzer.ruleset.rules,
         candidate=candidate,
         real_share=real_share,
+        source_power=source_power,
     )
     records = [dataset.examples[i].record for i in test]
     cache = {id(r): analyzer.analyze(r) for r in records}
@@ -215,6 +217,7 @@ def cross_validate(
     sources: frozenset[str] = data.ALL_SOURCES,
     real_share: float = REAL_SHARE,
     train_without: frozenset[str] = frozenset(),
+    source_power: float | None = None,
 ) -> Judged:
     """Out-of-fold verdicts for every real row; training rows limited to `sources` and never
     from the real batches in `train_without` (those are still judged where they are held out)."""
@@ -227,7 +230,7 @@ def cross_validate(
             if i not in held and e.source in sources and batch_of(e) not in train_without
         ]
         started = time.perf_counter()
-        parts.append(judge(dataset, analyzer, train, test, candidate, real_share))
+        parts.append(judge(dataset, analyzer, train, test, candidate, real_share, source_power))
         log.info(
             "%s fold %d/%d: train %d, test %d (%.0f s)",
             candidate.name,
@@ -593,6 +596,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--real-share", type=float, default=REAL_SHARE, help="training weight of the real rows"
     )
     parser.add_argument(
+        "--real-source-power",
+        type=float,
+        default=None,
+        help="a real row of a source with n rows weighs n ** -power (default: the shipped "
+        "REAL_SOURCE_POWER)",
+    )
+    parser.add_argument(
         "--repeats",
         type=int,
         default=1,
@@ -639,6 +649,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             CANDIDATES[name],
             real_share=args.real_share,
             train_without=frozenset(b for b in args.train_without.split(",") if b),
+            source_power=args.real_source_power,
         )
         summary = summarize(dataset, judged)
         if args.dump and name == names[0]:
@@ -658,11 +669,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 grouped_folds(dataset, args.folds, seed),
                 CANDIDATES[names[0]],
                 real_share=args.real_share,
+                source_power=args.real_source_power,
             )
             repeats[f"seed {seed}"] = summarize(dataset, judged)
 
     train, test = real_quoted_split(dataset)
-    whole = summarize(dataset, judge(dataset, analyzer, train, test, shipped))
+    whole = summarize(
+        dataset,
+        judge(dataset, analyzer, train, test, shipped, args.real_share, args.real_source_power),
+    )
     headline[f"{SHIPPED_CANDIDATE}: real_quoted held out whole"] = whole
     details.append(detail_markdown("real_quoted held out whole", whole))
 
