@@ -248,6 +248,30 @@ def test_real_rows_get_their_share_of_the_training_weight(
     assert 0.0 < real_share(0.1) and real_share(0.4) < 1.0
 
 
+def test_source_power_weighs_a_large_sources_rows_down_and_keeps_the_real_total(
+    real_examples: list[data.Example],
+) -> None:
+    examples = real_examples + data.load_fbs(data.DATA_DIR)[:3000]
+    is_real = np.array([e.source in data.REAL_SOURCES for e in examples])
+    keys = [data.source_keys(e)[0] if e.source in data.REAL_SOURCES else "" for e in examples]
+    rows_of = Counter(key for key in keys if key)
+    big = max(range(len(keys)), key=lambda i: rows_of[keys[i]] if keys[i] else 0)
+    # a row of a one-row source with the big source's label: the class balance scales both alike
+    single = next(
+        i
+        for i, key in enumerate(keys)
+        if key and rows_of[key] == 1 and examples[i].label == examples[big].label
+    )
+    assert rows_of[keys[big]] >= 50
+    flat = sample_weights(examples, source_power=0.0)
+    even = sample_weights(examples, source_power=0.5)
+    assert flat[single] == pytest.approx(flat[big])
+    assert even[single] / even[big] == pytest.approx(rows_of[keys[big]] ** 0.5)
+    # the real rows keep their share of the training weight, up to the class balance
+    share = float(flat[is_real].sum() / flat.sum())
+    assert float(even[is_real].sum() / even.sum()) == pytest.approx(share, abs=0.02)
+
+
 def test_adding_a_batch_drops_rows_that_real_quoted_already_holds(tmp_path: Path) -> None:
     quoted = [row for row in read_rows(DATA_DIR / data.REAL_QUOTED_FILE) if row.get("text")]
     new = read_rows(REAL_DIR / "gsms20.jsonl")[0]
