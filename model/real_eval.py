@@ -583,6 +583,44 @@ def dump(dataset: Dataset, judged: Judged, path: Path) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def compare_dumps(paths: Sequence[Path]) -> str:
+    """Runs' `--dump` files judged on the rows they all hold (a batch's own rows left out), one
+    line each: what a change did to the verdict on the same rows, folds and labels. Guard rows are
+    the everyday SMS and English ones."""
+    runs = [
+        {row["uid"]: row for row in map(json.loads, path.read_text("utf-8").splitlines())}
+        for path in paths
+    ]
+    shared = sorted(set.intersection(*(set(run) for run in runs)))
+    lines = [
+        f"{len(shared)} rows in all {len(runs)} dumps",
+        "",
+        "| dump | scams flagged | genuine flagged | guard flagged | abusive as abusive | AUC "
+        "| scams at 3 / 5 / 10 % of genuine |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for path, run in zip(paths, runs, strict=True):
+        rows = [run[uid] for uid in shared]
+        real = [r for r in rows if r["uid"].split(":", 1)[0] in data.REAL_SOURCES]
+        scams = [r for r in real if r["label"] == "scam"]
+        genuine = [r for r in real if r["label"] in ("legit", "other")]
+        abusive = [r for r in real if r["label"] == "abusive"]
+        guard = [r for r in rows if r["uid"].split(":", 1)[0] not in data.REAL_SOURCES]
+
+        def count(group: list[dict[str, Any]]) -> str:
+            hits = sum(flagged(r["category"], r["level"]) for r in group)
+            return f"{hits} / {len(group)}"
+
+        curve = tradeoff([r["risk"] for r in scams], [r["risk"] for r in genuine])
+        cuts = " / ".join(f"{p['scam_flagged']['rate']:.1%}" for p in curve.get("points", []))
+        lines.append(
+            f"| {path} | {count(scams)} | {count(genuine)} | {count(guard)} | "
+            f"{sum(r['category'] == 'abusive' for r in abusive)} / {len(abusive)} | "
+            f"{curve.get('auc', float('nan')):.4f} | {cuts} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model.real_eval", description=__doc__)
     parser.add_argument(
@@ -619,7 +657,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--dump", type=Path, help="write every real row's out-of-fold verdict here (JSONL)"
     )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        nargs="+",
+        metavar="DUMP",
+        help="only compare earlier runs' --dump files on the rows they share, then exit",
+    )
     args = parser.parse_args(argv)
+    if args.compare:
+        print(compare_dumps(args.compare))
+        return 0
     if os.environ.get(PINNED_FLAG) != "1":
         # The same pinned numerics as `make train`, so this report and the model card agree.
         arguments = sys.argv[1:] if argv is None else list(argv)

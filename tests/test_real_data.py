@@ -24,7 +24,14 @@ from model.real_corpus import (
     read_rows,
     row_problems,
 )
-from model.real_eval import grouped_folds, rate, real_quoted_split, spread_line, tradeoff
+from model.real_eval import (
+    compare_dumps,
+    grouped_folds,
+    rate,
+    real_quoted_split,
+    spread_line,
+    tradeoff,
+)
 from service.paths import DATA_DIR, REAL_DIR
 
 HELDOUT_TOOL = DATA_DIR.parent / "tools" / "heldout_overlap.py"
@@ -270,6 +277,31 @@ def test_source_power_weighs_a_large_sources_rows_down_and_keeps_the_real_total(
     # the real rows keep their share of the training weight, up to the class balance
     share = float(flat[is_real].sum() / flat.sum())
     assert float(even[is_real].sum() / even.sum()) == pytest.approx(share, abs=0.02)
+
+
+def test_compare_dumps_judges_runs_on_the_rows_they_share(tmp_path: Path) -> None:
+    def row(uid: str, label: str, category: str, risk: float) -> dict[str, Any]:
+        return {"uid": uid, "label": label, "category": category, "level": "low", "risk": risk}
+
+    before = [
+        row("real:a-1", "scam", "scam", 0.9),
+        row("real:a-2", "scam", "other", 0.2),
+        row("real_quoted:q-1", "legit", "legit", 0.1),
+        row("mudou:m-1", "other", "other", 0.05),
+    ]
+    # the next run holds a new row of its own and catches the second scam
+    after = [*before[:1], row("real:a-2", "scam", "scam", 0.8), *before[2:]]
+    after.append(row("real:new-1", "other", "scam", 0.95))
+    paths = []
+    for name, rows in (("before.jsonl", before), ("after.jsonl", after)):
+        path = tmp_path / name
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        paths.append(path)
+    report = compare_dumps(paths)
+    assert report.startswith("4 rows in all 2 dumps")
+    lines = {line.split(" | ")[0].strip("| "): line for line in report.splitlines()}
+    assert "| 1 / 2 | 0 / 1 | 0 / 1 |" in lines[str(paths[0])]
+    assert "| 2 / 2 | 0 / 1 | 0 / 1 |" in lines[str(paths[1])]
 
 
 def test_adding_a_batch_drops_rows_that_real_quoted_already_holds(tmp_path: Path) -> None:
