@@ -1,18 +1,19 @@
 """`make bench-http`: the real gunicorn, driven over loopback at fixed concurrencies.
 
     python -m model.bench_http [--workers 2] [--requests 2000] [--seconds 20] [--rounds 3]
+                               [--rate-limited]
 
-Starts gunicorn with service/gunicorn_conf.py on a free 127.0.0.1 port (rate limit off, a
-throw-away SQLite store), then for each concurrency (1, 4, 16) sends at most `--requests`
-POST /v1/check requests or stops after `--seconds`, whichever comes first: each client thread
-keeps one HTTP/1.1 connection and sends the corpus and real messages in turn. Prints req/s,
-p50/p99 latency, errors and the server's CPU time a request (master and workers, from /proc)
-per concurrency, and the memory of the master and each worker (RSS, and PSS, which splits pages
-shared copy-on-write between the processes). The load generator runs on the same machine as the
-server: on a small machine it takes CPU from it, so it is a light client (raw sockets, prepared
-requests). On a shared machine one run's rate moves by a fifth between minutes, so the
-concurrencies are run in turn `--rounds` times: req/s is the median round (with the slowest and
-fastest beside it), p50/p99 are over every round's requests. Printed, never asserted.
+Starts gunicorn with service/gunicorn_conf.py on a free 127.0.0.1 port (rate limit off unless
+`--rate-limited`, a throw-away SQLite store), then for each concurrency (1, 4, 16) sends at most
+`--requests` POST /v1/check requests or stops after `--seconds`, whichever comes first: each client
+thread keeps one HTTP/1.1 connection and sends the corpus and real messages in turn. Prints req/s,
+p50/p99 latency, errors and the server's CPU time a request (master and workers, from /proc) per
+concurrency, and the memory of the master and each worker (RSS, and PSS, which splits pages shared
+copy-on-write between the processes). The load generator runs on the same machine as the server: on
+a small machine it takes CPU from it, so it is a light client (raw sockets, prepared requests). On
+a shared machine one run's rate moves by a fifth between minutes, so the concurrencies are run in
+turn `--rounds` times: req/s is the median round (with the slowest and fastest beside it), p50/p99
+are over every round's requests. Printed, never asserted.
 """
 
 from __future__ import annotations
@@ -201,6 +202,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000, help="per concurrency, at most")
     parser.add_argument("--seconds", type=float, default=20.0, help="per concurrency, at most")
     parser.add_argument("--rounds", type=int, default=3, help="runs of every concurrency, in turn")
+    parser.add_argument(
+        "--rate-limited",
+        action="store_true",
+        help="keep the rate limiter on, as a deployment does, with budgets too high to refuse "
+        "anything: what counting costs a request",
+    )
     args = parser.parse_args(argv)
 
     bodies = _bodies()
@@ -211,6 +218,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "DUNSCAN_RATELIMIT_ENABLED": "false",
             "DUNSCAN_DATABASE_URL": f"sqlite:///{Path(tmp) / 'store.sqlite3'}",
         }
+        if args.rate_limited:
+            # Every client thread comes from 127.0.0.1, one budget: high enough for any run.
+            env |= {
+                "DUNSCAN_RATELIMIT_ENABLED": "true",
+                "DUNSCAN_RATELIMIT": "100000000/minute",
+                "DUNSCAN_RATELIMIT_CHARS": "100000000000/minute",
+            }
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         gunicorn = Path(sys.executable).parent / "gunicorn"
         command = [
@@ -289,6 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(
         f"gunicorn, {args.workers} workers (gthread), POST /v1/check over loopback, "
+        f"rate limiter {'on (budgets too high to refuse)' if args.rate_limited else 'off'}, "
         f"{len(bodies)} messages in turn; ready in {ready:.1f} s; "
         f"{os.cpu_count()} CPUs shared with the load generator, load average "
         f"{os.getloadavg()[0]:.1f}"
