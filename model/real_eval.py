@@ -583,6 +583,11 @@ def dump(dataset: Dataset, judged: Judged, path: Path) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def _flagged_of(rows: Sequence[dict[str, Any]]) -> str:
+    """'k / n': how many dumped verdicts flag (scam or high)."""
+    return f"{sum(flagged(r['category'], r['level']) for r in rows)} / {len(rows)}"
+
+
 def compare_dumps(paths: Sequence[Path]) -> str:
     """Runs' `--dump` files judged on the rows they all hold (a batch's own rows left out), one
     line each: what a change did to the verdict on the same rows, folds and labels. Guard rows are
@@ -606,15 +611,10 @@ def compare_dumps(paths: Sequence[Path]) -> str:
         genuine = [r for r in real if r["label"] in ("legit", "other")]
         abusive = [r for r in real if r["label"] == "abusive"]
         guard = [r for r in rows if r["uid"].split(":", 1)[0] not in data.REAL_SOURCES]
-
-        def count(group: list[dict[str, Any]]) -> str:
-            hits = sum(flagged(r["category"], r["level"]) for r in group)
-            return f"{hits} / {len(group)}"
-
         curve = tradeoff([r["risk"] for r in scams], [r["risk"] for r in genuine])
         cuts = " / ".join(f"{p['scam_flagged']['rate']:.1%}" for p in curve.get("points", []))
         lines.append(
-            f"| {path} | {count(scams)} | {count(genuine)} | {count(guard)} | "
+            f"| {path} | {_flagged_of(scams)} | {_flagged_of(genuine)} | {_flagged_of(guard)} | "
             f"{sum(r['category'] == 'abusive' for r in abusive)} / {len(abusive)} | "
             f"{curve.get('auc', float('nan')):.4f} | {cuts} |"
         )
