@@ -12,7 +12,10 @@ from service.engine.known_scripts import (
     MIN_MESSAGE_SHARE,
     MIN_SCRIPT_SHARE,
     MIN_SHARED,
+    SHIPPED_THRESHOLDS,
     KnownScripts,
+    Script,
+    Thresholds,
     shingles,
 )
 from service.engine.normalize import normalize
@@ -166,3 +169,21 @@ def test_the_array_index_finds_what_counting_each_script_finds(
         assert got == _reference_match(scripts, text), text
         found += match is not None
     assert found > 20  # scams among them match their own scripts
+
+
+def test_other_thresholds_match_by_their_own_rule_and_leave_the_index_alone() -> None:
+    """`with_thresholds` (model.probe --known-scripts) changes only when a match counts."""
+    script_text = "甲乙丙丁戊己庚辛壬癸子丑寅卯辰巳午未申酉戌亥"
+    scripts = [(Script("page", "publisher", "2024", "x"), shingles(script_text))]
+    index = KnownScripts.from_shingles(scripts)
+    # Ten shared shingles, a third of the message and of the script's 21: below both shipped shares.
+    message = script_text[:13] + "天地玄黄宇宙洪荒日月盈昃辰宿列张寒来暑往秋收冬藏"
+    assert index.match(message) is None
+    looser = index.with_thresholds(Thresholds(min_shared=8, message_share=0.25, script_share=0.7))
+    found = looser.match(message)
+    assert found is not None and found.shared == 10 and found.script.source == "page"
+    assert index.thresholds == SHIPPED_THRESHOLDS and index.match(message) is None
+    stricter = index.with_thresholds(
+        Thresholds(min_shared=11, message_share=0.25, script_share=0.7)
+    )
+    assert stricter.match(message) is None

@@ -48,6 +48,19 @@ def shingles(normalized_text: str) -> frozenset[str]:
 
 
 @dataclass(frozen=True)
+class Thresholds:
+    """When a message counts as a near match (the defaults are what ships; `python -m model.probe
+    --known-scripts` measures others)."""
+
+    min_shared: int = MIN_SHARED
+    message_share: float = MIN_MESSAGE_SHARE
+    script_share: float = MIN_SCRIPT_SHARE
+
+
+SHIPPED_THRESHOLDS = Thresholds()
+
+
+@dataclass(frozen=True)
 class Script:
     """Where one published scam message was published (its shingles live in the index arrays)."""
 
@@ -84,8 +97,14 @@ class KnownScripts:
     index_scripts[index_offsets[i]:index_offsets[i + 1]], in script order.
     """
 
-    def __init__(self, scripts: Sequence[Script], arrays: dict[str, np.ndarray]) -> None:
+    def __init__(
+        self,
+        scripts: Sequence[Script],
+        arrays: dict[str, np.ndarray],
+        thresholds: Thresholds = SHIPPED_THRESHOLDS,
+    ) -> None:
         self.scripts = tuple(scripts)
+        self.thresholds = thresholds
         self.arrays = {name: arrays[name] for name in ARRAY_NAMES}
         grams, offsets = self.arrays["grams"], self.arrays["offsets"]
         if len(offsets) != len(self.scripts) + 1:
@@ -96,8 +115,15 @@ class KnownScripts:
         ascii_grams = (_codes(grams) < 128).all(axis=1)
         owner = np.repeat(np.arange(len(self.scripts)), self._lengths)
         latin = np.bincount(owner, weights=ascii_grams, minlength=len(self.scripts)) * 2
-        self._min_shared = np.where(latin > self._lengths, MIN_SHARED * LATIN_FACTOR, MIN_SHARED)
+        least = thresholds.min_shared
+        self._min_shared = np.where(latin > self._lengths, least * LATIN_FACTOR, least)
         self._positions: dict[str, int] | None = None
+
+    def with_thresholds(self, thresholds: Thresholds) -> KnownScripts:
+        """The same index, matching by other thresholds (it shares the arrays and the lookup)."""
+        other = KnownScripts(self.scripts, self.arrays, thresholds)
+        other._positions = self._positions
+        return other
 
     @classmethod
     def from_shingles(cls, scripts: Sequence[tuple[Script, Iterable[str]]]) -> KnownScripts:
@@ -170,7 +196,7 @@ class KnownScripts:
         message = shingles(normalized_text)
         positions = self.positions()
         grams = positions.keys() & message
-        if len(grams) < MIN_SHARED:
+        if len(grams) < self.thresholds.min_shared:
             return None
         found = np.fromiter(map(positions.__getitem__, grams), dtype=np.int64, count=len(grams))
         # Every script each shared shingle belongs to, counted in one pass.
@@ -185,7 +211,8 @@ class KnownScripts:
         # one phrase with a script stays far below) and of the script's distinctive part.
         message_share = shared / len(message)
         script_share = shared / self._lengths[candidates]
-        passes = (message_share >= MIN_MESSAGE_SHARE) | (script_share >= MIN_SCRIPT_SHARE)
+        least = self.thresholds
+        passes = (message_share >= least.message_share) | (script_share >= least.script_share)
         if not passes.any():
             return None
         candidates, shared = candidates[passes], shared[passes]
