@@ -14,14 +14,21 @@ before a full run; only the full verdict decides what ships (model/HISTORY.md ke
 - `--abusive-vs-scam`: on the real scam and abusive rows only, the multinomial model's
   log(p_abusive / p_scam) against a binary model fitted on scam and abusive rows alone; prints
   the AUC and the abusive rows found when 2 / 4 / 6 % of scams may be read as abusive.
+- `--known-scripts`: each fold's script index built as training builds it (fit.known_scripts on
+  the other folds' rows), held-out real rows matched at the shipped thresholds and looser ones;
+  with `--flags DUMP` (a `real_eval --dump` file) it says which matched scams the verdict
+  already flags, i.e. what a threshold would add.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,16 +43,25 @@ from model.fit import (
     SHIPPED_CANDIDATE,
     Dataset,
     build_dataset,
+    known_scripts,
     load_analyzer,
     sample_weights,
     structured_feature_names,
 )
-from model.real_eval import grouped_folds, tradeoff
+from model.real_eval import flagged, grouped_folds, tradeoff
+from service.engine.known_scripts import SHIPPED_THRESHOLDS, Thresholds
 from service.engine.model import structured_matrix
 
 log = logging.getLogger("model.probe")
 
 ABUSIVE_SCAM_RATES = (0.02, 0.04, 0.06)
+# The shipped known-script thresholds, then looser ones (shingles, message and script shares).
+SCRIPT_THRESHOLDS = (
+    SHIPPED_THRESHOLDS,
+    Thresholds(8, 0.4, 0.6),
+    Thresholds(6, 0.4, 0.6),
+    Thresholds(5, 0.35, 0.5),
+)
 MAX_ITER = 3000
 
 # (training matrix, its labels, its weights, held-out matrix) -> a score per held-out row.
@@ -163,11 +179,65 @@ def abusive_line(name: str, labels: np.ndarray, score: np.ndarray) -> str:
     return f"| {name} | {auc:.4f} | {' / '.join(found)} |"
 
 
+def script_matches(
+    dataset: Dataset,
+    folds: Sequence[Sequence[int]],
+    thresholds: Sequence[Thresholds] = SCRIPT_THRESHOLDS,
+) -> dict[Thresholds, list[int]]:
+    """The held-out real rows each set of thresholds matches to a script of the other folds."""
+    matched: dict[Thresholds, list[int]] = {each: [] for each in thresholds}
+    for number, test in enumerate(folds, start=1):
+        held = set(test)
+        train = [i for i in range(len(dataset.examples)) if i not in held]
+        index = known_scripts(dataset.subset(train))
+        for each in thresholds:
+            variant = index.with_thresholds(each)
+            matched[each] += [
+                i
+                for i in test
+                if dataset.examples[i].source in data.REAL_SOURCES
+                and variant.match(dataset.norm_texts[i]) is not None
+            ]
+        log.info("fold %d/%d: %d scripts", number, len(folds), len(index))
+    return matched
+
+
+def script_lines(
+    dataset: Dataset, matched: dict[Thresholds, list[int]], flags: dict[str, bool] | None
+) -> list[str]:
+    lines = [
+        "| shared shingles / message share / script share | scams matched | of them not flagged "
+        "by the verdict | abusive matched | genuine matched |",
+        "|---|---|---|---|---|",
+    ]
+    for each, rows in matched.items():
+        labels = Counter(dataset.examples[i].label for i in rows)
+        unflagged = "–"
+        if flags is not None:
+            scams = [dataset.examples[i].uid for i in rows if dataset.examples[i].label == "scam"]
+            unflagged = str(sum(1 for uid in scams if not flags.get(uid, False)))
+        lines.append(
+            f"| {each.min_shared} / {each.message_share:g} / {each.script_share:g} | "
+            f"{labels['scam']} | {unflagged} | {labels['abusive']} | "
+            f"{labels['legit'] + labels['other']} |"
+        )
+    return lines
+
+
+def read_flags(path: Path) -> dict[str, bool]:
+    """uid -> whether the verdict in a `real_eval --dump` file flags it (scam or high)."""
+    with path.open(encoding="utf-8") as lines:
+        rows = [json.loads(line) for line in lines if line.strip()]
+    return {row["uid"]: flagged(row["category"], row["level"]) for row in rows}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model.probe", description=__doc__)
     parser.add_argument("--c", type=float, nargs="+", default=[4.0, 16.0], help="inverse L2")
     parser.add_argument("--nb", action="store_true", help="also the NB-scaled variant")
     parser.add_argument("--abusive-vs-scam", action="store_true")
+    parser.add_argument("--known-scripts", action="store_true")
+    parser.add_argument("--flags", type=Path, help="a real_eval --dump file (--known-scripts)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -175,6 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     dataset = build_dataset(analyzer)
     rule_ids = [rule.id for rule in analyzer.ruleset.rules]
     folds = grouped_folds(dataset)
+    if args.known_scripts:
+        flags = read_flags(args.flags) if args.flags else None
+        print(f"known scripts on {len(folds)} grouped folds (each fold's index from the others)\n")
+        print("\n".join(script_lines(dataset, script_matches(dataset, folds), flags)))
+        return 0
     if args.abusive_vs_scam:
         scorers: dict[str, Scorer] = {}
         for c in args.c:

@@ -3,6 +3,8 @@ real_eval, scoring each held-out real row once, from models that never saw its s
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import sparse
@@ -10,6 +12,7 @@ from scipy import sparse
 from model import data, probe
 from model.fit import Dataset
 from model.real_eval import grouped_folds
+from service.engine.known_scripts import SHIPPED_THRESHOLDS
 from service.engine.model import model_input
 from service.engine.pipeline import Analyzer
 
@@ -20,8 +23,10 @@ def quoted_dataset(rules_only_analyzer: Analyzer) -> Dataset:
     examples, stats = data.deduplicate(data.load_real_quoted())
     if len(examples) < 100:
         pytest.skip("real_quoted not available")
-    inputs = [model_input(rules_only_analyzer.analyze(e.record)) for e in examples]
-    return Dataset(examples, inputs, stats)
+    analyses = [rules_only_analyzer.analyze(e.record) for e in examples]
+    inputs = [model_input(analysis) for analysis in analyses]
+    texts = [analysis.norm.text if analysis.norm is not None else "" for analysis in analyses]
+    return Dataset(examples, inputs, stats, texts)
 
 
 def test_every_held_out_row_is_scored_once_by_a_model_that_never_saw_its_source(
@@ -65,3 +70,46 @@ def test_abusive_line_reads_recall_where_few_scams_pass_the_cut() -> None:
     cells = probe.abusive_line("m", labels, scores).split("|")
     # 2 % of the scams (the two highest, ~0.96 and 1.0) may pass: of the abusive, 5.0 and 4.0 do.
     assert cells[3].strip().split(" / ")[0] == "50.0%"
+
+
+def test_script_matches_come_from_other_folds_and_looser_thresholds_only_add(
+    quoted_dataset: Dataset,
+) -> None:
+    # Ten long scams published again by another page: a script reused across sources.
+    scams = [
+        i
+        for i, e in enumerate(quoted_dataset.examples)
+        if e.label == "scam" and len(quoted_dataset.norm_texts[i]) > 40
+    ][:10]
+    copies = [
+        dataclasses.replace(
+            quoted_dataset.examples[i],
+            uid=f"copy-{k}",
+            meta={"source": f"https://copy.example/{k}", "publisher": f"copy {k}", "date": "2025"},
+        )
+        for k, i in enumerate(scams)
+    ]
+    dataset = Dataset(
+        [*quoted_dataset.examples, *copies],
+        [*quoted_dataset.inputs, *(quoted_dataset.inputs[i] for i in scams)],
+        quoted_dataset.stats,
+        [*quoted_dataset.norm_texts, *(quoted_dataset.norm_texts[i] for i in scams)],
+    )
+    folds = grouped_folds(dataset)
+    fold_of = {i: number for number, fold in enumerate(folds) for i in fold}
+    original_of = {len(quoted_dataset.examples) + k: i for k, i in enumerate(scams)}
+    apart = {copy for copy, original in original_of.items() if fold_of[copy] != fold_of[original]}
+    assert apart  # hashed folds put most copies away from their original
+
+    matched = probe.script_matches(dataset, folds)
+    shipped, *looser = probe.SCRIPT_THRESHOLDS
+    assert shipped == SHIPPED_THRESHOLDS
+    # Every copy in another fold than its original matches it, and so does the original.
+    assert apart <= set(matched[shipped])
+    assert {original_of[copy] for copy in apart} <= set(matched[shipped])
+    for each in looser:
+        assert set(matched[shipped]) <= set(matched[each])
+    labels = {dataset.examples[i].label for rows in matched.values() for i in rows}
+    assert labels == {"scam"}
+    lines = probe.script_lines(dataset, matched, {f"copy-{k}": True for k in range(10)})
+    assert len(lines) == 2 + len(probe.SCRIPT_THRESHOLDS)
