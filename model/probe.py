@@ -23,7 +23,6 @@ before a full run; only the full verdict decides what ships (model/HISTORY.md ke
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from collections import Counter
@@ -48,7 +47,7 @@ from model.fit import (
     sample_weights,
     structured_feature_names,
 )
-from model.real_eval import flagged, grouped_folds, tradeoff
+from model.real_eval import flagged, grouped_folds, read_dump, tradeoff
 from service.engine.known_scripts import SHIPPED_THRESHOLDS, Thresholds
 from service.engine.model import structured_matrix
 
@@ -226,9 +225,7 @@ def script_lines(
 
 def read_flags(path: Path) -> dict[str, bool]:
     """uid -> whether the verdict in a `real_eval --dump` file flags it (scam or high)."""
-    with path.open(encoding="utf-8") as lines:
-        rows = [json.loads(line) for line in lines if line.strip()]
-    return {row["uid"]: flagged(row["category"], row["level"]) for row in rows}
+    return {uid: flagged(row["category"], row["level"]) for uid, row in read_dump(path).items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -243,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     analyzer = load_analyzer()
     dataset = build_dataset(analyzer)
-    rule_ids = [rule.id for rule in analyzer.ruleset.rules]
+    # Named as fit_model names them, so every rule has its column whether or not it fired.
+    rule_ids = [f"rule:{rule.id}" for rule in analyzer.ruleset.rules]
     folds = grouped_folds(dataset)
     if args.known_scripts:
         flags = read_flags(args.flags) if args.flags else None

@@ -583,6 +583,11 @@ def dump(dataset: Dataset, judged: Judged, path: Path) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def read_dump(path: Path) -> dict[str, dict[str, Any]]:
+    """A `--dump` file's verdicts by uid."""
+    return {row["uid"]: row for row in map(json.loads, path.read_text("utf-8").splitlines())}
+
+
 def _flagged_of(rows: Sequence[dict[str, Any]]) -> str:
     """'k / n': how many dumped verdicts flag (scam or high)."""
     return f"{sum(flagged(r['category'], r['level']) for r in rows)} / {len(rows)}"
@@ -592,10 +597,7 @@ def compare_dumps(paths: Sequence[Path]) -> str:
     """Runs' `--dump` files judged on the rows they all hold (a batch's own rows left out), one
     line each: what a change did to the verdict on the same rows, folds and labels. Guard rows are
     the everyday SMS and English ones."""
-    runs = [
-        {row["uid"]: row for row in map(json.loads, path.read_text("utf-8").splitlines())}
-        for path in paths
-    ]
+    runs = [read_dump(path) for path in paths]
     shared = sorted(set.intersection(*(set(run) for run in runs)))
     lines = [
         f"{len(shared)} rows in all {len(runs)} dumps",

@@ -43,7 +43,7 @@ def test_every_held_out_row_is_scored_once_by_a_model_that_never_saw_its_source(
         return original(dataset, rule_ids, train, test)
 
     monkeypatch.setattr(probe, "fold_matrices", recording)
-    rule_ids = [rule.id for rule in rules_only_analyzer.ruleset.rules]
+    rule_ids = [f"rule:{rule.id}" for rule in rules_only_analyzer.ruleset.rules]
     rows, scores = probe.out_of_fold(
         quoted_dataset, rule_ids, folds, {"plain": probe.scam_scorer(4.0)}, lambda e: True
     )

@@ -122,7 +122,7 @@ class KnownScripts:
     def with_thresholds(self, thresholds: Thresholds) -> KnownScripts:
         """The same index, matching by other thresholds (it shares the arrays and the lookup)."""
         other = KnownScripts(self.scripts, self.arrays, thresholds)
-        other._positions = self._positions
+        other._positions = self.positions()  # built once, whichever of them matches first
         return other
 
     @classmethod
