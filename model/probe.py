@@ -1,6 +1,6 @@
 """Model-only probes: learner variants ranked cheaply on the grouped real folds.
 
-    python -m model.probe [--c 4 16] [--nb] [--abusive-vs-scam]
+    python -m model.probe [--c 4 16] [--nb] [--fragments 0.5 1] [--abusive-vs-scam]
 
 `python -m model.real_eval` measures the full verdict (rules, numbers, known scripts, model,
 calibration) and takes ~25 minutes a run. A probe fits only the linear model, one per grouped
@@ -10,7 +10,9 @@ before a full run; only the full verdict decides what ships (model/HISTORY.md ke
 
 - scam against the rest (default): P(scam) of a binary logistic regression; prints the AUC of
   scams against genuine rows and the scams caught at the cuts that flag 3 / 5 / 10 % of them.
-  `--nb` adds the variant with each feature scaled by its naive-Bayes log-count ratio (NBSVM).
+  `--nb` adds the variant with each feature scaled by its naive-Bayes log-count ratio (NBSVM);
+  `--fragments SHARE ...` variants that also learn from the training rows' sentence fragments
+  (fit.FRAGMENT_SHARE; the plain variant learns from whole rows only).
 - `--abusive-vs-scam`: on the real scam and abusive rows only, the multinomial model's
   log(p_abusive / p_scam) against a binary model fitted on scam and abusive rows alone; prints
   the AUC and the abusive rows found when 2 / 4 / 6 % of scams may be read as abusive.
@@ -49,7 +51,7 @@ from model.fit import (
 )
 from model.real_eval import flagged, grouped_folds, read_dump, tradeoff
 from service.engine.known_scripts import SHIPPED_THRESHOLDS, Thresholds
-from service.engine.model import structured_matrix
+from service.engine.model import ModelInput, structured_matrix
 
 log = logging.getLogger("model.probe")
 
@@ -67,23 +69,30 @@ MAX_ITER = 3000
 Scorer = Callable[[Any, np.ndarray, np.ndarray, Any], np.ndarray]
 
 
-def fold_matrices(
-    dataset: Dataset, rule_ids: Sequence[str], train: Sequence[int], test: Sequence[int]
-) -> tuple[Any, Any]:
-    """The shipped features of the training and held-out rows: the candidate's TF-IDF fitted on
-    the training texts beside one column per rule and number fact (as fit_model builds them,
-    before calibration)."""
+def fold_features(
+    dataset: Dataset, rule_ids: Sequence[str], train: Sequence[int]
+) -> Callable[[Sequence[ModelInput]], Any]:
+    """The shipped features as fitted on the training rows: the candidate's TF-IDF fitted on
+    their texts beside one column per rule and number fact (as fit_model builds them, before
+    calibration); returns what turns model inputs into that matrix."""
     vectorizer = CANDIDATES[SHIPPED_CANDIDATE].vectorizer()
     vectorizer.fit([dataset.inputs[i].text for i in train])
     names = structured_feature_names([dataset.inputs[i] for i in train], rule_ids)
     columns = {name: k for k, name in enumerate(names)}
 
-    def matrix(rows: Sequence[int]) -> Any:
-        texts = vectorizer.transform([dataset.inputs[i].text for i in rows])
-        named = structured_matrix([dataset.inputs[i] for i in rows], columns)
-        return sparse.hstack([texts, named], format="csr")
+    def matrix(inputs: Sequence[ModelInput]) -> Any:
+        texts = vectorizer.transform([item.text for item in inputs])
+        return sparse.hstack([texts, structured_matrix(inputs, columns)], format="csr")
 
-    return matrix(train), matrix(test)
+    return matrix
+
+
+def fold_matrices(
+    dataset: Dataset, rule_ids: Sequence[str], train: Sequence[int], test: Sequence[int]
+) -> tuple[Any, Any]:
+    """The shipped features of the training and held-out rows (`fold_features`)."""
+    matrix = fold_features(dataset, rule_ids, train)
+    return matrix([dataset.inputs[i] for i in train]), matrix([dataset.inputs[i] for i in test])
 
 
 def nb_ratios(matrix: Any, positive: np.ndarray, weights: np.ndarray, alpha: float = 1.0) -> Any:
@@ -135,9 +144,13 @@ def out_of_fold(
     folds: Sequence[Sequence[int]],
     scorers: dict[str, Scorer],
     keep: Callable[[data.Example], bool],
+    fragment_shares: dict[str, float] | None = None,
 ) -> tuple[list[int], dict[str, np.ndarray]]:
     """Every scorer's score of each held-out real row that `keep` accepts, trained on the other
-    folds' rows (every source, the shipped weights); one feature build per fold for all."""
+    folds' rows (every source, the shipped weights); one feature build per fold for all.
+    `fragment_shares`: scorers that also learn from the sentence fragments of the training rows,
+    at this share of each row's weight (as fit_model's fragment_share)."""
+    shares = fragment_shares or {}
     labels = dataset.labels
     scores: dict[str, dict[int, float]] = {name: {} for name in scorers}
     for number, test in enumerate(folds, start=1):
@@ -151,8 +164,25 @@ def out_of_fold(
         started = time.perf_counter()
         train_matrix, test_matrix = fold_matrices(dataset, rule_ids, train, judged)
         weights = sample_weights([dataset.examples[i] for i in train], REAL_SHARE)
+        with_fragments = None
+        if any(shares.values()):
+            own = dataset.subset(train)
+            parents = np.asarray(own.fragment_parents, dtype=np.intp)
+            fragments = fold_features(dataset, rule_ids, train)(own.fragment_inputs)
+            per_row = np.bincount(parents, minlength=len(train))
+            with_fragments = (
+                sparse.vstack([train_matrix, fragments], format="csr"),
+                np.concatenate([labels[train], labels[train][parents]]),
+                weights[parents] / per_row[parents],
+            )
         for name, scorer in scorers.items():
-            values = scorer(train_matrix, labels[train], weights, test_matrix)
+            share = shares.get(name, 0.0)
+            if share and with_fragments is not None:
+                matrix, fold_labels, fragment_weights = with_fragments
+                fold_weights = np.concatenate([weights, fragment_weights * share])
+                values = scorer(matrix, fold_labels, fold_weights, test_matrix)
+            else:
+                values = scorer(train_matrix, labels[train], weights, test_matrix)
             scores[name].update(zip(judged, values.tolist(), strict=True))
         log.info("fold %d/%d (%.0f s)", number, len(folds), time.perf_counter() - started)
     rows = sorted(next(iter(scores.values())))
@@ -232,6 +262,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model.probe", description=__doc__)
     parser.add_argument("--c", type=float, nargs="+", default=[4.0, 16.0], help="inverse L2")
     parser.add_argument("--nb", action="store_true", help="also the NB-scaled variant")
+    parser.add_argument(
+        "--fragments",
+        type=float,
+        nargs="+",
+        metavar="SHARE",
+        help="also variants that learn from the training rows' sentence fragments at these "
+        "shares of each row's weight (fit.FRAGMENT_SHARE)",
+    )
     parser.add_argument("--abusive-vs-scam", action="store_true")
     parser.add_argument("--known-scripts", action="store_true")
     parser.add_argument("--flags", type=Path, help="a real_eval --dump file (--known-scripts)")
@@ -239,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     analyzer = load_analyzer()
-    dataset = build_dataset(analyzer)
+    dataset = build_dataset(analyzer, fragments=bool(args.fragments))
     # Named as fit_model names them, so every rule has its column whether or not it fired.
     rule_ids = [f"rule:{rule.id}" for rule in analyzer.ruleset.rules]
     folds = grouped_folds(dataset)
@@ -261,11 +299,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         line = abusive_line
     else:
         scorers = {}
+        fragment_shares: dict[str, float] = {}
         for c in args.c:
             scorers[f"scam vs rest, C={c:g}"] = scam_scorer(c)
             if args.nb:
                 scorers[f"scam vs rest, NB-scaled, C={c:g}"] = scam_scorer(c, nb=True)
-        rows, scores = out_of_fold(dataset, rule_ids, folds, scorers, lambda e: True)
+            for share in args.fragments or ():
+                name = f"scam vs rest, sentence fragments at {share:g}, C={c:g}"
+                scorers[name] = scam_scorer(c)
+                fragment_shares[name] = share
+        rows, scores = out_of_fold(
+            dataset, rule_ids, folds, scorers, lambda e: True, fragment_shares
+        )
         header = "| model | AUC | scams caught at 3 / 5 / 10 % of genuine rows flagged |"
         line = scam_line
     labels = dataset.labels[rows]

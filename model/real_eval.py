@@ -45,6 +45,7 @@ from model import data
 from model.evaluate import _Replay, is_traditional, table
 from model.fit import (
     CANDIDATES,
+    FRAGMENT_SHARE,
     PINNED_FLAG,
     REAL_SHARE,
     SEED,
@@ -170,6 +171,7 @@ def judge(
     candidate: Candidate,
     real_share: float = REAL_SHARE,
     source_power: float | None = None,
+    fragment_share: float = FRAGMENT_SHARE,
 ) -> Judged:
     """Fit on `train`, then give the full verdict on every `test` row."""
     model, _ = fit_model(
@@ -179,6 +181,7 @@ def judge(
         candidate=candidate,
         real_share=real_share,
         source_power=source_power,
+        fragment_share=fragment_share,
     )
     records = [dataset.examples[i].record for i in test]
     cache = {id(r): analyzer.analyze(r) for r in records}
@@ -218,6 +221,7 @@ def cross_validate(
     real_share: float = REAL_SHARE,
     train_without: frozenset[str] = frozenset(),
     source_power: float | None = None,
+    fragment_share: float = FRAGMENT_SHARE,
 ) -> Judged:
     """Out-of-fold verdicts for every real row; training rows limited to `sources` and never
     from the real batches in `train_without` (those are still judged where they are held out)."""
@@ -230,7 +234,11 @@ def cross_validate(
             if i not in held and e.source in sources and batch_of(e) not in train_without
         ]
         started = time.perf_counter()
-        parts.append(judge(dataset, analyzer, train, test, candidate, real_share, source_power))
+        parts.append(
+            judge(
+                dataset, analyzer, train, test, candidate, real_share, source_power, fragment_share
+            )
+        )
         log.info(
             "%s fold %d/%d: train %d, test %d (%.0f s)",
             candidate.name,
@@ -643,6 +651,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "REAL_SOURCE_POWER)",
     )
     parser.add_argument(
+        "--fragment-share",
+        type=float,
+        default=FRAGMENT_SHARE,
+        help="training weight of a real row's sentence fragments, as a share of the row's "
+        "(0: no fragments)",
+    )
+    parser.add_argument(
         "--repeats",
         type=int,
         default=1,
@@ -684,7 +699,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     analyzer = load_analyzer()
     sources = data.ALL_SOURCES | ({data.CHINESEHARM} if args.ablation else set())
-    dataset = build_dataset(analyzer, sources=frozenset(sources))
+    dataset = build_dataset(analyzer, sources=frozenset(sources), fragments=args.fragment_share > 0)
     folds = grouped_folds(dataset, args.folds)
     shipped = CANDIDATES[SHIPPED_CANDIDATE]
     results: dict[str, Any] = {"folds": args.folds, "counts": {}}
@@ -700,6 +715,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             real_share=args.real_share,
             train_without=frozenset(b for b in args.train_without.split(",") if b),
             source_power=args.real_source_power,
+            fragment_share=args.fragment_share,
         )
         summary = summarize(dataset, judged)
         if args.dump and name == names[0]:
@@ -720,13 +736,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 CANDIDATES[names[0]],
                 real_share=args.real_share,
                 source_power=args.real_source_power,
+                fragment_share=args.fragment_share,
             )
             repeats[f"seed {seed}"] = summarize(dataset, judged)
 
     train, test = real_quoted_split(dataset)
     whole = summarize(
         dataset,
-        judge(dataset, analyzer, train, test, shipped, args.real_share, args.real_source_power),
+        judge(
+            dataset,
+            analyzer,
+            train,
+            test,
+            shipped,
+            args.real_share,
+            args.real_source_power,
+            args.fragment_share,
+        ),
     )
     headline[f"{SHIPPED_CANDIDATE}: real_quoted held out whole"] = whole
     details.append(detail_markdown("real_quoted held out whole", whole))

@@ -273,6 +273,77 @@ def test_cv_folds_never_split_a_corpus_batch(corpus_dataset: fit.Dataset) -> Non
             assert not (batches_seen & other) - {"calls"}
 
 
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        # Two sentences or more: each one long enough is taught alone.
+        (
+            "您好，我是淘宝客服。您购买的商品有质量问题！需要给您办理退款理赔。",
+            ["您好，我是淘宝客服。", "您购买的商品有质量问题！", "需要给您办理退款理赔。"],
+        ),
+        (
+            "Your parcel is on hold! Pay the fee at the link today.",
+            ["Your parcel is on hold!", "Pay the fee at the link today."],
+        ),
+        # Pieces under six characters ("好的。", "转完告诉我") are not taught alone.
+        (
+            "请按照我说的做。好的。你现在去银行转账\n转完告诉我",
+            ["请按照我说的做。", "你现在去银行转账"],
+        ),
+        ("您的验证码是123456，请勿泄露。", []),  # a single sentence
+        ("好的。收到。", []),  # no piece long enough
+    ],
+)
+def test_sentence_fragments_are_the_sentences_worth_teaching_alone(
+    text: str, fragments: list[str]
+) -> None:
+    assert fit.sentence_fragments(text) == fragments
+
+
+def test_a_subset_keeps_only_its_own_rows_fragments(corpus_dataset: fit.Dataset) -> None:
+    """A held-out row's sentences must never train the model that judges it."""
+    parents = [0, 0, 3, 5, 5, 5]
+    dataset = fit.Dataset(
+        corpus_dataset.examples[:6],
+        corpus_dataset.inputs[:6],
+        corpus_dataset.stats,
+        fragment_inputs=[corpus_dataset.inputs[10 + k] for k in range(len(parents))],
+        fragment_parents=parents,
+    )
+    kept = dataset.subset([5, 1, 0])
+    # Row 5 is now at position 0 and row 0 at position 2; row 3's fragment is gone.
+    assert kept.fragment_parents == [2, 2, 0, 0, 0]
+    assert kept.fragment_inputs == [dataset.fragment_inputs[k] for k in (0, 1, 3, 4, 5)]
+    assert dataset.subset([1, 2, 4]).fragment_inputs == []
+
+
+def test_fragments_train_the_base_model_and_nothing_else(
+    corpus_dataset: fit.Dataset, rules_only_analyzer: Analyzer
+) -> None:
+    rules = rules_only_analyzer.ruleset.rules
+    fragment_inputs, parents = fit.fragments_of(rules_only_analyzer, corpus_dataset.examples)
+    assert len(fragment_inputs) > 50
+    dataset = fit.Dataset(
+        corpus_dataset.examples,
+        corpus_dataset.inputs,
+        corpus_dataset.stats,
+        fragment_inputs=fragment_inputs,
+        fragment_parents=parents,
+    )
+    rule_ids = [r.id for r in rules]
+    with_fragments, info = fit.fit_model(dataset, rule_ids, rules, fragment_share=0.5)
+    without, plain_info = fit.fit_model(dataset, rule_ids, rules, fragment_share=0)
+    assert info["fragments"] == len(fragment_inputs) and plain_info["fragments"] == 0
+    # The fragments moved the weights; the vocabulary (fitted on whole rows) is the same.
+    assert with_fragments.vectorizer.vocabulary_ == without.vectorizer.vocabulary_
+    assert not np.allclose(
+        with_fragments.classifier.base.coef_, without.classifier.base.coef_, atol=1e-6
+    )
+    # A dataset without fragments trains exactly as fragment_share 0 does.
+    plain, _ = fit.fit_model(corpus_dataset, rule_ids, rules, fragment_share=0.5)
+    assert np.array_equal(plain.classifier.base.coef_, without.classifier.base.coef_)
+
+
 _TRAIN_SMALL = """
 import sys
 from model import data, fit, train

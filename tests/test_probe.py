@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from model import data, probe
+from model import data, fit, probe
 from model.fit import Dataset
 from model.real_eval import grouped_folds
 from service.engine.known_scripts import SHIPPED_THRESHOLDS
@@ -54,6 +54,38 @@ def test_every_held_out_row_is_scored_once_by_a_model_that_never_saw_its_source(
     auc = float(line.split("|")[2])
     # Trained on a few hundred rows of other publishers, it still ranks scams above genuine rows.
     assert auc > 0.75, line
+
+
+def test_fragment_variants_learn_from_the_training_rows_sentences_only(
+    quoted_dataset: Dataset, rules_only_analyzer: Analyzer
+) -> None:
+    inputs, parents = fit.fragments_of(rules_only_analyzer, quoted_dataset.examples)
+    dataset = dataclasses.replace(quoted_dataset, fragment_inputs=inputs, fragment_parents=parents)
+    folds = grouped_folds(dataset)
+    seen: list[int] = []
+
+    def counting(train, labels, weights, test):  # type: ignore[no-untyped-def]
+        seen.append(train.shape[0])
+        return probe.scam_scorer(4.0)(train, labels, weights, test)
+
+    rule_ids = [f"rule:{rule.id}" for rule in rules_only_analyzer.ruleset.rules]
+    rows, scores = probe.out_of_fold(
+        dataset,
+        rule_ids,
+        folds,
+        {"plain": probe.scam_scorer(4.0), "fragments": counting},
+        lambda e: True,
+        {"fragments": 0.5},
+    )
+    # Each fold's model saw its training rows and the fragments of those rows, no other.
+    for fold, trained in zip(folds, seen, strict=True):
+        held = set(fold)
+        own = sum(1 for parent in parents if parent not in held)
+        assert trained == len(dataset.examples) - len(held) + own
+    assert own > 0
+    assert not np.allclose(scores["plain"], scores["fragments"])
+    auc = float(probe.scam_line("f", dataset.labels[rows], scores["fragments"]).split("|")[2])
+    assert auc > 0.75
 
 
 def test_nb_ratios_favour_what_the_positive_rows_hold() -> None:
