@@ -96,7 +96,7 @@ MIN_RULE_HITS = 5
 # model: C, the calibration and every evaluation read whole rows, and a fold's fragments come
 # from its own training rows. Measured at stop 45 on the 7,542 real rows and hash folds (8,297
 # fragments of 2,495 rows), share 0 against 0.5: model-only (`python -m model.probe --fragments
-# 0.5 1`) the AUC rose 0.9434 -> 0.9454; the full verdict (`python -m model.real_eval
+# 0.5 1 --c 4`) the AUC rose 0.9433 -> 0.9453; the full verdict (`python -m model.real_eval
 # --fragment-share 0.5`) did not gain: scams flagged 2,052 -> 2,055 of 2,550, genuine rows 376 ->
 # 391 of 4,574, abusive read as abusive 286 -> 281, AUC 0.9426 -> 0.9434, scams at the 3 / 5 / 10
 # % cuts 60.6 / 70.3 / 83.5 -> 60.6 / 70.1 / 83.2 %, and everyday English SMS flagged 71 -> 144 of
@@ -186,6 +186,15 @@ def build_dataset(
     real = [example.source in data.REAL_SOURCES for example in examples]
     fragment_inputs, fragment_parents = fragments_of(analyzer, examples, real)
     return Dataset(resolved, inputs, stats, norm_texts, fragment_inputs, fragment_parents)
+
+
+def fragment_weights(
+    weights: np.ndarray, parents: np.ndarray, share: float = FRAGMENT_SHARE
+) -> np.ndarray:
+    """Each fragment's training weight: `share` of its row's weight (`weights`, by row),
+    divided among that row's fragments (`parents`: the row of each fragment)."""
+    per_row = np.bincount(parents, minlength=len(weights))
+    return weights[parents] * share / np.maximum(per_row[parents], 1)
 
 
 def fragments_of(
@@ -525,7 +534,7 @@ def fit_model(
     text_part = vectorizer.transform([item.text for item in dataset.inputs])
     structured = structured_matrix(dataset.inputs, columns)
     fragments = dataset.fragment_inputs if fragment_share > 0 else []
-    parents = np.asarray(dataset.fragment_parents[: len(fragments)], dtype=np.intp)
+    parents = np.asarray(dataset.fragment_parents if fragments else [], dtype=np.intp)
     # scikit-learn refuses to transform no rows.
     fragment_text = (
         vectorizer.transform([item.text for item in fragments])
@@ -533,9 +542,7 @@ def fit_model(
         else sparse.csr_matrix((0, text_part.shape[1]))
     )
     fragment_structured = structured_matrix(fragments, columns)
-    # A row's fragments share fragment_share of its weight.
-    per_row = np.bincount(parents, minlength=len(labels))
-    fragment_weights = weights[parents] * fragment_share / np.maximum(per_row[parents], 1)
+    weights_of_fragments = fragment_weights(weights, parents, fragment_share)
 
     def matrix_for(scale: float) -> sparse.csr_matrix:
         return sparse.hstack([text_part, structured * scale], format="csr")
@@ -556,7 +563,7 @@ def fit_model(
         return estimator.fit(
             sparse.vstack([matrix[taken], extra], format="csr"),
             np.concatenate([labels[taken], labels[parents[keep]]]),
-            sample_weight=np.concatenate([weights[taken], fragment_weights[keep]]),
+            sample_weight=np.concatenate([weights[taken], weights_of_fragments[keep]]),
         )
 
     folds = cv_folds(dataset.examples, labels, seed)

@@ -44,6 +44,7 @@ from model.fit import (
     SHIPPED_CANDIDATE,
     Dataset,
     build_dataset,
+    fragment_weights,
     known_scripts,
     load_analyzer,
     sample_weights,
@@ -89,10 +90,15 @@ def fold_features(
 
 def fold_matrices(
     dataset: Dataset, rule_ids: Sequence[str], train: Sequence[int], test: Sequence[int]
-) -> tuple[Any, Any]:
-    """The shipped features of the training and held-out rows (`fold_features`)."""
+) -> tuple[Any, Any, Callable[[Sequence[ModelInput]], Any]]:
+    """The shipped features of the training and held-out rows (`fold_features`), and the
+    transform itself for any other inputs of the fold (its training rows' fragments)."""
     matrix = fold_features(dataset, rule_ids, train)
-    return matrix([dataset.inputs[i] for i in train]), matrix([dataset.inputs[i] for i in test])
+    return (
+        matrix([dataset.inputs[i] for i in train]),
+        matrix([dataset.inputs[i] for i in test]),
+        matrix,
+    )
 
 
 def nb_ratios(matrix: Any, positive: np.ndarray, weights: np.ndarray, alpha: float = 1.0) -> Any:
@@ -162,24 +168,23 @@ def out_of_fold(
             if dataset.examples[i].source in data.REAL_SOURCES and keep(dataset.examples[i])
         ]
         started = time.perf_counter()
-        train_matrix, test_matrix = fold_matrices(dataset, rule_ids, train, judged)
+        train_matrix, test_matrix, transform = fold_matrices(dataset, rule_ids, train, judged)
         weights = sample_weights([dataset.examples[i] for i in train], REAL_SHARE)
         with_fragments = None
         if any(shares.values()):
             own = dataset.subset(train)
             parents = np.asarray(own.fragment_parents, dtype=np.intp)
-            fragments = fold_features(dataset, rule_ids, train)(own.fragment_inputs)
-            per_row = np.bincount(parents, minlength=len(train))
             with_fragments = (
-                sparse.vstack([train_matrix, fragments], format="csr"),
+                sparse.vstack([train_matrix, transform(own.fragment_inputs)], format="csr"),
                 np.concatenate([labels[train], labels[train][parents]]),
-                weights[parents] / per_row[parents],
+                parents,
             )
         for name, scorer in scorers.items():
             share = shares.get(name, 0.0)
             if share and with_fragments is not None:
-                matrix, fold_labels, fragment_weights = with_fragments
-                fold_weights = np.concatenate([weights, fragment_weights * share])
+                matrix, fold_labels, parents = with_fragments
+                extra = fragment_weights(weights, parents, share)
+                fold_weights = np.concatenate([weights, extra])
                 values = scorer(matrix, fold_labels, fold_weights, test_matrix)
             else:
                 values = scorer(train_matrix, labels[train], weights, test_matrix)
