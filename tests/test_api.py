@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import random
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -651,6 +653,22 @@ def test_logs_carry_no_text_and_no_number(
     logged = captured_logs.getvalue()
     for secret in (SCAM_TEXT, "解冻费", MOBILE, "2345 6789", "23456789"):
         assert secret not in logged
+
+
+def test_log_time_is_isoformat_to_the_millisecond() -> None:
+    """The formatter formats each second once; a line's time must still read exactly as
+    datetime's ISO format, across seconds and at the microsecond rounding that carries into
+    the next second."""
+    formatter = JsonFormatter()
+    rng = random.Random(46)
+    moments = [0.0, 1.9995, 1.9999996, 1_733_486_400.9999999, 1_120_656_861.8549998]
+    moments += [rng.uniform(0, 2e9) for _ in range(20_000)]
+    moments += [1.7e9 + step / 997 for step in range(5_000)]  # many lines within each second
+    for created in moments:
+        record = logging.LogRecord("service", logging.INFO, __file__, 1, "check", (), None)
+        record.created = created
+        expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+        assert json.loads(formatter.format(record))["ts"] == expected
 
 
 def test_internal_errors_are_json_500_without_the_message(
