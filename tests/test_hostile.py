@@ -90,6 +90,20 @@ def test_a_lone_surrogate_in_one_batch_record_fails_that_record_only(
     assert response.get_json()["errors"] == 1
 
 
+def test_a_number_phonenumbers_cannot_parse_is_answered(client: FlaskClient) -> None:
+    """ "179xx00…" reads to phonenumbers as China's IP-dialling prefix and made it raise: as a
+    sender, in a text and in a number lookup it is an unallocated segment, not a 500."""
+    number = "17984008343"
+    as_sender = client.post("/v1/check", json={"sender": number, "text": "你好"})
+    assert as_sender.status_code == 200
+    assert as_sender.get_json()["sender"]["type"] == "invalid"
+    in_text = client.post("/v1/check", json={"text": f"请联系{number}处理"})
+    assert in_text.status_code == 200
+    looked_up = client.get(f"/v1/numbers/{number}")
+    assert looked_up.status_code == 200
+    assert looked_up.get_json()["detail"] == "unallocated_mobile_segment"
+
+
 @pytest.mark.parametrize(
     "path, body",
     [

@@ -171,6 +171,10 @@ def test_classify(
         "+999 1234",
         "13800138000/13900139000",
         "1" * 25,
+        # 179xx00…: phonenumbers reads China's IP-dialling prefix (17951 + 00) and raises
+        "17984008343",
+        "+86 179 1700 6932",
+        "0086-17903009790",
     ],
 )
 def test_garbage_is_invalid(directory: Directory, raw: str) -> None:

@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from service.app import create_app
 from service.engine.normalize import normalize
+from service.engine.numbers.parse import NumberType
 from service.engine.pipeline import Analyzer
 from service.logs import mask_hook_tokens, mask_numbers, scrub_text
 from service.phones.smsforwarder import ForwarderRequestError, to_record
@@ -251,6 +252,24 @@ CONTENT_TYPES = st.sampled_from(
         "",
     ]
 )
+
+
+@given(
+    st.sampled_from(["", "+86", "0086", "+86 "]),
+    st.integers(min_value=100, max_value=199),
+    st.text(alphabet="0123456789", min_size=8, max_size=8),
+)
+@example("", 179, "84008343")  # China's IP-dialling prefix 17984 + 00, then 8343
+@example("+86", 179, "12008343")
+@settings(max_examples=1000)
+def test_every_eleven_digit_number_is_classified(
+    analyzer: Analyzer, country: str, segment: int, subscriber: str
+) -> None:
+    """Any mobile-like sender, whatever its segment, parses to a type, never an exception (which
+    an API request would answer with a 500): "17984008343" once raised inside phonenumbers."""
+    info = analyzer.directory.classify(f"{country}{segment}{subscriber}")
+    assert isinstance(info.type, NumberType)
+    assert info.type is not NumberType.INVALID or info.brand is None
 
 
 def _assert_answered(response: Any) -> None:

@@ -139,7 +139,12 @@ def _mobile(digits: str) -> ParsedNumber:
         return ParsedNumber(normalized, NumberType.MOBILE, "satellite", "CN")
     if digits.startswith("192"):
         return ParsedNumber(normalized, NumberType.MOBILE, "broadnet", "CN")
-    number = phonenumbers.parse(digits, "CN")
+    try:
+        number = phonenumbers.parse(digits, "CN")
+    except phonenumbers.NumberParseException:
+        # "179xx00…" begins like China's IP-dialling international prefix (17951 + 00), which
+        # phonenumbers strips before it finds no country code; no mobile segment starts so.
+        return ParsedNumber(normalized, NumberType.INVALID, "unallocated_mobile_segment", None)
     if not phonenumbers.is_valid_number(number):
         return ParsedNumber(normalized, NumberType.INVALID, "unallocated_mobile_segment", None)
     return ParsedNumber(normalized, NumberType.MOBILE, "mobile", "CN")
