@@ -5,8 +5,9 @@ Used by `make run` and the Dockerfile. Command-line flags override what is set h
 
 - Workers: scoring is CPU-bound (regular expressions, a linear model), so one worker per CPU the
   process may really use (affinity, capped by a container's CPU quota: service/cpus.py) uses the
-  machine; a few threads per worker absorb slow clients and keep-alive connections. WEB_CONCURRENCY
-  or `--workers` overrides the count.
+  machine; two threads per worker keep one free for an ordinary check while the other scores a
+  large batch or waits on the database, and keep-alive connections wait in the poller.
+  WEB_CONCURRENCY or `--workers` overrides the count.
 - preload_app: the master loads the app (rules, lists, model) once and forks the workers, which
   share those pages copy-on-write instead of each loading its own copy; a bad rule file or a
   tampered model stops the master before any worker starts. After the fork each worker drops the
@@ -51,7 +52,7 @@ settings_or_exit("gunicorn")
 
 def _limit_malloc_arenas(arenas: int = 2) -> None:
     """glibc gives each thread that allocates its own malloc arena (up to 8 per CPU): the
-    gthread workers' 4 threads each grew and kept one, ~8 MB more RSS per worker after the
+    gthread workers' threads (4 then) each grew and kept one, ~8 MB more RSS per worker after the
     bench-http load than with 2 arenas, at the same speed. An operator's MALLOC_ARENA_MAX wins;
     without glibc (musl) there is nothing to set."""
     if os.environ.get("MALLOC_ARENA_MAX"):
@@ -78,7 +79,12 @@ bind = ["127.0.0.1:8000"]
 workers = worker_count()
 preload_app = True
 worker_class = "gthread"
-threads = 4
+# Two threads, not more: scoring holds the GIL, so a third request in one worker only slows the
+# two already running (make bench-http, 5 rounds each, 2 workers: at 4 clients 4 threads gave a
+# median 604 req/s and p99 16.6-27.5 ms, 2 threads 644 req/s and p99 13.9-18.6 ms in four rounds
+# of five). One thread was faster still (668 req/s), but two keep a thread for an ordinary check
+# while the other scores a large batch or waits on a database lock (api.LARGE_BATCH_CHARS).
+threads = 2
 timeout = 30
 graceful_timeout = 20
 keepalive = 5

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 from test_notify import free_port
 
+from model import data
 from service.paths import RULES_DIR
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,7 +41,7 @@ class Server:
         return self.stdout.read_text() + self.stderr.read_text()
 
 
-def _start(tmp: Path, **env: str) -> Server:
+def _start(tmp: Path, workers: int = 2, **env: str) -> Server:
     port = free_port()
     environment = {**os.environ, "DUNSCAN_DATABASE_URL": f"sqlite:///{tmp / 'store.sqlite3'}"}
     environment.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the config makes its own
@@ -52,7 +54,7 @@ def _start(tmp: Path, **env: str) -> Server:
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",
-        "2",
+        str(workers),
         "service:create_app()",
     ]
     with stdout.open("wb") as out, stderr.open("wb") as err:
@@ -171,6 +173,37 @@ def test_graceful_stop_and_private_logs(server: Server) -> None:
     assert all(json.loads(line) for line in server.stderr.read_text().splitlines())
     for secret in (SCAM_TEXT, "解冻费", MOBILE, "2345 6789", "lang=en"):
         assert secret not in logs
+
+
+def test_a_large_batch_leaves_a_thread_for_an_ordinary_check(tmp_path: Path) -> None:
+    """One worker with the shipped config: while it scores a batch of 100 long messages, a check
+    sent after the batch is answered before the batch, by the worker's other thread."""
+    texts = [example.record.text or "" for example in data.load_real()]
+    block = "".join(text for text in texts if len(text) > 100)
+    records = [{"text": block[i * 5000 : (i + 1) * 5000]} for i in range(100)]
+    assert all(len(record["text"]) == 5000 for record in records)
+    server = _start(tmp_path, workers=1, DUNSCAN_RATELIMIT_ENABLED="false")
+    try:
+        _wait_until_healthy(server)
+        finished: dict[str, float] = {}
+
+        def send_batch() -> None:
+            status = _request(server.url + "/v1/check/batch", {"records": records})[0]
+            finished["batch"] = time.monotonic()
+            finished["batch_status"] = status
+
+        batch = threading.Thread(target=send_batch)
+        batch.start()
+        time.sleep(0.3)  # the batch is being read and scored
+        status, _, body = _request(server.url + "/v1/check", {"text": SCAM_TEXT})
+        finished["check"] = time.monotonic()
+        batch.join(timeout=120)
+    finally:
+        server.process.kill()
+        server.process.wait()
+    assert status == 200 and json.loads(body)["category"] == "scam"
+    assert finished["batch_status"] == 200
+    assert finished["check"] < finished["batch"]
 
 
 def test_bad_rules_refuse_to_start(tmp_path: Path) -> None:
