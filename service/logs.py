@@ -143,7 +143,7 @@ class JsonFormatter(logging.Formatter):
         if request_id:
             entry["request_id"] = request_id
         for key, value in vars(record).items():
-            if key not in _NOT_EXTRAS and key[0] != "_":
+            if key not in _NOT_EXTRAS and not key.startswith("_"):
                 # An extra never overwrites the fixed fields ("level" of a verdict, say).
                 entry[f"{key}_" if key in entry else key] = _scrub(value)
         if record.exc_info and record.exc_info[0] is not None:
