@@ -86,9 +86,10 @@ FOREIGN_DEBT_WORDS = re2.compile(
 )
 COVERAGE_NOTE = {
     "zh": "dunscan 主要识别中文短信；这条以外文为主，只做了基本的钓鱼检查（仿冒链接、礼品卡付费、"
-    "催促验证），结果仅供参考。",
+    "放款前收费、催促验证），结果仅供参考。",
     "en": "dunscan mainly reads Chinese messages; this one is mostly in another language, so only "
-    "basic phishing checks ran (look-alike links, gift-card fees, urgent verification).",
+    "basic phishing checks ran (look-alike links, gift-card fees, fees before a loan is paid out, "
+    "urgent verification).",
 }
 # Model-driven verdicts show the phrases that pushed the model most (at most this many).
 MAX_MODEL_PHRASES = 3
