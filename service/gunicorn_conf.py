@@ -79,11 +79,9 @@ bind = ["127.0.0.1:8000"]
 workers = worker_count()
 preload_app = True
 worker_class = "gthread"
-# Two threads, not more: scoring holds the GIL, so a third request in one worker only slows the
-# two already running (make bench-http, 5 rounds each, 2 workers: at 4 clients 4 threads gave a
-# median 604 req/s and p99 16.6-27.5 ms, 2 threads 644 req/s and p99 13.9-18.6 ms in four rounds
-# of five). One thread was faster still (668 req/s), but two keep a thread for an ordinary check
-# while the other scores a large batch or waits on a database lock (api.LARGE_BATCH_CHARS).
+# Two threads, not more: scoring holds the GIL, so a third request in a worker only slows the two
+# already running (p99 at 4 clients: model/HISTORY.md, stop 46). Not one: the second thread
+# answers ordinary checks while the first scores a large batch or waits on a database lock.
 threads = 2
 timeout = 30
 graceful_timeout = 20

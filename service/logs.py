@@ -84,12 +84,9 @@ _PLAIN_TYPES = frozenset({int, float, bool, type(None)})
 
 
 def _scrub(value: Any) -> Any:
-    kind = type(value)
-    if kind is str:
-        return scrub_text(value)
-    if kind in _PLAIN_TYPES:
+    if type(value) in _PLAIN_TYPES:
         return value
-    if isinstance(value, str):  # a str subclass (an enum's value, say)
+    if isinstance(value, str):
         return scrub_text(value)
     if isinstance(value, dict):
         return {key: _scrub(item) for key, item in value.items()}

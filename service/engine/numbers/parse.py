@@ -144,8 +144,8 @@ def _mobile(digits: str) -> ParsedNumber:
     except phonenumbers.NumberParseException:
         # "179xx00…" begins like China's IP-dialling international prefix (17951 + 00), which
         # phonenumbers strips before it finds no country code; no mobile segment starts so.
-        return ParsedNumber(normalized, NumberType.INVALID, "unallocated_mobile_segment", None)
-    if not phonenumbers.is_valid_number(number):
+        number = None
+    if number is None or not phonenumbers.is_valid_number(number):
         return ParsedNumber(normalized, NumberType.INVALID, "unallocated_mobile_segment", None)
     return ParsedNumber(normalized, NumberType.MOBILE, "mobile", "CN")
 
