@@ -23,7 +23,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HOST=0.0.0.0 \
     PORT=8000 \
-    DUNSCAN_DATABASE_URL=sqlite:////app/instance/dunscan.sqlite3
+    DUNSCAN_DATABASE_URL=sqlite:////app/instance/dunscan.sqlite3 \
+    DUNSCAN_CACHE_DIR=/opt/dunscan-cache
 
 RUN useradd --create-home --uid 10001 dunscan
 WORKDIR /app
@@ -37,11 +38,12 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 ARG EXTRA_PACKAGES=""
 RUN if [ -n "$EXTRA_PACKAGES" ]; then pip install -c constraints.txt $EXTRA_PACKAGES; fi
 
-# The wheel itself; rules, lists and the model are validated while the image builds.
+# The wheel itself; rules, lists and the model are validated while the image builds, and the
+# sentence encoder is unpacked into DUNSCAN_CACHE_DIR, which the service then only reads.
 COPY --from=wheel /dist /dist
 RUN pip install --no-deps /dist/*.whl \
     && rm -rf /dist \
-    && python -c "from service.engine.pipeline import Analyzer; Analyzer.load()" \
+    && python -c "from service.engine.pipeline import Analyzer; Analyzer.load().warm()" \
     && mkdir -p /app/instance && chown 10001 /app/instance
 
 # Hooks and pending pushes live in /app/instance/dunscan.sqlite3; mount a volume there to keep

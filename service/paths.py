@@ -9,6 +9,7 @@ not import, and the top-level folders themselves are used: they are the source o
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -53,6 +54,11 @@ CORPUS_DIR = REPO_ROOT / "model" / "corpus"
 REAL_DIR = REPO_ROOT / "model" / "real"
 # Public datasets live beside the repository and are never copied into it.
 DATA_DIR = _resolved(_env.DATA_DIR, REPO_ROOT.parent / "shared" / "data")
+# Derived files, rebuilt when missing (service/engine/sentence.py): the XDG cache by default.
+CACHE_DIR = _resolved(
+    _env.CACHE_DIR,
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dunscan",
+)
 # Hooks and the push outbox (DUNSCAN_DATABASE_URL overrides): instance/ in a checkout, as it
 # always was; an installed package has no checkout, so the user's data folder instead, the same
 # from any working directory (`dunscan hooks add` and `dunscan serve` must find one database).

@@ -65,9 +65,12 @@ class PathSettings(BaseSettings):
     RULES_DIR: Path | None = Field(
         None, description="rule files (patterns/) and official-number lists (numbers/)"
     )
-    MODEL_DIR: Path | None = Field(None, description="folder holding artifact/dunscan-model.joblib")
+    MODEL_DIR: Path | None = Field(None, description="folder holding artifact/dunscan-model.npz")
     MODEL_PATH: Path | None = Field(None, description="the model artifact itself")
     DATA_DIR: Path | None = Field(None, description="public datasets for training and evaluation")
+    CACHE_DIR: Path | None = Field(
+        None, description="derived files: the unpacked sentence encoder, training embeddings"
+    )
 
 
 class Settings(PathSettings):
