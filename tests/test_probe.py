@@ -117,22 +117,6 @@ def test_dense_columns_reach_each_fold_aligned_with_their_rows(
     assert told > 0.99 > plain
 
 
-def test_sentence_embeddings_are_unit_vectors_in_the_texts_order() -> None:
-    texts = [
-        "【支付宝】您的花呗本期账单已出，请于10日前还款。",
-        "您好，我是京东金融客服，您大学时开通的学生账户需要注销，否则影响征信。",
-        "晚上回家吃饭吗？",
-    ]
-    together = probe.sentence_embeddings(texts)
-    assert together.shape == (3, 512)
-    np.testing.assert_allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
-    for k, text in enumerate(texts):
-        alone = probe.sentence_embeddings([text])[0]
-        assert float(alone @ together[k]) > 0.99
-    # Two money messages sit nearer each other than either sits to dinner chat.
-    assert together[0] @ together[1] > max(together[0] @ together[2], together[1] @ together[2])
-
-
 def test_nb_ratios_favour_what_the_positive_rows_hold() -> None:
     matrix = sparse.csr_matrix(np.array([[1, 0, 1], [1, 0, 0], [0, 1, 1], [0, 1, 0]], float))
     positive = np.array([True, True, False, False])

@@ -15,7 +15,13 @@ import pytest
 
 from model import data, fit
 from service.cli.main import SCORE_CHUNK
-from service.engine.model import ModelInput, TextModel, model_input
+from service.engine.model import (
+    ModelInput,
+    TextModel,
+    model_input,
+    nonzero_features,
+    with_embeddings,
+)
 from service.engine.normalize import normalize
 from service.engine.pipeline import Analyzer
 from service.engine.schemas import Verdict, parse_record
@@ -40,10 +46,14 @@ def rows() -> list[data.Example]:
 
 @pytest.fixture(scope="module")
 def inputs(rows: list[data.Example], rules_only_analyzer: Analyzer) -> list[ModelInput]:
-    return [model_input(rules_only_analyzer.analyze(e.record)) for e in rows]
+    """Every row's input with its sentence embedding (what the shipped candidate reads)."""
+    embeddings = fit.sentence_embeddings([e.record.text or "" for e in rows])
+    return with_embeddings(
+        [model_input(rules_only_analyzer.analyze(e.record)) for e in rows], embeddings
+    )
 
 
-@pytest.fixture(scope="module", params=["char_svm", "char_latin_lr"])
+@pytest.fixture(scope="module", params=["char_svm", fit.SHIPPED_CANDIDATE])
 def trained(
     request: pytest.FixtureRequest,
     rows: list[data.Example],
@@ -51,9 +61,10 @@ def trained(
     rules_only_analyzer: Analyzer,
 ) -> TextModel:
     """Each learner and feature builder the compiled scorer covers (model/fit.py CANDIDATES):
-    the shipped logistic regression over characters and Latin-letter words, and the linear SVM
-    over characters alone. One C each: the arrays must equal the estimator whichever C the grid
-    would pick, and each value of the grid cost CI another three fits of the whole corpus."""
+    the shipped logistic regression over characters, Latin-letter words and the sentence
+    embedding, and the linear SVM over characters alone. One C each: the arrays must equal the
+    estimator whichever C the grid would pick, and each value of the grid cost CI another three
+    fits of the whole corpus."""
     examples, stats = data.deduplicate(rows)
     # deduplicate keeps the row objects themselves: their inputs are already analysed.
     input_of = {id(example): item for example, item in zip(rows, inputs, strict=True)}
@@ -95,7 +106,7 @@ def test_compiled_probabilities_equal_the_estimator_on_every_row(
     assert got.shape == expected.shape == (len(inputs), 4)
     assert np.abs(got - expected).max() <= 1e-9
     # The rows a word-only reading drops sender features from, too.
-    text_only = [ModelInput(item.text, {}) for item in inputs]
+    text_only = [replace(item, features={}) for item in inputs]
     assert (
         np.abs(compiled.predict_inputs(text_only) - trained.predict_inputs(text_only)).max() <= 1e-9
     )
@@ -107,7 +118,8 @@ def test_the_calibrator_reads_the_feature_count_the_estimator_sees(
     # The calibration (service/engine/model.py) reads each row's non-zero feature count: the
     # compiled scorer counts it without building the matrix, and must count what getnnz counts.
     _, seen = compiled._decision(inputs)
-    assert np.array_equal(seen, trained.matrix(inputs).getnnz(axis=1))
+    dense = getattr(trained.classifier, "dense_columns", None)
+    assert np.array_equal(seen, nonzero_features(trained.matrix(inputs), dense))
     assert seen.min() >= 0 and seen.max() > 100
 
 

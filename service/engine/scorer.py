@@ -38,8 +38,10 @@ from service.engine.model import (
     Rows,
     TextModel,
     calibration_inputs,
+    embedding_block,
 )
 from service.engine.npz import write_npz
+from service.engine.sentence import encoder_id
 
 # Changes whenever the arrays or their meaning change (service.engine.model.FORMAT_VERSION
 # follows it). A model with Latin-letter word n-grams writes WORD_ARRAYS_VERSION: its word
@@ -341,6 +343,7 @@ class CompiledModel(TextModel):
         calibration_coef: np.ndarray,
         calibration_intercept: np.ndarray,
         structured_scale: float,
+        embedding_scale: float = 0.0,
     ) -> None:
         self.vectorizer = vectorizer
         self.feature_names = tuple(feature_names)
@@ -354,6 +357,7 @@ class CompiledModel(TextModel):
         self.calibration_coef = calibration_coef
         self.calibration_intercept = calibration_intercept
         self.structured_scale = structured_scale
+        self.embedding_scale = embedding_scale
         self.classifier = None
         self.handset: dict[str, tuple[str, float]] = {}
         self.scripts: Any = None
@@ -381,7 +385,8 @@ class CompiledModel(TextModel):
         """Decision values and each row's count of non-zero features (the matrix's getnnz)."""
         if text is None:
             text = self.vectorizer.transform([item.text for item in inputs])
-        offset = self.vectorizer.n_features
+        width = self.embedding_width
+        offset = self.vectorizer.n_features + width
         scale = np.float32(self.structured_scale)
         s_rows: list[int] = []
         s_columns: list[int] = []
@@ -391,26 +396,41 @@ class CompiledModel(TextModel):
             )
             s_rows.extend([row] * len(known))
             s_columns.extend(offset + column for column in known)
+        # The feature count the calibrator reads leaves the embedding out (nonzero_features).
         seen = np.diff(text.indptr) + np.bincount(
             np.array(s_rows, dtype=np.int64), minlength=len(inputs)
         )
-        columns = np.concatenate([text.indices, np.array(s_columns, dtype=np.int64)])
-        values = np.concatenate([text.data, np.full(len(s_rows), scale, dtype=np.float32)])
+        e_rows = e_columns = e_values = np.zeros(0, dtype=np.int64)
+        if width:
+            # A sparse matrix's order: row by row, columns ascending, zeros left out.
+            block = embedding_block(inputs, self.embedding_scale)
+            e_rows, e_columns = np.nonzero(block)
+            e_values = block[e_rows, e_columns]
+            e_columns = self.vectorizer.n_features + e_columns
+        text_rows = np.repeat(np.arange(len(inputs), dtype=np.int64), np.diff(text.indptr))
+        # Per row: the text columns, the embedding's, then the structured ones (the hstack's
+        # order); a stable sort by row keeps that order within each row.
+        rows = np.concatenate([text_rows, e_rows, np.array(s_rows, dtype=np.int64)])
+        columns = np.concatenate([text.indices, e_columns, np.array(s_columns, dtype=np.int64)])
+        values = np.concatenate(
+            [
+                text.data,
+                np.asarray(e_values, dtype=np.float32),
+                np.full(len(s_rows), scale, dtype=np.float32),
+            ]
+        )
         # scipy's csr_matvecs, which scikit-learn's decision_function runs: per row, in column
         # order, y += x * w in the common dtype of X and coef (float32 when the model was fitted
         # on float32 TF-IDF).
         dtype = np.result_type(values.dtype, self.weights.dtype)
         decision = np.zeros((len(inputs), len(self.categories)), dtype=dtype)
         if len(inputs) == 1:
-            # One row: the text columns, then the structured ones, are already in order; a
-            # cumulative sum adds them one after the other from the first, as the loop does.
+            # One row: its columns are already in order; a cumulative sum adds them one after
+            # the other from the first, as the loop does.
             products = values.astype(dtype)[:, None] * self.weights[columns]
             if len(products):
                 decision[0] = np.cumsum(products, axis=0)[-1]
             return decision + self.intercept, seen
-        text_rows = np.repeat(np.arange(len(inputs), dtype=np.int64), np.diff(text.indptr))
-        rows = np.concatenate([text_rows, np.array(s_rows, dtype=np.int64)])
-        # Within each row: the text columns, then the structured ones, as the hstack lays them out.
         order = np.argsort(rows, kind="stable")
         rows, columns = rows[order], columns[order]
         products = values[order].astype(dtype)[:, None] * self.weights[columns]
@@ -444,7 +464,7 @@ class CompiledModel(TextModel):
             return None
         if feature in self.handset and not include_handset:
             return None
-        column = self.vectorizer.n_features + index
+        column = self.vectorizer.n_features + self.embedding_width + index
         row = self.categories.index(category)
         return float(self.coef[row, column]) * self.structured_scale
 
@@ -562,6 +582,7 @@ def compile_model(model: TextModel) -> CompiledModel:
         np.asarray(calibrator.coef_, dtype=np.float64),
         np.asarray(calibrator.intercept_, dtype=np.float64),
         float(model.structured_scale),
+        float(getattr(model, "embedding_scale", 0.0)),
     )
     compiled.handset = dict(model.handset)
     compiled.scripts = model.scripts
@@ -582,6 +603,10 @@ def _meta(model: CompiledModel) -> dict[str, Any]:
         "categories": list(model.categories),
         "feature_names": list(model.feature_names),
         "structured_scale": model.structured_scale,
+        # The sentence embedding (service/engine/sentence.py): its weight and the encoder whose
+        # numbers the model was fitted on; 0 and None when the model does not read it.
+        "embedding_scale": model.embedding_scale,
+        "encoder": encoder_id() if model.embedding_scale else None,
         "ngram_range": list(model.vectorizer.ngram_range),
         "handset": {name: list(value) for name, value in sorted(model.handset.items())},
         "data_files": model.data_files,
@@ -643,6 +668,7 @@ def read_arrays(path: Path) -> CompiledModel:
             arrays["calibration_coef"],
             arrays["calibration_intercept"],
             float(meta["structured_scale"]),
+            float(meta.get("embedding_scale", 0.0)),
         )
         if meta["scripts"] is not None:
             model.scripts = KnownScripts(
