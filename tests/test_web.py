@@ -834,10 +834,10 @@ def test_large_text_is_remembered(client: FlaskClient) -> None:
 def test_model_phrases_in_one_clause_are_one_reason(
     client: FlaskClient, analyzer: Analyzer
 ) -> None:
-    text = "您好，您在我平台的借款已逾期，请今天内处理，详询 17123456789"
+    text = "您好，您在我平台的借款已逾期，请今天内处理，不处理将影响您的征信，详询 17123456789"
     verdict = analyzer.check(parse_record({"text": text, "sender": "17123456789"}))
     phrases = [s for s in verdict.signals if s.id == "model_phrase"]
-    assert len(phrases) >= 2  # the real model weighs several n-grams of the same clauses
+    assert len(phrases) >= 3  # the real model weighs several n-grams of the same clauses
     _, page = _verdict_page(client, text, "17123456789")
     quoted = [
         page.texts[a["id"] or ""]
@@ -845,6 +845,7 @@ def test_model_phrases_in_one_clause_are_one_reason(
         if t == "li" and (a.get("id") or "").startswith("why-")
     ]
     assert sum("请今天内处理" in reason for reason in quoted) == 1
+    assert sum("不处理将影响您的征信" in reason for reason in quoted) == 1
 
 
 def test_the_result_view_holds_on_real_messages(analyzer: Analyzer) -> None:
