@@ -37,6 +37,7 @@ from service.engine.model import (
     TextModel,
     calibration_inputs,
     decision_values,
+    embedded_text,
     embedding_matrix,
     jieba_words,
     model_input,
@@ -183,17 +184,17 @@ def build_dataset(
     """Every training example with its model input; with `fragments`, also the sentence
     fragments of the real rows (FRAGMENT_SHARE)."""
     examples, stats = data.load_training_examples(data_dir, corpus_dir, real_dir, sources)
-    resolved, inputs, norm_texts = [], [], []
-    embeddings = sentence_embeddings([example.record.text or "" for example in examples])
+    resolved, inputs, norm_texts, embedded = [], [], [], []
     for example in examples:
         analysis = analyzer.analyze(example.record)
+        embedded.append(embedded_text(analysis))
         resolved.append(data.resolve_genuine(example, analysis.finance_related))
         item = model_input(analysis)
         if example.source == "fbs":
             item = ModelInput(item.text, fbs_observable(item.features))
         inputs.append(item)
         norm_texts.append(analysis.norm.text if analysis.norm is not None else "")
-    inputs = with_embeddings(inputs, embeddings)
+    inputs = with_embeddings(inputs, sentence_embeddings(embedded))
     if not fragments:
         return Dataset(resolved, inputs, stats, norm_texts)
     real = [example.source in data.REAL_SOURCES for example in examples]
@@ -230,9 +231,9 @@ def fragments_of(
 def inputs_of(analyzer: Any, examples: Sequence[data.Example]) -> list[ModelInput]:
     """The model's input for each example as training builds it, sentence embedding included
     (build_dataset also hides what FBS's anonymisation hid; this is for rows of other sources)."""
-    inputs = [model_input(analyzer.analyze(example.record)) for example in examples]
-    texts = [example.record.text or "" for example in examples]
-    return with_embeddings(inputs, sentence_embeddings(texts))
+    analyses = [analyzer.analyze(example.record) for example in examples]
+    inputs = [model_input(analysis) for analysis in analyses]
+    return with_embeddings(inputs, sentence_embeddings([embedded_text(a) for a in analyses]))
 
 
 def sentence_embeddings(texts: Sequence[str]) -> np.ndarray:

@@ -15,7 +15,7 @@ before a full run; only the full verdict decides what ships (model/HISTORY.md ke
   `--fragments SHARE ...` variants that also learn from the training rows' sentence fragments
   (fit.FRAGMENT_SHARE; the plain variant learns from whole rows only);
   `--sentence-embedding SCALE ...` variants that also read the multilingual sentence embedding
-  of each row's text as pasted (Google's USE multilingual v3, `sentence_embeddings`), scaled,
+  of each row's text as pasted (Google's USE multilingual v3, as build_dataset adds it), scaled,
   beside the shipped features: a meaning-level signal that char n-grams lack (a paraphrase shares
   few n-grams).
 - `--abusive-vs-scam`: on the real scam and abusive rows only, the multinomial model's
@@ -53,7 +53,6 @@ from model.fit import (
     known_scripts,
     load_analyzer,
     sample_weights,
-    sentence_embeddings,
     structured_feature_names,
 )
 from model.real_eval import flagged, grouped_folds, read_dump, tradeoff
@@ -297,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=float,
         nargs="+",
         metavar="SCALE",
-        help="also variants that read each row's sentence embedding (sentence_embeddings) "
+        help="also variants that read each row's sentence embedding (the shipped model's) "
         "scaled by SCALE beside the shipped features",
     )
     parser.add_argument("--abusive-vs-scam", action="store_true")
@@ -335,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # what a sentence means (embedding the masked text gained less: AUC 0.9486 against 0.9523
         # at scale 0.5, model/HISTORY.md stop 47).
         embedded = (
-            sentence_embeddings([example.record.text or "" for example in dataset.examples])
+            np.array([item.embedding for item in dataset.inputs])
             if args.sentence_embedding
             else None
         )

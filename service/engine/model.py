@@ -468,7 +468,7 @@ class TextModel:
 
     @property
     def reads_embedding(self) -> bool:
-        return bool(getattr(self, "embedding_scale", 0.0))
+        return self.embedding_scale != 0
 
     @property
     def embedding_width(self) -> int:
