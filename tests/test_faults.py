@@ -10,6 +10,7 @@ Waiting is a bounded poll; nothing here asserts a duration.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -47,7 +48,9 @@ def _post(url: str, body: dict[str, str]) -> tuple[int, dict]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, {}
-    except OSError:  # the worker holding this connection was killed: no answer, not accepted
+    except (OSError, http.client.HTTPException, ValueError):
+        # The worker holding this connection was killed: no answer, or one cut off mid-status-line
+        # or mid-body (IncompleteRead, BadStatusLine, half a JSON body). Not accepted: retried.
         return 0, {}
 
 
