@@ -202,8 +202,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     our_cpu_rate = len(records) / min(cpu for _, cpu in our_runs)
     their_cpu_rate = len(records) / min(cpu for _, cpu in their_runs)
 
+    # The cascade (service/engine/model.py read_many): how many of these messages its n-gram-only
+    # first reader decided, never computing the sentence embedding.
+    model = analyzer.model
+    decided = "–"
+    if getattr(model, "fast", None) is not None:
+        readings = model.read_many([analyzer.analyze(record) for record in records])
+        alone = sum(reading.fast for reading in readings)
+        decided = f"{alone} of {len(records)} ({alone / len(records):.0%})"
+
     rows = [
         ("messages", f"{len(records)} (model/corpus + model/real)", "same", ""),
+        ("messages the first reader decided alone (no sentence embedding)", decided, "–", ""),
         (
             "one message, p50",
             _ms(our_p50),

@@ -160,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "structured_scale": info["structured_scale"],
             "embedding_scale": info["embedding_scale"],
             "sentence_encoder": encoder_id() if info["embedding_scale"] else None,
+            "fast_band": info["fast_band"],
+            "fast_logloss": info["fast_logloss"],
             "calibration": (
                 f"matrix scaling on {CV_FOLDS}-fold out-of-fold decision values, evidence-aware "
                 "(also their products with the log of the row's feature count, and that log)"
@@ -377,7 +379,17 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
         f"({training['C_selection_logloss']}); "
         f"calibration: {hyper['calibration']}. Corpus rows carry {hyper['corpus_share']:.0%} "
         f"of the training weight (at most {hyper['max_row_weight']} per row); classes are "
-        "balanced by the square root of their weight.",
+        "balanced by the square root of their weight."
+        + (
+            " Served as a cascade: a second model over the same n-grams and features without "
+            "the embedding (same C, calibrated the same way; out-of-fold log-loss "
+            f"{hyper['fast_logloss']}) reads each message first, and its reading stands when its "
+            f"scam and abusive probabilities are both at most {hyper['fast_band'][0]} or its "
+            f"scam probability is at least {hyper['fast_band'][1]}; only the other messages pay "
+            "for the embedding."
+            if hyper.get("fast_band")
+            else ""
+        ),
         "",
         "## Results",
         "",

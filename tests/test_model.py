@@ -12,7 +12,7 @@ import pytest
 
 from model import data, fit, train
 from service.engine.artifact import ModelError, load_model, sha256_file
-from service.engine.model import WORD_PREFIX, TextModel, canonical_text
+from service.engine.model import WORD_PREFIX, Rows, TextModel, canonical_text
 from service.engine.pipeline import Analyzer, LoadError
 from service.engine.schemas import CATEGORIES, parse_record
 from service.paths import MODEL_PATH
@@ -424,3 +424,19 @@ def test_training_gives_the_same_bytes_in_other_processes_and_thread_settings(
         shas.append(stdout.strip().splitlines()[-1])
     assert shas[0] == shas[1]
     assert (tmp_path / "run0.npz").read_bytes() == (tmp_path / "run1.npz").read_bytes()
+
+
+def test_rows_taken_are_the_matrix_rows_in_that_order() -> None:
+    """The cascade hands the full model the TF-IDF rows of the messages it did not decide."""
+    from scipy import sparse
+
+    dense = sparse.random(40, 300, density=0.05, dtype=np.float32, random_state=7).toarray()
+    dense[5] = 0  # an empty row (a call record's text) among them
+    matrix = sparse.csr_matrix(dense)
+    rows = Rows(matrix.data, matrix.indices.astype(np.int64), matrix.indptr.astype(np.int64))
+    for numbers in ([3, 5, 9, 39], [0], [39, 2, 2, 5], list(range(40)), []):
+        taken = rows.take(np.array(numbers, dtype=np.int64))
+        expected = matrix[numbers] if numbers else matrix[:0]
+        assert np.array_equal(taken.indptr, expected.indptr)
+        assert np.array_equal(taken.indices, expected.indices)
+        assert np.array_equal(taken.data, expected.data)

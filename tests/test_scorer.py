@@ -168,6 +168,58 @@ def test_compiled_weights_and_explanations_match_the_estimator(
         assert compiled.phrases(analysis, "scam", reading.text) == expected
 
 
+def test_the_cascade_compiles_to_its_estimators_and_keeps_their_choice(
+    trained: TextModel,
+    compiled: CompiledModel,
+    rows: list[data.Example],
+    rules_only_analyzer: Analyzer,
+) -> None:
+    """The cascade's first reader compiles to its estimator's numbers too, so the compiled
+    model lets the same messages skip the embedding as the trained one."""
+    if trained.fast is None:
+        assert compiled.fast is None
+        return
+    assert compiled.fast is not None and compiled.fast_band == trained.fast_band
+    analyses = [rules_only_analyzer.analyze(e.record) for e in rows[:: max(1, len(rows) // 500)]]
+    plain = [model_input(analysis) for analysis in analyses]
+    expected = trained.fast.predict_inputs(plain)
+    assert np.abs(compiled.fast.predict_inputs(plain) - expected).max() <= 1e-9
+    got, want = compiled.read_many(analyses), trained.read_many(analyses)
+    assert [r.fast for r in got] == [r.fast for r in want]
+    for mine, theirs in zip(got, want, strict=True):
+        for category, p in theirs.probabilities.items():
+            assert abs(mine.probabilities[category] - p) <= 1e-9
+
+
+def test_the_cascade_reads_the_embedding_only_where_the_first_reader_is_unsure(
+    analyzer: Analyzer, rows: list[data.Example]
+) -> None:
+    """A reading the n-gram-only reader is sure of stands as that reader gave it, with no
+    embedding computed; every other message gets the full model's reading, embedding and all.
+    Real rows give both kinds."""
+    model = analyzer.model
+    assert model.fast is not None and model.fast_band is not None
+    analyses = [analyzer.analyze(e.record) for e in rows[:: max(1, len(rows) // 400)]]
+    readings = model.read_many(analyses)
+    fast = model.fast.predict_inputs([model_input(analysis) for analysis in analyses])
+    sure = model.is_sure(fast)
+    assert 40 <= sure.sum() <= len(analyses) - 40, sure.sum()
+    unsure = [analysis for analysis, s in zip(analyses, sure, strict=True) if not s]
+    full = model.predict_inputs(model.inputs_of(unsure))
+    full_rows = iter(full)
+    for reading, first, is_sure in zip(readings, fast, sure, strict=True):
+        assert reading.fast == bool(is_sure)
+        expected = first if is_sure else next(full_rows)
+        assert list(reading.probabilities.values()) == expected.tolist()
+        assert (reading.input.embedding is None) == bool(is_sure)
+        if is_sure:
+            low, high = model.fast_band
+            scam, abusive = reading.probabilities["scam"], reading.probabilities["abusive"]
+            assert (scam <= low and abusive <= low) or scam >= high
+    # Explanations come from the weights that gave the reading.
+    assert all(model.reader_of(r) is (model.fast if r.fast else model) for r in readings)
+
+
 def test_terms_decoded_on_demand_are_the_vocabulary(
     trained: TextModel, compiled: CompiledModel
 ) -> None:

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 # Bump when the artifact layout or the feature definition changes: old artifacts are refused.
 # 6: the sentence embedding's columns between the n-grams and the structured features.
-FORMAT_VERSION = 6
+# 7: the n-gram-only first reader of the cascade (TextModel.fast) beside the full model.
+FORMAT_VERSION = 7
 
 # Masking tokens: one symbol each, so a character n-gram treats a whole URL or number as one unit.
 # The public FBS corpus was anonymised with placeholders (URL, DIGIT, CELLPHONE, ...); masking our
@@ -292,6 +293,16 @@ class Rows:
         start, end = int(self.indptr[number]), int(self.indptr[number + 1])
         return Rows(self.data[start:end], self.indices[start:end], np.array([0, end - start]))
 
+    def take(self, numbers: np.ndarray) -> Rows:
+        """The rows `numbers`, in that order."""
+        starts, ends = self.indptr[numbers], self.indptr[numbers + 1]
+        indptr = np.zeros(len(numbers) + 1, dtype=np.int64)
+        np.cumsum(ends - starts, out=indptr[1:])
+        # Each kept entry's position in the source arrays: its row's start plus its offset.
+        offsets = np.arange(indptr[-1], dtype=np.int64) - np.repeat(indptr[:-1], ends - starts)
+        gather = np.repeat(starts, ends - starts) + offsets
+        return Rows(self.data[gather], self.indices[gather], indptr)
+
 
 @dataclass(frozen=True)
 class ModelInput:
@@ -313,6 +324,9 @@ class Reading:
     probabilities: dict[str, float]
     input: ModelInput
     text: Rows
+    # Read by the cascade's n-gram-only first reader (TextModel.fast), its verdict sure enough
+    # that the sentence embedding was never computed.
+    fast: bool = False
 
 
 def model_input(analysis: Analysis) -> ModelInput:
@@ -436,6 +450,11 @@ class TextModel:
         # The rule and number files the training run parsed (service/engine/datafiles.py).
         self.data_files: dict[str, Any] | None = None
         self.version: str | None = None
+        # The cascade (read_many): a model over the same n-grams and features without the
+        # sentence embedding reads every message first; its reading stands when it is sure
+        # (`fast_band`), and only the others pay for the embedding. None: no cascade.
+        self.fast: TextModel | None = None
+        self.fast_band: tuple[float, float] | None = None
         # (terms by column, centred coefficients): derived from the vocabulary and the
         # classifier on first explanation, never pickled.
         self._explain: tuple[Any, np.ndarray] | None = None
@@ -453,6 +472,8 @@ class TextModel:
         state.setdefault("scripts", None)
         state.setdefault("data_files", None)
         state.setdefault("embedding_scale", 0.0)
+        state.setdefault("fast", None)
+        state.setdefault("fast_band", None)
         state.pop("_terms", None)
         state.setdefault("_explain", None)
         self.__dict__.update(state)
@@ -561,20 +582,53 @@ class TextModel:
         return [reading.probabilities for reading in self.read_many(analyses)]
 
     def read_many(self, analyses: Sequence[Analysis]) -> list[Reading]:
-        """`predict_many`, each result with the TF-IDF row of its text."""
+        """`predict_many`, each result with the TF-IDF row of its text.
+
+        With a cascade (`fast`), the n-gram-only reader reads every analysis first; where it is
+        sure (`is_sure`) its reading stands, and only the rest are embedded and read by the full
+        model. Each analysis is read alone in both, so its reading never depends on the batch."""
         if not analyses:  # scikit-learn refuses an empty matrix
             return []
-        inputs = self.inputs_of(analyses)
+        inputs = [model_input(analysis) for analysis in analyses]
         text = self.text_rows([item.text for item in inputs])
-        rows = self.predict_inputs(inputs, text)
+        sure = np.zeros(len(inputs), dtype=bool)
+        rows = np.zeros((len(inputs), len(CATEGORIES)))
+        if self.fast is not None:
+            rows = self.fast.predict_inputs(inputs, text)
+            sure = self.is_sure(rows)
+        unsure = np.flatnonzero(~sure)
+        if len(unsure):
+            picked = self.embed([analyses[i] for i in unsure], [inputs[i] for i in unsure])
+            rows[unsure] = self.predict_inputs(
+                picked, text if len(unsure) == len(inputs) else text.take(unsure)
+            )
+            for number, item in zip(unsure.tolist(), picked, strict=True):
+                inputs[number] = item
         return [
             Reading(
                 {category: float(p) for category, p in zip(CATEGORIES, row, strict=True)},
                 item,
                 text.row(number),
+                bool(sure[number]),
             )
             for number, (item, row) in enumerate(zip(inputs, rows, strict=True))
         ]
+
+    def is_sure(self, fast_rows: np.ndarray) -> np.ndarray:
+        """Which of the fast reader's readings (rows in CATEGORIES order) stand: clearly
+        neither scam nor abusive, or clearly a scam. A leaning to abusive, and every reading in
+        between, goes on to the full model."""
+        if self.fast_band is None:
+            return np.zeros(len(fast_rows), dtype=bool)
+        low, high = self.fast_band
+        scam = fast_rows[:, CATEGORIES.index("scam")]
+        abusive = fast_rows[:, CATEGORIES.index("abusive")]
+        return ((scam <= low) & (abusive <= low)) | (scam >= high)
+
+    def reader_of(self, reading: Reading) -> TextModel:
+        """The model that gave `reading`: explanations and words-alone readings of it come
+        from the same weights."""
+        return self.fast if reading.fast and self.fast is not None else self
 
     def predict_text_only(
         self, analysis: Analysis, full: Reading | None = None
@@ -584,12 +638,14 @@ class TextModel:
         `full`, the reading with the sender (`read_many`): its probabilities come back as they
         are when the sender added no feature (the same input gives the same numbers), and its
         input and text row are reused when it did."""
-        item = full.input if full is not None else self.inputs_of([analysis])[0]
+        if full is None:
+            (full,) = self.read_many([analysis])
+        item = full.input
         kept = {k: v for k, v in item.features.items() if not k.startswith(SENDER_FEATURES)}
-        if full is not None and len(kept) == len(item.features):
+        if len(kept) == len(item.features):
             return full.probabilities
-        text = full.text if full is not None else None
-        row = self.predict_inputs([replace(item, features=kept)], text)[0]
+        reader = self.reader_of(full)
+        row = reader.predict_inputs([replace(item, features=kept)], full.text)[0]
         return {category: float(p) for category, p in zip(CATEGORIES, row, strict=True)}
 
     def _explainer(self) -> tuple[Any, np.ndarray]:

@@ -266,9 +266,10 @@ class Analyzer:
         scripts = getattr(self.model, "scripts", None)
         if scripts is not None:
             scripts.positions()
-        explainer = getattr(self.model, "_explainer", None)
-        if explainer is not None:
-            explainer()
+        for model in (self.model, getattr(self.model, "fast", None)):
+            explainer = getattr(model, "_explainer", None)
+            if explainer is not None:
+                explainer()
         # The 归属地 and carrier prefixes (~5 MB): one shared copy rather than one per worker.
         load_phone_data()
         # phonenumbers reads a region's metadata and compiles its patterns on the first number
@@ -388,7 +389,8 @@ class Analyzer:
                 risk = max(risk, ABUSIVE_RULE_RISK)
         if foreign and not evidence["scam"] and not evidence["abusive"]:
             risk = _capped(risk, FOREIGN_MODEL_MAX_RISK)
-        signals = [_with_weight_source(self.model, signal) for signal in signals]
+        reader = self._reader(reading)
+        signals = [_with_weight_source(reader, signal) for signal in signals]
         # The risk comes from the scam (or abusive) reading; when no rule or script explains it,
         # show the words the model weighed for it.
         harm = category if category in {"scam", "abusive"} else "scam"
@@ -512,11 +514,18 @@ class Analyzer:
             return "other"
         return category
 
+    def _reader(self, reading: Reading | None) -> Any | None:
+        """The model whose weights gave `reading` (the cascade's first reader or the full
+        model): the phrases and learned weights a verdict shows come from the same weights."""
+        if reading is not None and hasattr(self.model, "reader_of"):
+            return self.model.reader_of(reading)
+        return self.model
+
     def _model_phrases(
         self, analysis: Analysis, category: str, reading: Reading | None
     ) -> list[Signal]:
         """The phrases that pushed the model toward `category`, as spans of the original text."""
-        explain = getattr(self.model, "phrases", None)
+        explain = getattr(self._reader(reading), "phrases", None)
         if explain is None or analysis.norm is None:
             return []
         found = []

@@ -368,6 +368,9 @@ class CompiledModel(TextModel):
         # The rule files the training run loaded with every check (RuleSet.load's
         # verified_version); set from the manifest by artifact.load_model.
         self.rules_version: str | None = None
+        # The cascade's n-gram-only first reader and when it is sure (TextModel.read_many).
+        self.fast: CompiledModel | None = None
+        self.fast_band: tuple[float, float] | None = None
         self._explain: tuple[Any, np.ndarray] | None = None
 
     # -- scoring ------------------------------------------------------------------------------
@@ -506,10 +509,9 @@ class _CentredRow:
 
 
 def compile_model(model: TextModel) -> CompiledModel:
-    """The arrays of a trained char-n-gram TextModel; NotCompilable for other builders."""
+    """The arrays of a trained char-n-gram TextModel (and of its cascade's first reader);
+    NotCompilable for other builders."""
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.svm import LinearSVC
 
     vectorizer = model.vectorizer
     words = None
@@ -540,6 +542,23 @@ def compile_model(model: TextModel) -> CompiledModel:
                 raise NotCompilable(f"vectorizer {name}={getattr(part, name)!r}, need {value!r}")
         if part.idf_.dtype != np.float32:
             raise NotCompilable(f"idf dtype {part.idf_.dtype}, need float32")
+    compiled = _compiled_linear(model, _compiled_vectorizer(vectorizer, words))
+    if getattr(model, "fast", None) is not None:
+        # The cascade's first reader shares the vectorizer: one copy of the n-gram arrays.
+        compiled.fast = _compiled_linear(model.fast, compiled.vectorizer)
+        compiled.fast.handset = dict(model.fast.handset)
+        compiled.fast_band = model.fast_band
+    compiled.handset = dict(model.handset)
+    compiled.scripts = model.scripts
+    compiled.data_files = getattr(model, "data_files", None)
+    return compiled
+
+
+def _compiled_linear(model: TextModel, compiled_vectorizer: Any) -> CompiledModel:
+    """The classifier and calibrator of `model` as arrays, over a compiled vectorizer."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import LinearSVC
+
     base = model.classifier.base
     calibrator = model.classifier.calibrator
     # Both learners score X @ coef.T + intercept, one column per category (multinomial
@@ -550,7 +569,22 @@ def compile_model(model: TextModel) -> CompiledModel:
         raise NotCompilable("calibrator must be a multinomial LogisticRegression")
     if list(calibrator.classes_) != list(base.classes_):
         raise NotCompilable("calibrator and base classes differ")
+    return CompiledModel(
+        compiled_vectorizer,
+        model.feature_names,
+        [str(c) for c in base.classes_],
+        # In the dtype the estimator holds (float32 when fitted on float32 TF-IDF): the product
+        # is computed in it, exactly as scikit-learn computes it.
+        np.asarray(base.coef_),
+        np.asarray(base.intercept_),
+        np.asarray(calibrator.coef_, dtype=np.float64),
+        np.asarray(calibrator.intercept_, dtype=np.float64),
+        float(model.structured_scale),
+        float(getattr(model, "embedding_scale", 0.0)),
+    )
 
+
+def _compiled_vectorizer(vectorizer: Any, words: Any) -> Any:
     low, high = vectorizer.ngram_range
     if high > _MAX_CHARS:
         raise NotCompilable(f"n-grams up to {high} characters; keys hold {_MAX_CHARS}")
@@ -571,23 +605,7 @@ def compile_model(model: TextModel) -> CompiledModel:
                 tuple(words.ngram_range),
             ),
         )
-    compiled = CompiledModel(
-        compiled_vectorizer,
-        model.feature_names,
-        [str(c) for c in base.classes_],
-        # In the dtype the estimator holds (float32 when fitted on float32 TF-IDF): the product
-        # is computed in it, exactly as scikit-learn computes it.
-        np.asarray(base.coef_),
-        np.asarray(base.intercept_),
-        np.asarray(calibrator.coef_, dtype=np.float64),
-        np.asarray(calibrator.intercept_, dtype=np.float64),
-        float(model.structured_scale),
-        float(getattr(model, "embedding_scale", 0.0)),
-    )
-    compiled.handset = dict(model.handset)
-    compiled.scripts = model.scripts
-    compiled.data_files = getattr(model, "data_files", None)
-    return compiled
+    return compiled_vectorizer
 
 
 # ---------------------------------------------------------------------------------------------
@@ -613,6 +631,15 @@ def _meta(model: CompiledModel) -> dict[str, Any]:
         "scripts": None
         if scripts is None
         else [[s.source, s.publisher, s.date, s.fraud_type] for s in scripts],
+        # The cascade's first reader (its arrays are fast_*): when its reading stands, and the
+        # weight of its structured features; None without a cascade.
+        "fast": None
+        if model.fast is None or model.fast_band is None
+        else {
+            "band": list(model.fast_band),
+            "structured_scale": model.fast.structured_scale,
+            "handset": {name: list(value) for name, value in sorted(model.fast.handset.items())},
+        },
     }
 
 
@@ -633,6 +660,13 @@ def write_arrays(model: CompiledModel, path: Path) -> None:
     }
     if words is not None:
         arrays.update(word_terms=words.terms, word_columns=words.columns, word_idf=words.idf)
+    if model.fast is not None:
+        arrays.update(
+            fast_coef=model.fast.coef,
+            fast_intercept=model.fast.intercept,
+            fast_calibration_coef=model.fast.calibration_coef,
+            fast_calibration_intercept=model.fast.calibration_intercept,
+        )
     if model.scripts is not None:
         arrays.update({f"scripts_{name}": a for name, a in model.scripts.arrays.items()})
     write_npz(path, arrays, compress=False)
@@ -670,6 +704,22 @@ def read_arrays(path: Path) -> CompiledModel:
             float(meta["structured_scale"]),
             float(meta.get("embedding_scale", 0.0)),
         )
+        fast = meta.get("fast")
+        if fast is not None:
+            model.fast = CompiledModel(
+                vectorizer,
+                meta["feature_names"],
+                meta["categories"],
+                arrays["fast_coef"],
+                arrays["fast_intercept"],
+                arrays["fast_calibration_coef"],
+                arrays["fast_calibration_intercept"],
+                float(fast["structured_scale"]),
+            )
+            model.fast.handset = {
+                name: (str(c), float(w)) for name, (c, w) in fast["handset"].items()
+            }
+            model.fast_band = (float(fast["band"][0]), float(fast["band"][1]))
         if meta["scripts"] is not None:
             model.scripts = KnownScripts(
                 [Script(*row) for row in meta["scripts"]],
