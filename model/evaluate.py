@@ -150,6 +150,13 @@ class _Replay(Analyzer):
         return cached if cached is not None else super().analyze(record)
 
 
+def served_probabilities(model: Any, analyses: Sequence[Analysis]) -> np.ndarray:
+    """The model's probabilities as a server reads them (through the cascade, where the model
+    has one), one row per analysis in CATEGORIES order."""
+    readings = model.predict_many(analyses)
+    return np.array([[reading[c] for c in CATEGORIES] for reading in readings])
+
+
 @dataclass
 class SplitResult:
     split: Split
@@ -207,8 +214,8 @@ def run_split(split: Split, dataset: Dataset, analyzer: Analyzer) -> SplitResult
         ]
     )
     # Model-only judged on what it sees in production: the full features of each analysis (the
-    # training rows of FBS had some hidden, see model/fit.py).
-    model_proba = model.predict_inputs(model.inputs_of([cache[id(r)] for r in records]))
+    # training rows of FBS had some hidden, see model/fit.py), read as served (the cascade).
+    model_proba = served_probabilities(model, [cache[id(r)] for r in records])
     return SplitResult(
         split=split,
         examples=test.examples,
@@ -627,7 +634,7 @@ def uci_markdown(model: Any, analyzer: Analyzer) -> str:
     except OSError as error:
         return f"## UCI SMS (English)\n\nnot available ({error})"
     groups = np.array([e.group for e in examples])
-    proba = model.predict_inputs(model.inputs_of([analyzer.analyze(e.record) for e in examples]))
+    proba = served_probabilities(model, [analyzer.analyze(e.record) for e in examples])
     rows = []
     for group in sorted(set(groups.tolist())):
         matrix = proba[groups == group]
