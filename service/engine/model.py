@@ -498,7 +498,8 @@ class TextModel:
         return SENTENCE_DIM if self.reads_embedding else 0
 
     def inputs_of(self, analyses: Sequence[Analysis]) -> list[ModelInput]:
-        """The model's input for each analysis, as `read_many` builds them."""
+        """The full model's input for each analysis, the sentence embedding included when it
+        reads one (`read_many` embeds only what the cascade's first reader left unsure)."""
         return self.embed(analyses, [model_input(analysis) for analysis in analyses])
 
     def embed(self, analyses: Sequence[Analysis], inputs: list[ModelInput]) -> list[ModelInput]:
