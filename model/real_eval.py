@@ -90,6 +90,9 @@ class Judged:
     reasons: list[list[str]]
     # The verdict's coverage note: the text reads as mostly not Chinese.
     foreign: list[bool]
+    # Decided by the cascade's n-gram-only first reader alone, the sentence embedding never
+    # computed (service/engine/model.py read_many); False for a model without a cascade.
+    first_reader: list[bool]
 
 
 def wilson(successes: int, total: int) -> tuple[float, float] | None:
@@ -187,6 +190,7 @@ def judge(
     cache = {id(r): analyzer.analyze(r) for r in records}
     replay = _Replay(analyzer, model, cache)
     verdicts = [replay.check(r) for r in records]
+    readings = model.read_many([cache[id(r)] for r in records])
     return Judged(
         rows=list(test),
         category=[v.category for v in verdicts],
@@ -195,6 +199,7 @@ def judge(
         script_hits=[any(s.id == "known_script" for s in v.signals) for v in verdicts],
         reasons=[[s.id for s in v.signals if s.id != "model"] for v in verdicts],
         foreign=[v.coverage is not None for v in verdicts],
+        first_reader=[reading.fast for reading in readings],
     )
 
 
@@ -301,10 +306,14 @@ def tradeoff(scam_risk: Sequence[float], genuine_risk: Sequence[float]) -> dict[
 def summarize(dataset: Dataset, judged: Judged) -> dict[str, Any]:
     """Per label, per category, per fraud type and per slice, with Wilson intervals."""
     guard: dict[str, list[bool]] = {"mudou": [], data.UCI: []}
-    for i, c, lv in zip(judged.rows, judged.category, judged.level, strict=True):
+    guard_first_reader: list[bool] = []
+    for i, c, lv, first in zip(
+        judged.rows, judged.category, judged.level, judged.first_reader, strict=True
+    ):
         source = dataset.examples[i].source
         if source in guard:
             guard[source].append(flagged(c, lv))
+            guard_first_reader.append(first)
     keep = [n for n, i in enumerate(judged.rows) if dataset.examples[i].source in data.REAL_SOURCES]
     judged = take(judged, keep)
     examples = [dataset.examples[i] for i in judged.rows]
@@ -337,6 +346,15 @@ def summarize(dataset: Dataset, judged: Judged) -> dict[str, Any]:
     )
     out["everyday_flagged"] = rate(sum(guard["mudou"]), len(guard["mudou"]))
     out["english_everyday_flagged"] = rate(sum(guard[data.UCI]), len(guard[data.UCI]))
+    # What the cascade saves on rows its models never saw (speed; the verdicts above are the
+    # cascade's).
+    out["first_reader"] = {
+        "real": rate(sum(judged.first_reader), len(judged.first_reader)),
+        "scam": share(is_scam, judged.first_reader),
+        "genuine": share(genuine, judged.first_reader),
+        "abusive": share(is_abusive, judged.first_reader),
+        "guard": rate(sum(guard_first_reader), len(guard_first_reader)),
+    }
     out["known_script_hits"] = {
         "scam": sum(h for h, s in zip(judged.script_hits, is_scam, strict=True) if s),
         "genuine": sum(h for h, g in zip(judged.script_hits, genuine, strict=True) if g),
@@ -523,6 +541,7 @@ def detail_markdown(title: str, summary: dict[str, Any]) -> str:
         f"codes, parcels, ads, chat, anti-fraud warnings) {fmt_rate(summary['other_flagged'])}.",
         "",
         *tradeoff_lines(summary.get("tradeoff") or {}),
+        *first_reader_lines(summary.get("first_reader") or {}),
         "Scam flagged, by fraud type:",
         "",
         table(
@@ -572,6 +591,19 @@ def corpus_counts(dataset: Dataset) -> str:
     return "\n".join(lines)
 
 
+def first_reader_lines(entry: dict[str, Any]) -> list[str]:
+    """How many rows the cascade's first reader decided alone (nothing without a cascade)."""
+    if not entry or not entry["real"]["k"]:
+        return []
+    guard = f"; everyday guard rows {fmt_rate(entry['guard'])}" if entry["guard"]["n"] else ""
+    return [
+        "Decided by the cascade's n-gram-only first reader alone, the sentence embedding never "
+        f"computed: {fmt_rate(entry['real'])} of the real rows (scam {fmt_rate(entry['scam'])}, "
+        f"genuine {fmt_rate(entry['genuine'])}, abusive {fmt_rate(entry['abusive'])}){guard}.",
+        "",
+    ]
+
+
 def dump(dataset: Dataset, judged: Judged, path: Path) -> None:
     """Every real row's out-of-fold verdict, for reading the misses (contains message texts:
     keep it out of the repository)."""
@@ -585,6 +617,7 @@ def dump(dataset: Dataset, judged: Judged, path: Path) -> None:
                 "level": judged.level[n],
                 "risk": judged.risk[n],
                 "reasons": judged.reasons[n],
+                "first_reader": judged.first_reader[n],
                 "fraud_type": data.fraud_tag(example),
                 "text": example.record.text,
             }
