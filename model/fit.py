@@ -675,14 +675,15 @@ def fit_model(
         )
 
     folds = cv_folds(dataset.examples, labels, seed)
-    grid = [(c, scale) for scale in STRUCTURED_SCALES for c in candidate.c_grid]
-    scores: dict[tuple[float, float], float] = {}
-    calibrators = {}
-    for c, scale in grid:
-        matrix = matrix_for(scale)
+
+    def calibrated_out_of_fold(
+        c: float, scale: float, matrix: sparse.csr_matrix, embedded: bool = True
+    ) -> tuple[Any, float]:
+        """The calibrator fitted on the folds' out-of-fold decision values for (C, scale), and
+        the weighted log-loss of its probabilities on them."""
         values = None
         for fit_rows, val_rows in folds:
-            estimator = fit_on(candidate.estimator(c), scale, matrix, fit_rows)
+            estimator = fit_on(candidate.estimator(c), scale, matrix, fit_rows, embedded)
             fold_values = decision_values(estimator, matrix[val_rows])
             if values is None:
                 values = np.zeros((len(labels), fold_values.shape[1]))
@@ -690,14 +691,22 @@ def fit_model(
         # The base model learns from the weighted rows (real wording counts most), but the
         # probabilities are calibrated on the rows' natural mix (each row once): the weighted
         # mix is scam-heavy and would make every ordinary message look like a scam.
-        values = calibration_inputs(values, nonzero_features(matrix, dense_columns))
-        calibrators[c, scale] = _calibrator().fit(
+        values = calibration_inputs(
+            values, nonzero_features(matrix, dense_columns if embedded else None)
+        )
+        calibrator = _calibrator().fit(
             values, labels, sample_weight=weights**CALIBRATION_WEIGHT_POWER
         )
-        proba = calibrators[c, scale].predict_proba(values)
-        scores[c, scale] = float(
-            log_loss(labels, proba, sample_weight=weights, labels=calibrators[c, scale].classes_)
-        )
+        proba = calibrator.predict_proba(values)
+        loss = float(log_loss(labels, proba, sample_weight=weights, labels=calibrator.classes_))
+        return calibrator, loss
+
+    grid = [(c, scale) for scale in STRUCTURED_SCALES for c in candidate.c_grid]
+    scores: dict[tuple[float, float], float] = {}
+    calibrators = {}
+    for c, scale in grid:
+        calibrator, scores[c, scale] = calibrated_out_of_fold(c, scale, matrix_for(scale))
+        calibrators[c, scale] = calibrator
     best_c, best_scale = min(grid, key=lambda key: (round(scores[key], 6), key))
     base = fit_on(candidate.estimator(best_c), best_scale, matrix_for(best_scale))
     model = TextModel(
@@ -720,22 +729,7 @@ def fit_model(
         # The cascade's first reader: the same rows, n-grams, features, C and scale without the
         # embedding, calibrated the same way on its own out-of-fold decision values.
         plain = matrix_for(best_scale, embedded=False)
-        values = np.zeros((len(labels), len(model.categories)))
-        for fit_rows, val_rows in folds:
-            estimator = fit_on(candidate.estimator(best_c), best_scale, plain, fit_rows, False)
-            values[val_rows] = decision_values(estimator, plain[val_rows])
-        values = calibration_inputs(values, nonzero_features(plain, None))
-        calibrator = _calibrator().fit(
-            values, labels, sample_weight=weights**CALIBRATION_WEIGHT_POWER
-        )
-        fast_logloss = float(
-            log_loss(
-                labels,
-                calibrator.predict_proba(values),
-                sample_weight=weights,
-                labels=calibrator.classes_,
-            )
-        )
+        calibrator, fast_logloss = calibrated_out_of_fold(best_c, best_scale, plain, False)
         base = fit_on(candidate.estimator(best_c), best_scale, plain, embedded=False)
         model.fast = TextModel(vectorizer, names, CalibratedLinear(base, calibrator), best_scale)
         model.fast.handset = dict(model.handset)

@@ -693,29 +693,25 @@ def read_arrays(path: Path) -> CompiledModel:
                     (word_low, word_high),
                 ),
             )
-        model = CompiledModel(
-            vectorizer,
-            meta["feature_names"],
-            meta["categories"],
-            arrays["coef"],
-            arrays["intercept"],
-            arrays["calibration_coef"],
-            arrays["calibration_intercept"],
-            float(meta["structured_scale"]),
-            float(meta.get("embedding_scale", 0.0)),
-        )
-        fast = meta.get("fast")
-        if fast is not None:
-            model.fast = CompiledModel(
+
+        def linear(prefix: str, structured_scale: float, embedding_scale: float) -> CompiledModel:
+            """One linear model over the shared vectorizer, from its `prefix`ed arrays."""
+            return CompiledModel(
                 vectorizer,
                 meta["feature_names"],
                 meta["categories"],
-                arrays["fast_coef"],
-                arrays["fast_intercept"],
-                arrays["fast_calibration_coef"],
-                arrays["fast_calibration_intercept"],
-                float(fast["structured_scale"]),
+                arrays[f"{prefix}coef"],
+                arrays[f"{prefix}intercept"],
+                arrays[f"{prefix}calibration_coef"],
+                arrays[f"{prefix}calibration_intercept"],
+                structured_scale,
+                embedding_scale,
             )
+
+        model = linear("", float(meta["structured_scale"]), float(meta.get("embedding_scale", 0.0)))
+        fast = meta.get("fast")
+        if fast is not None:
+            model.fast = linear("fast_", float(fast["structured_scale"]), 0.0)
             model.fast.handset = {
                 name: (str(c), float(w)) for name, (c, w) in fast["handset"].items()
             }
