@@ -123,6 +123,11 @@ ABUSIVE = [
         "分期乐欠款再拖，就把你的照片和欠款信息发到你家族群里曝光，你这种人真不要脸。",
         id="fenqile-exposure-insult",
     ),
+    pytest.param(
+        "17712345678",
+        "您好，您是李四在分期乐办理业务时预留的紧急联系人，他的账单已经逾期两个月，本人一直联系不上。",
+        id="written-to-the-emergency-contact",
+    ),
 ]
 
 
@@ -131,6 +136,21 @@ def test_abusive_collection_is_abusive(analyzer: Analyzer, sender, text) -> None
     verdict = check(analyzer, text, sender)
     assert verdict.category == "abusive"
     assert any(s.category == "abusive" for s in verdict.signals if s.source == "rule")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "【滴滴出行】您已开启自动分享行程，行程中如遇紧急情况，系统将向您的紧急联系人发送短信。",
+        "您好，您是张三在平安银行开户时预留的联系人，如有疑问请致电95511。",
+    ],
+)
+def test_a_notice_about_emergency_contacts_without_a_debt_is_not_collection(
+    analyzer: Analyzer, text: str
+) -> None:
+    verdict = check(analyzer, text, "10690000")
+    assert verdict.category != "abusive"
+    assert verdict.level != "high"
 
 
 OBFUSCATED = [
