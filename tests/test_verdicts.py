@@ -128,6 +128,21 @@ ABUSIVE = [
         "您好，您是李四在分期乐办理业务时预留的紧急联系人，他的账单已经逾期两个月，本人一直联系不上。",
         id="written-to-the-emergency-contact",
     ),
+    pytest.param(
+        None,
+        "台端積欠本公司手機分期款已逾期三個月，倘仍置之不理，本公司將委任律師提出侵占及詐欺罪嫌之刑事告訴。",
+        id="lender-threatens-fraud-charges",
+    ),
+    pytest.param(
+        None,
+        "你在某某贷的借款严重逾期，现已纳入公安数据库，公安机关将依法打击恶意逃废债行为。",
+        id="lender-names-the-police-as-its-enforcer",
+    ),
+    pytest.param(
+        None,
+        "You refused to pay back your loan. I will destroy your life and enjoy your shame.",
+        id="english-threat",
+    ),
 ]
 
 
@@ -143,6 +158,8 @@ def test_abusive_collection_is_abusive(analyzer: Analyzer, sender, text) -> None
     [
         "【滴滴出行】您已开启自动分享行程，行程中如遇紧急情况，系统将向您的紧急联系人发送短信。",
         "您好，您是张三在平安银行开户时预留的联系人，如有疑问请致电95511。",
+        # No brand and no port: the model had read the bare notice as a scam (stop 50)
+        "行程中如遇紧急情况，系统将向您的紧急联系人发送短信",
     ],
 )
 def test_a_notice_about_emergency_contacts_without_a_debt_is_not_collection(
