@@ -143,6 +143,17 @@ ABUSIVE = [
         "You refused to pay back your loan. I will destroy your life and enjoy your shame.",
         id="english-threat",
     ),
+    pytest.param(
+        None,
+        "限你两日之内补足所欠款项，如你继续拖欠，我们会在你所在小区和单位扩散你的欠款信息。",
+        id="threat-to-spread-the-debt",
+    ),
+    pytest.param(
+        None,
+        "We have sent you reminders about your loan, but you are not cooperating. "
+        "We are now reaching your phone book from the next hour.",
+        id="english-loan-app-phone-book",
+    ),
 ]
 
 
@@ -384,6 +395,25 @@ REAL_WORLD_SHAPES = [
         "亲，您的京东金条借款利率过高，不符合国家规定，我们帮您调整为3.6%，需要您先结清一下",
         "scam",
         id="rate-adjustment-script",
+    ),
+    pytest.param(
+        None,
+        "Hi mum, my phone fell in the sink and is broken, this is my new number for now. "
+        "Can you save it and message me on WhatsApp?",
+        "scam",
+        id="english-hi-mum",
+    ),
+    pytest.param(
+        None,
+        "您好，您的医保卡在外地被盗刷，已被冻结，请联系专员处理。",
+        "scam",
+        id="medical-insurance-card-frozen",
+    ),
+    pytest.param(
+        None,
+        "那部电影里展示了各种被怪物弄死的死法，男主都一一目睹了。",
+        "other",
+        id="film-talk-is-not-a-threat",
     ),
 ]
 
