@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,12 @@ def test_every_rule_has_enough_examples_of_both_kinds() -> None:
 
 def test_rule_set_covers_every_topic_with_unique_ids() -> None:
     files = {rule.source_file for rule in RULES.rules}
-    assert len(files) == len(list(PATTERNS_DIR.glob("*.yaml")))
+    topics = [
+        path
+        for path in PATTERNS_DIR.glob("*.yaml")
+        if "exclusions" not in yaml.safe_load(path.read_text(encoding="utf-8"))
+    ]
+    assert len(files) == len(topics)
     assert len({rule.id for rule in RULES.rules}) == len(RULES.rules)
     assert {rule.category for rule in RULES.rules} == {"scam", "abusive", "legit"}
 
@@ -277,6 +283,55 @@ def test_valid_minimal_file_loads(tmp_path: Path) -> None:
     rules = RuleSet.load(tmp_path)
     assert [rule.id for rule in rules.rules] == ["test_unfreeze_fee"]
     assert rules.rules[0].source_file.endswith("one.yaml")
+
+
+def _write_exclusions(directory: Path, **changes: Any) -> None:
+    exclusion = {
+        "id": "reported_case",
+        "explanation": "a news report quotes the words",
+        "patterns": ["记者|据悉"],
+        "must_match": ["据悉，骗子要求缴纳解冻费"],
+        "must_not_match": ["请缴纳解冻费"],
+    }
+    exclusion.update(changes)
+    data = {"topic": "exclusions", "description": "shared", "exclusions": [exclusion]}
+    (directory / "exclusions.yaml").write_text(
+        yaml.safe_dump(data, allow_unicode=True), encoding="utf-8"
+    )
+
+
+def test_a_shared_exclusion_silences_every_rule_that_names_it(tmp_path: Path) -> None:
+    _write_exclusions(tmp_path)
+    _write(
+        tmp_path,
+        "fees.yaml",
+        _rule(excluded_when=["reported_case"], must_not_match=["记者获悉，对方要求缴纳解冻费"]),
+        _rule(id="test_deposit_fee", patterns=["保证金"], must_match=["请缴纳保证金"]),
+    )
+    rules = RuleSet.load(tmp_path)
+    assert [rule.id for rule in rules.rules] == ["test_unfreeze_fee", "test_deposit_fee"]
+    fired = {hit.rule.id for hit in rules.hits(normalize("据悉，对方要求缴纳解冻费和保证金"))}
+    # Only the rule that names the exclusion is silenced by it.
+    assert fired == {"test_deposit_fee"}
+
+
+@pytest.mark.parametrize(
+    ("exclusion", "rule", "message"),
+    [
+        ({}, {"excluded_when": ["quoted"]}, "unknown exclusion 'quoted' (defined: reported_case)"),
+        ({"must_match": ["请缴纳解冻费"]}, {}, "exclusion 'reported_case': must_match example #1"),
+        ({"must_not_match": ["据悉"]}, {}, "exclusion 'reported_case': must_not_match example"),
+        ({"weight": 2}, {}, "unknown key 'weight'"),
+        ({"patterns": ["记者("]}, {}, "not valid RE2"),
+    ],
+)
+def test_a_broken_exclusion_or_reference_stops_the_load(
+    tmp_path: Path, exclusion: dict[str, Any], rule: dict[str, Any], message: str
+) -> None:
+    _write_exclusions(tmp_path, **exclusion)
+    _write(tmp_path, "fees.yaml", _rule(**rule))
+    with pytest.raises(RuleLoadError, match=re.escape(message)):
+        RuleSet.load(tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,10 @@
 Each file holds one topic (fees, credentials, impersonation ...). A rule has a stable id, a
 category, a weight (a hand-set prior that the model engineer may later refit from data), a short
 zh-CN explanation, RE2 patterns over *normalised* text, optional context and exclusion patterns,
-and examples it must and must not match. Everything is validated when the rules load; a bad file
-stops start-up with the file, the rule id and what to fix.
+and examples it must and must not match. A reason many rules share not to fire (the words are
+quoted in a news report or an anti-fraud warning) is written once, in a file of `exclusions`
+with examples of its own, and rules name it in `excluded_when`. Everything is validated when the
+rules load; a bad file stops start-up with the file, the rule id and what to fix.
 
 Patterns run on google-re2 (`import re2`): matching is linear in the input whatever the pattern,
 so one rule can never hang a worker.
@@ -134,6 +136,7 @@ _FIELD_HINTS: dict[str, str] = {
     "fail_closed": "true if the message asks for a code, password, fee or transfer, else false",
     "near": "use a whole number of characters between 1 and 200, or leave it out",
     "negatable": "true or false; leave it out for the default (true for scam rules only)",
+    "excluded_when": "list ids of shared exclusions (rules/patterns/exclusions.yaml)",
 }
 
 
@@ -158,6 +161,9 @@ class Rule(BaseModel):
     near: Annotated[int, Field(ge=1, le=_MAX_NEAR)] | None = None
     # If any `unless` pattern matches anywhere in the message, the rule does not fire.
     unless: tuple[NonEmptyText, ...] = ()
+    # Shared exclusions (an `exclusions:` file) that act as more `unless` patterns: one place
+    # for a reason many rules share not to fire, such as a news report quoting the words.
+    excluded_when: tuple[RuleId, ...] = ()
     # True: the message asks for a code, password, fee or transfer, so it can never be legit.
     fail_closed: bool
     # True: a hit governed by a negation or warning cue ("平台不会要求您…", "请勿…", "谨防…") does
@@ -189,6 +195,27 @@ class _RuleFile(BaseModel):
     topic: NonEmptyText
     description: NonEmptyText
     rules: Annotated[list[Any], Field(min_length=1)]
+
+
+class Exclusion(BaseModel):
+    """A reason several rules share not to fire, written once: rules name it in
+    `excluded_when`, and its patterns count as theirs under `unless`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: RuleId
+    explanation: NonEmptyText
+    patterns: Annotated[tuple[NonEmptyText, ...], Field(min_length=1)]
+    must_match: Annotated[tuple[NonEmptyText, ...], Field(min_length=1)]
+    must_not_match: Annotated[tuple[NonEmptyText, ...], Field(min_length=1)]
+
+
+class _ExclusionFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    topic: NonEmptyText
+    description: NonEmptyText
+    exclusions: Annotated[list[Any], Field(min_length=1)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,13 +383,14 @@ class _Deferred:
         return self.compiled().finditer(text)
 
 
-def _describe_validation(error: ValidationError) -> str:
+def _describe_validation(error: ValidationError, model: type[BaseModel] | None = None) -> str:
+    fields = (model or Rule).model_fields
     parts = []
     for item in error.errors():
         field = str(item["loc"][0]) if item["loc"] else ""
         location = ".".join(str(part) for part in item["loc"]) or "rule"
         if item["type"] == "extra_forbidden":
-            allowed = ", ".join(name for name in Rule.model_fields if name != "source_file")
+            allowed = ", ".join(name for name in fields if name != "source_file")
             parts.append(f"unknown key '{location}': remove it or fix its spelling ({allowed})")
             continue
         if item["type"] == "missing":
@@ -375,16 +403,28 @@ def _describe_validation(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _compile_rule(rule: Rule, fail: Fail, *, verified: bool = False) -> _CompiledRule:
+def _compile_rule(
+    rule: Rule,
+    fail: Fail,
+    exclusions: Mapping[str, Exclusion],
+    *,
+    verified: bool = False,
+) -> _CompiledRule:
     if rule.near is not None and not rule.context:
         fail("'near' is set but 'context' is empty; add context patterns or remove 'near'")
     if rule.fail_closed and rule.category == "legit":
         fail("a legit rule cannot be fail_closed; set fail_closed: false")
+    unless = rule.unless
+    for name in rule.excluded_when:
+        if name not in exclusions:
+            known = ", ".join(sorted(exclusions)) or "none"
+            fail(f"excluded_when names unknown exclusion '{name}' (defined: {known})")
+        unless += exclusions[name].patterns
     return _CompiledRule(
         rule=rule,
         pattern=_alternation(rule.patterns, "pattern", fail, verified=verified),
         context=_alternation(rule.context, "context pattern", fail, verified=verified),
-        unless=_alternation(rule.unless, "unless pattern", fail, verified=verified),
+        unless=_alternation(unless, "unless pattern", fail, verified=verified),
         negatable=rule.category == "scam" if rule.negatable is None else rule.negatable,
     )
 
@@ -415,25 +455,68 @@ def _parse_yaml(raw: bytes) -> Any:
         raise _NotYaml(str(exc)) from exc
 
 
+def _file_data(path: Path, raw: bytes, stored: Mapping[str, Any] | None) -> dict[str, Any]:
+    try:
+        data = stored[path.name] if stored is not None else _parse_yaml(raw)
+    except _NotYaml as exc:
+        raise RuleLoadError(f"{_display(path)}: not valid UTF-8 YAML ({exc}); fix the syntax")
+    if not isinstance(data, dict):
+        raise RuleLoadError(
+            f"{_display(path)}: must be a mapping with keys topic, description and rules "
+            "(or exclusions)"
+        )
+    return data
+
+
+def _load_exclusions(
+    path: Path, data: dict[str, Any], found: dict[str, Exclusion], check_examples: bool
+) -> None:
+    """Validate an exclusions file into `found`, checking each one against its examples."""
+    shown = _display(path)
+    try:
+        parsed = _ExclusionFile.model_validate(data)
+    except ValidationError as exc:
+        raise RuleLoadError(
+            f"{shown}: {_describe_validation(exc)}; an exclusions file has keys topic, "
+            "description, exclusions"
+        ) from None
+    for position, raw in enumerate(parsed.exclusions, start=1):
+        name = raw.get("id") if isinstance(raw, dict) else None
+        label = f"exclusion '{name}'" if isinstance(name, str) else f"exclusion #{position}"
+
+        def fail(message: str, label: str = label) -> NoReturn:
+            raise RuleLoadError(f"{shown}: {label}: {message}")
+
+        try:
+            exclusion = Exclusion.model_validate(raw)
+        except ValidationError as exc:
+            fail(_describe_validation(exc, Exclusion))
+        if exclusion.id in found:
+            fail("duplicate id; give one of them a new id")
+        if check_examples:
+            regex = _alternation(exclusion.patterns, "pattern", fail)
+            for index, example in enumerate(exclusion.must_match, start=1):
+                if regex.search(normalize(example).text) is None:
+                    fail(f"must_match example #{index} {example!r} does not match")
+            for index, example in enumerate(exclusion.must_not_match, start=1):
+                if regex.search(normalize(example).text) is not None:
+                    fail(f"must_not_match example #{index} {example!r} matches")
+        found[exclusion.id] = exclusion
+
+
 def _load_file(
     path: Path,
-    raw: bytes,
+    data: dict[str, Any],
     seen: dict[str, str],
+    exclusions: Mapping[str, Exclusion],
     check_examples: bool,
     verified: bool,
-    stored: Mapping[str, Any] | None = None,
 ) -> list[_CompiledRule]:
     shown = _display(path)
 
     def file_fail(message: str) -> NoReturn:
         raise RuleLoadError(f"{shown}: {message}")
 
-    try:
-        data = stored[path.name] if stored is not None else _parse_yaml(raw)
-    except _NotYaml as exc:
-        file_fail(f"not valid UTF-8 YAML ({exc}); fix the syntax")
-    if not isinstance(data, dict):
-        file_fail("must be a mapping with keys topic, description and rules")
     try:
         parsed = _RuleFile.model_validate(data)
     except ValidationError as exc:
@@ -458,7 +541,7 @@ def _load_file(
         if rule.id in seen:
             fail(f"duplicate id, already defined in {seen[rule.id]}; give one of them a new id")
         seen[rule.id] = shown
-        compiled = _compile_rule(rule, fail, verified=verified)
+        compiled = _compile_rule(rule, fail, exclusions, verified=verified)
         if check_examples and not verified:
             _check_examples(compiled, fail)
         compiled_rules.append(compiled)
@@ -509,10 +592,19 @@ class RuleSet:
             raise RuleLoadError(f"{_display(path)}: no rule files (*.yaml) found; check the path")
         verified = verified_version is not None and verified_version == files.version
         parsed = files.stored(stored)
+        data = [(file, _file_data(file, raw, parsed)) for file, raw in files.contents]
+        # Exclusions first: a rule in any file may name one.
+        exclusions: dict[str, Exclusion] = {}
+        for file, content in data:
+            if "exclusions" in content:
+                _load_exclusions(file, content, exclusions, check_examples and not verified)
         seen: dict[str, str] = {}
         compiled: list[_CompiledRule] = []
-        for file, raw in files.contents:
-            compiled.extend(_load_file(file, raw, seen, check_examples, verified, parsed))
+        for file, content in data:
+            if "exclusions" not in content:
+                compiled.extend(
+                    _load_file(file, content, seen, exclusions, check_examples, verified)
+                )
         return cls(tuple(compiled), files.version)
 
     @staticmethod
