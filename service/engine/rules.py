@@ -459,7 +459,9 @@ def _file_data(path: Path, raw: bytes, stored: Mapping[str, Any] | None) -> dict
     try:
         data = stored[path.name] if stored is not None else _parse_yaml(raw)
     except _NotYaml as exc:
-        raise RuleLoadError(f"{_display(path)}: not valid UTF-8 YAML ({exc}); fix the syntax")
+        raise RuleLoadError(
+            f"{_display(path)}: not valid UTF-8 YAML ({exc}); fix the syntax"
+        ) from None
     if not isinstance(data, dict):
         raise RuleLoadError(
             f"{_display(path)}: must be a mapping with keys topic, description and rules "
