@@ -489,7 +489,7 @@ class Analyzer:
             # Abusive collection is in the words (threats, insults, exposure); when the words
             # alone read as a genuine message, only the sender (an unlisted mobile, as most
             # collectors' are) made it look abusive: an everyday message, in the words' category.
-            text_category = self._words_category(analysis, reading)
+            text_category, _ = self._words_reading(analysis, reading)
             if text_category in {"legit", "other"}:
                 return text_category, risk
             return category, risk
@@ -498,21 +498,26 @@ class Analyzer:
         if norm is None:
             # A call with nothing but its number: at most medium.
             return category, _capped(risk, NUMBER_ALONE_MAX_RISK)
-        text_category = self._words_category(analysis, reading)
+        text_category, words_risk = self._words_reading(analysis, reading)
         if text_category != "scam":
             # The words read as a genuine message; only the sender made it look like a scam
             # (an unlisted mobile, a +852 bank): medium at most, in the words' category.
             return text_category, _capped(risk, NUMBER_ALONE_MAX_RISK)
+        if risk >= HIGH_RISK and words_risk < HIGH_RISK:
+            # The words read as a scam, short of high; the kind of sender (a 170 number, an
+            # unlisted mobile) lifted them there. A number alone is at most medium, so what it
+            # adds is too: the words' own risk, or medium at most.
+            return category, max(words_risk, _capped(risk, NUMBER_ALONE_MAX_RISK))
         return category, risk
 
-    def _words_category(self, analysis: Analysis, reading: Reading) -> str:
-        """The model's top category for the words alone (no sender or number features); a
+    def _words_reading(self, analysis: Analysis, reading: Reading) -> tuple[str, float]:
+        """The model's top category and scam risk for the words alone (no sender features); a
         genuine reading of a message about no account of the person's is `other`."""
         words_only = self.model.predict_text_only(analysis, full=reading)
         category = max(words_only, key=words_only.__getitem__)
         if category == "legit" and not analysis.finance_related:
-            return "other"
-        return category
+            category = "other"
+        return category, words_only["scam"]
 
     def _reader(self, reading: Reading | None) -> Any | None:
         """The model whose weights gave `reading` (the cascade's first reader or the full
