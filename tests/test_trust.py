@@ -219,15 +219,7 @@ _MEETING = "会议改到下午三点，地点在三楼会议室。"
     ("text", "sender"),
     [
         (_GATHERING, "13612345678"),
-        pytest.param(
-            _GATHERING,
-            "17012345678",
-            # Model 2026-12-07-a89383 reads these words alone as a scam by a hair (0.47: "同学",
-            # "聚会" lean to scam in the real corpus, whose rows saying 聚会 are all scams) and
-            # the 170 number lifts it to high. A known regression of stop 52's retrain, left
-            # for the next one (model/HISTORY.md); strict, so the fix shows up as a failure here.
-            marks=pytest.mark.xfail(strict=True, reason="stop 52 model reads the words as a scam"),
-        ),
+        (_GATHERING, "17012345678"),
         (_MEETING, "13612345678"),
         (_MEETING, "17012345678"),
     ],
@@ -242,13 +234,17 @@ def test_an_unlisted_mobile_does_not_make_everyday_words_abusive_collection(
     assert not should_notify(verdict)
 
 
+_LATE = "抱歉今天上午公司有一个紧急会议，开完会我联系你。"
+
+
 @pytest.mark.parametrize("sender", ["17012345678", "+852 6123 4567", "13612345678"])
 def test_the_kind_of_sender_never_lifts_words_to_high(analyzer: Analyzer, sender: str) -> None:
-    # The words alone read as a scam short of high (0.47 with model a89383); before the cap a
-    # 170 number lifted them to high (0.81) and the phone was pushed: a number alone is at
-    # most medium, and so is what it adds to words that are not high on their own.
-    verdict = _check(analyzer, text=_GATHERING, sender=sender)
-    alone = _check(analyzer, text=_GATHERING)
+    # The words alone read as a scam short of high ("开会" is in many fake-boss scripts; 0.46
+    # with model be53dc); before the cap a 170 number lifted them to high (0.84), a +852 one
+    # to 0.99, and the phone was pushed. A number alone is at most medium, and so is what it
+    # adds to words that are not high on their own.
+    verdict = _check(analyzer, text=_LATE, sender=sender)
+    alone = _check(analyzer, text=_LATE)
     assert alone.level != "high"
     assert verdict.level != "high"
     assert not should_notify(verdict)
