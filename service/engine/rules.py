@@ -479,8 +479,8 @@ def _load_exclusions(
         parsed = _ExclusionFile.model_validate(data)
     except ValidationError as exc:
         raise RuleLoadError(
-            f"{shown}: {_describe_validation(exc)}; an exclusions file has keys topic, "
-            "description, exclusions"
+            f"{shown}: {_describe_validation(exc, _ExclusionFile)}; an exclusions file has keys "
+            "topic, description, exclusions"
         ) from None
     for position, raw in enumerate(parsed.exclusions, start=1):
         name = raw.get("id") if isinstance(raw, dict) else None
