@@ -429,13 +429,19 @@ def _compile_rule(
     )
 
 
-def _check_examples(compiled: _CompiledRule, fail: Fail) -> None:
-    """A rule that misses its own must_match examples (or hits a must_not_match) is broken."""
-    for index, example in enumerate(compiled.rule.must_match, start=1):
-        if compiled.find(normalize(example).text) is None:
+def _check_examples(
+    find: Callable[[str], Any],
+    must_match: tuple[str, ...],
+    must_not_match: tuple[str, ...],
+    fail: Fail,
+) -> None:
+    """A rule or exclusion that misses its own must_match examples (or hits a must_not_match)
+    is broken. `find` returns None on an example's normalised text where it does not fire."""
+    for index, example in enumerate(must_match, start=1):
+        if find(normalize(example).text) is None:
             fail(f"must_match example #{index} {example!r} does not fire; fix the patterns")
-    for index, example in enumerate(compiled.rule.must_not_match, start=1):
-        if compiled.find(normalize(example).text) is not None:
+    for index, example in enumerate(must_not_match, start=1):
+        if find(normalize(example).text) is not None:
             fail(f"must_not_match example #{index} {example!r} fires; tighten the patterns")
 
 
@@ -497,12 +503,12 @@ def _load_exclusions(
             fail("duplicate id; give one of them a new id")
         if check_examples:
             regex = _alternation(exclusion.patterns, "pattern", fail)
-            for index, example in enumerate(exclusion.must_match, start=1):
-                if regex.search(normalize(example).text) is None:
-                    fail(f"must_match example #{index} {example!r} does not match")
-            for index, example in enumerate(exclusion.must_not_match, start=1):
-                if regex.search(normalize(example).text) is not None:
-                    fail(f"must_not_match example #{index} {example!r} matches")
+            _check_examples(
+                regex.search,
+                exclusion.must_match,
+                exclusion.must_not_match,
+                fail,
+            )
         found[exclusion.id] = exclusion
 
 
@@ -545,7 +551,12 @@ def _load_file(
         seen[rule.id] = shown
         compiled = _compile_rule(rule, fail, exclusions, verified=verified)
         if check_examples and not verified:
-            _check_examples(compiled, fail)
+            _check_examples(
+                compiled.find,
+                rule.must_match,
+                rule.must_not_match,
+                fail,
+            )
         compiled_rules.append(compiled)
     return compiled_rules
 
@@ -595,18 +606,16 @@ class RuleSet:
         verified = verified_version is not None and verified_version == files.version
         parsed = files.stored(stored)
         data = [(file, _file_data(file, raw, parsed)) for file, raw in files.contents]
+        exclusion_files = [(file, content) for file, content in data if "exclusions" in content]
+        rule_files = [(file, content) for file, content in data if "exclusions" not in content]
         # Exclusions first: a rule in any file may name one.
         exclusions: dict[str, Exclusion] = {}
-        for file, content in data:
-            if "exclusions" in content:
-                _load_exclusions(file, content, exclusions, check_examples and not verified)
+        for file, content in exclusion_files:
+            _load_exclusions(file, content, exclusions, check_examples and not verified)
         seen: dict[str, str] = {}
         compiled: list[_CompiledRule] = []
-        for file, content in data:
-            if "exclusions" not in content:
-                compiled.extend(
-                    _load_file(file, content, seen, exclusions, check_examples, verified)
-                )
+        for file, content in rule_files:
+            compiled.extend(_load_file(file, content, seen, exclusions, check_examples, verified))
         return cls(tuple(compiled), files.version)
 
     @staticmethod
