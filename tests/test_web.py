@@ -836,16 +836,23 @@ def test_model_phrases_in_one_clause_are_one_reason(
 ) -> None:
     text = "您好，您在我平台的借款已逾期，请今天内处理，不处理将影响您的征信，详询 17123456789"
     verdict = analyzer.check(parse_record({"text": text, "sender": "17123456789"}))
-    phrases = [s for s in verdict.signals if s.id == "model_phrase"]
-    assert len(phrases) >= 3  # the real model weighs several n-grams of the same clauses
+    phrases = [s for s in verdict.signals if s.id == "model_phrase" and s.span]
+    clauses = [m.span() for m in re.finditer(r"[^，]+", text)]
+    clauses_of_phrases = {
+        next(c for c in clauses if c[0] <= p.span[0] < c[1]) for p in phrases if p.span is not None
+    }
+    # Which n-grams the model weighs changes with each retrain; what this test needs is that
+    # it weighs more than one in some clause (the first shipped model: 请今天内处理, then 影响
+    # and 的征信 in 不处理将影响您的征信).
+    assert len(clauses_of_phrases) < len(phrases)
     _, page = _verdict_page(client, text, "17123456789")
     quoted = [
         page.texts[a["id"] or ""]
         for t, a in page.elements
         if t == "li" and (a.get("id") or "").startswith("why-")
     ]
-    assert sum("请今天内处理" in reason for reason in quoted) == 1
-    assert sum("不处理将影响您的征信" in reason for reason in quoted) == 1
+    for start, end in clauses_of_phrases:
+        assert sum(text[start:end] in reason for reason in quoted) == 1, text[start:end]
 
 
 def test_the_result_view_holds_on_real_messages(analyzer: Analyzer) -> None:
