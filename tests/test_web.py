@@ -836,15 +836,14 @@ def test_model_phrases_in_one_clause_are_one_reason(
 ) -> None:
     text = "您好，您在我平台的借款已逾期，请今天内处理，不处理将影响您的征信，详询 17123456789"
     verdict = analyzer.check(parse_record({"text": text, "sender": "17123456789"}))
-    phrases = [s for s in verdict.signals if s.id == "model_phrase" and s.span]
+    phrase_starts = [
+        s.span[0] for s in verdict.signals if s.id == "model_phrase" and s.span is not None
+    ]
     clauses = [m.span() for m in re.finditer(r"[^，]+", text)]
-    clauses_of_phrases = {
-        next(c for c in clauses if c[0] <= p.span[0] < c[1]) for p in phrases if p.span is not None
-    }
-    # Which n-grams the model weighs changes with each retrain; what this test needs is that
-    # it weighs more than one in some clause (the first shipped model: 请今天内处理, then 影响
-    # and 的征信 in 不处理将影响您的征信).
-    assert len(clauses_of_phrases) < len(phrases)
+    clauses_of_phrases = {next(c for c in clauses if c[0] <= at < c[1]) for at in phrase_starts}
+    # Which n-grams the model weighs changes with each retrain (model 5023d5: 影响 and 的征信,
+    # both in 不处理将影响您的征信); what this test needs is more than one in some clause.
+    assert len(clauses_of_phrases) < len(phrase_starts)
     _, page = _verdict_page(client, text, "17123456789")
     quoted = [
         page.texts[a["id"] or ""]
