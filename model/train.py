@@ -1,11 +1,12 @@
 """`make train`: fit the shipped model reproducibly, measure it, write artifact + manifest + card.
 
-    python -m model.train [--out model/artifact/dunscan-model.npz] [--no-card]
+    python -m model.train [--out model/artifact/dunscan-model.npz] [--no-card] [--dump FILE]
 
 Steps: load and deduplicate every source (model/data.py), run each record through the real
 pipeline analysis (rules, numbers), measure on held-out splits (model/evaluate.py), fit the final
 model on everything, then write the artifact (the model compiled to arrays,
-service/engine/scorer.py), its JSON manifest (hashes, versions, seed, metrics) and MODEL_CARD.md.
+service/engine/scorer.py), its JSON manifest (hashes, versions, seed, metrics), MODEL_CARD.md and
+model/reports/real.md (the grouped real report of the shipped candidate).
 Everything is seeded; the artifact bytes depend only on the inputs.
 """
 
@@ -97,7 +98,17 @@ def write_artifact(model: TextModel, path: Path) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model.train", description=__doc__)
     parser.add_argument("--out", type=Path, default=MODEL_PATH)
-    parser.add_argument("--no-card", action="store_true", help="do not rewrite MODEL_CARD.md")
+    parser.add_argument("--no-card", action="store_true", help="do not rewrite MODEL_CARD.md or the real report")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=real_eval.REPORT_PATH,
+        help="where the grouped real report of the shipped candidate goes (what "
+        "`python -m model.real_eval` writes for it, from this run's folds)",
+    )
+    parser.add_argument(
+        "--dump", type=Path, help="also write every real row's out-of-fold verdict here (JSONL)"
+    )
     args = parser.parse_args(argv)
     if os.environ.get(PINNED_FLAG) != "1":
         # numpy and OpenBLAS read these settings when they load: start again with them set.
@@ -123,10 +134,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     grouped = real_eval.cross_validate(dataset, analyzer, real_eval.grouped_folds(dataset), shipped)
     train_rows, test_rows = real_eval.real_quoted_split(dataset)
     whole = real_eval.judge(dataset, analyzer, train_rows, test_rows, shipped)
+    grouped_summary = real_eval.summarize(dataset, grouped)
+    whole_summary = real_eval.summarize(dataset, whole)
     measured_real = {
-        "grouped_cv": real_eval.headline_entry(real_eval.summarize(dataset, grouped)),
-        "real_quoted_whole": real_eval.headline_entry(real_eval.summarize(dataset, whole)),
+        "grouped_cv": real_eval.headline_entry(grouped_summary),
+        "real_quoted_whole": real_eval.headline_entry(whole_summary),
     }
+    if args.dump:
+        real_eval.dump(dataset, grouped, args.dump)
 
     model, info = fit_model(dataset, rule_ids, analyzer.ruleset.rules)
     # The rule and number files as parsed now, after every check: serving reads this copy
@@ -200,6 +215,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if not args.no_card:
         write_card(manifest, CARD_PATH)
+        cv_title = real_eval.cv_label(SHIPPED_CANDIDATE, real_eval.FOLDS)
+        real_eval.write_report(
+            dataset,
+            {
+                cv_title: grouped_summary,
+                f"{SHIPPED_CANDIDATE}: real_quoted held out whole": whole_summary,
+            },
+            [
+                real_eval.detail_markdown(cv_title, grouped_summary),
+                real_eval.detail_markdown("real_quoted held out whole", whole_summary),
+            ],
+            args.report,
+            results={"folds": real_eval.FOLDS},
+        )
     log.info(
         "wrote %s (%.1f MB, sha256 %s) in %.0f s",
         args.out,
