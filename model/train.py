@@ -98,7 +98,9 @@ def write_artifact(model: TextModel, path: Path) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model.train", description=__doc__)
     parser.add_argument("--out", type=Path, default=MODEL_PATH)
-    parser.add_argument("--no-card", action="store_true", help="do not rewrite MODEL_CARD.md or the real report")
+    parser.add_argument(
+        "--no-card", action="store_true", help="do not rewrite MODEL_CARD.md or the real report"
+    )
     parser.add_argument(
         "--report",
         type=Path,

@@ -25,12 +25,16 @@ from model.real_corpus import (
     row_problems,
 )
 from model.real_eval import (
+    Judged,
     compare_dumps,
+    detail_markdown,
     grouped_folds,
     rate,
     real_quoted_split,
     spread_line,
+    summarize,
     tradeoff,
+    write_report,
 )
 from service.paths import DATA_DIR, REAL_DIR
 
@@ -384,3 +388,34 @@ def test_a_new_source_leaves_every_other_row_in_its_fold(
     for row, fold in fold_before.items():
         if groups[row] != last_group:
             assert fold_after[row] == fold
+
+
+def test_the_report_train_writes_carries_its_own_run(
+    real_examples: list[data.Example], tmp_path: Path
+) -> None:
+    """`make train` hands its grouped run to real_eval's writer: the Markdown and its JSON twin
+    must say what that run found, here a run that flags every scam row and nothing else."""
+    dataset = Dataset(real_examples, [], {})
+    rows = list(range(len(real_examples)))
+    labels = [e.label for e in real_examples]
+    judged = Judged(
+        rows=rows,
+        category=labels,
+        level=["high" if label == "scam" else "low" for label in labels],
+        risk=[0.9 if label == "scam" else 0.1 for label in labels],
+        script_hits=[False] * len(rows),
+        reasons=[[] for _ in rows],
+        foreign=[False] * len(rows),
+        first_reader=[True] * len(rows),
+    )
+    summary = summarize(dataset, judged)
+    out = tmp_path / "real.md"
+    write_report(
+        dataset, {"run": summary}, [detail_markdown("run", summary)], out, results={"folds": 5}
+    )
+    written = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    scams = Counter(labels)["scam"]
+    assert written["folds"] == 5
+    assert written["headline"]["run"]["scam_flagged"]["k"] == scams
+    assert written["headline"]["run"]["genuine_flagged"]["k"] == 0
+    assert f"100.0% ({scams}/{scams}" in out.read_text(encoding="utf-8")
