@@ -105,7 +105,28 @@ def test_family_asking_where_you_are_is_not_a_scam(analyzer: Analyzer) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["妈，我手机掉了，这是我新号码，加我微信", "爸，我在外面出事了，急需用钱，先别告诉妈"],
+    [
+        "Honey, I love you. Call me when you land.",
+        "Hey babe! I saw you came online for a second and then you disappeared, what happened?",
+    ],
+)
+def test_english_family_chat_that_asks_for_nothing_is_not_a_scam(
+    analyzer: Analyzer, text: str
+) -> None:
+    # Model 5023d5 read both as a scam at medium (0.59, 0.60): romance scams open this way too,
+    # but with nothing asked (no money, code, number or new phone) it is chat, as in Chinese.
+    verdict = _check(analyzer, text=text)
+    assert verdict.category != "scam"
+    assert verdict.level == "low"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "妈，我手机掉了，这是我新号码，加我微信",
+        "爸，我在外面出事了，急需用钱，先别告诉妈",
+        "Hi mum, I've dropped my phone and now it's broken, this is my new number for now",
+    ],
 )
 def test_family_that_asks_for_money_or_a_new_number_is_still_checked(
     analyzer: Analyzer, text: str

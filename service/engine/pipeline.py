@@ -113,9 +113,12 @@ CAP_BAND = 0.1
 # A message that opens by addressing the reader as family ("老公，…", "妈，…") comes from family.
 # Without a rule that shows a collector's threat, the model's abusive reading of such a message
 # (it has the words of collection: "打电话到家里催") is not abusive collection. A scam reading is
-# left alone: "妈，我换号了" is how fake-relative scams open.
+# left alone: "妈，我换号了" is how fake-relative scams open, and "Hi mum, this is my new number"
+# the English one (the English address after an optional greeting; normalised text is lower case).
 KIN_ADDRESS = re2.compile(
-    r"^\s*(?:老公|老婆|亲爱的|宝贝|爸爸?|妈妈?|老爸|老妈|儿子|女儿|闺女|哥|姐|弟弟?|妹妹?)\s*[，,：:！!。]"
+    r"^\s*(?:老公|老婆|亲爱的|宝贝|爸爸?|妈妈?|老爸|老妈|儿子|女儿|闺女|哥|姐|弟弟?|妹妹?|"
+    r"(?:(?:hi|hey|hello|my)\s+)?(?:honey|hun|babe|baby|darling|sweetheart|sweetie|love|"
+    r"mum|mom|mummy|mommy|mama|dad|daddy|papa|son|sis|bro))\s*[，,：:！!。.]"
 )
 # What a message from "family" must carry to be the 冒充亲友 scam rather than family: money, a
 # transfer, a new number or account, an emergency. Without any of it, a model-only scam reading of
@@ -124,7 +127,10 @@ KIN_ADDRESS = re2.compile(
 FAMILY_SCAM_ASK = re2.compile(
     r"钱|汇|转账|转给|转过来|打给|卡号|[账帐]号|[账帐]户|借(?:我|给我|点|些|一下|几|用)|元|块|万|"
     r"急用|验证码|链接|http|www|微信|"
-    r"qq|新号|号码|手机(?:掉|丢|坏|被)|出事|救命|医院|派出所|警察|公安|学费|押金|保证金|罚款|绑架|手术"
+    r"qq|新号|号码|手机(?:掉|丢|坏|被)|出事|救命|医院|派出所|警察|公安|学费|押金|保证金|罚款|绑架|手术|"
+    # The English "Hi mum" script: a new or broken phone, then money or a code
+    r"money|cash|send|sent|transfer|pay|bank|account|card|code|number|link|urgent|emergency|"
+    r"help|hospital|police|phone|whatsapp|gift|fee|loan|borrow|lend|\$|£|€|\d{3,}"
 )
 
 
