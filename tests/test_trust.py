@@ -256,18 +256,23 @@ def test_an_unlisted_mobile_does_not_make_everyday_words_abusive_collection(
 
 
 _LATE = "抱歉今天上午公司有一个紧急会议，开完会我联系你。"
+_LATER = "我下午要开会，晚上再联系你。"
 
 
+@pytest.mark.parametrize("text", [_LATE, _LATER])
 @pytest.mark.parametrize("sender", ["17012345678", "+852 6123 4567", "13612345678"])
-def test_the_kind_of_sender_never_lifts_words_to_high(analyzer: Analyzer, sender: str) -> None:
-    # The words alone read as a scam short of high ("开会" is in many fake-boss scripts; 0.46
-    # with model be53dc); before the cap a 170 number lifted them to high (0.84), a +852 one
-    # to 0.99, and the phone was pushed. A number alone is at most medium, and so is what it
-    # adds to words that are not high on their own.
-    verdict = _check(analyzer, text=_LATE, sender=sender)
-    alone = _check(analyzer, text=_LATE)
-    assert alone.level != "high"
+def test_the_kind_of_sender_never_lifts_words_to_high(
+    analyzer: Analyzer, text: str, sender: str
+) -> None:
+    # "开会" is in many fake-boss scripts. Before the number cap a 170 number lifted _LATE's
+    # words (0.46 with model be53dc) to high (0.84), a +852 one to 0.99, and the phone was
+    # pushed. Until stop 57 a +852 number made _LATER (words alone: other, medium) abusive
+    # collection at 0.999, pushed: the words alone leaned to collection with no debt in them.
+    # A number alone is at most medium, and so is what it adds to the words. (_LATE's words
+    # alone read as a scam at 0.72 with model fd8780, a false alarm of the model's own.)
+    verdict = _check(analyzer, text=text, sender=sender)
     assert verdict.level != "high"
+    assert verdict.category != "abusive"
     assert not should_notify(verdict)
 
 

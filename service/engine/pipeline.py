@@ -508,6 +508,11 @@ class Analyzer:
         if text_category != "scam":
             # The words read as a genuine message; only the sender made it look like a scam
             # (an unlisted mobile, a +852 bank): medium at most, in the words' category.
+            if text_category == "abusive" and DEBT_TALK.search(norm.text) is None:
+                # Nor is it collection when no rule reads a threat and no word speaks of a
+                # debt: "我下午要开会，晚上再联系你。" from a +852 number read as abusive at
+                # 0.999 (the abusive risk adds the sender-driven scam share) and was pushed.
+                text_category = "other"
             return text_category, _capped(risk, NUMBER_ALONE_MAX_RISK)
         if risk >= HIGH_RISK and words_risk < HIGH_RISK:
             # The words read as a scam, short of high; the kind of sender (a 170 number, an
