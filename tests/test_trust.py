@@ -257,23 +257,44 @@ def test_an_unlisted_mobile_does_not_make_everyday_words_abusive_collection(
 
 _LATE = "抱歉今天上午公司有一个紧急会议，开完会我联系你。"
 _LATER = "我下午要开会，晚上再联系你。"
+_BOSS = "领导让你明天把材料交上来，开完会再说。"
+_SENDERS = ["17012345678", "+852 6123 4567", "13612345678"]
 
 
-@pytest.mark.parametrize("text", [_LATE, _LATER])
-@pytest.mark.parametrize("sender", ["17012345678", "+852 6123 4567", "13612345678"])
+@pytest.mark.parametrize("text", [_LATER, _BOSS])
+@pytest.mark.parametrize("sender", _SENDERS)
 def test_the_kind_of_sender_never_lifts_words_to_high(
     analyzer: Analyzer, text: str, sender: str
 ) -> None:
-    # "开会" is in many fake-boss scripts. Before the number cap a 170 number lifted _LATE's
-    # words (0.46 with model be53dc) to high (0.84), a +852 one to 0.99, and the phone was
-    # pushed. Until stop 57 a +852 number made _LATER (words alone: other, medium) abusive
-    # collection at 0.999, pushed: the words alone leaned to collection with no debt in them.
-    # A number alone is at most medium, and so is what it adds to the words. (_LATE's words
-    # alone read as a scam at 0.72 with model fd8780, a false alarm of the model's own.)
+    # "开会" is in many fake-boss scripts. Before the number cap a 170 number lifted such words
+    # (0.46 with model be53dc) to high (0.84), a +852 one to 0.99, and the phone was pushed.
+    # Until stop 57 a +852 number made _LATER abusive collection at 0.999, pushed: the words
+    # alone leaned to collection with no debt in them. Until stop 58 a 136 number made _BOSS
+    # (words alone: a scam at medium) abusive collection at 0.94, pushed. A number alone is at
+    # most medium, and so is what it adds to the words.
+    alone = _check(analyzer, text=text)
+    assert alone.level != "high" and alone.category != "abusive"  # what the test is about
     verdict = _check(analyzer, text=text, sender=sender)
     assert verdict.level != "high"
     assert verdict.category != "abusive"
     assert not should_notify(verdict)
+
+
+@pytest.mark.parametrize("text", [_LATE, _LATER, _BOSS])
+@pytest.mark.parametrize("sender", _SENDERS)
+def test_the_words_alone_read_as_a_message_without_a_sender(
+    analyzer: Analyzer, text: str, sender: str
+) -> None:
+    # The sender cap weighs the words alone; until stop 58 it read them with the reader that
+    # read the message with its sender (the cascade's first reader, sure of a +852 scam), while
+    # the same words pasted without a sender went on to the full model: _LATE read 0.67 in
+    # the cap and 0.72 pasted alone, so a sender lowered it.
+    model = analyzer.model
+    with_sender = analyzer.analyze(parse_record({"text": text, "sender": sender}))
+    without = analyzer.analyze(parse_record({"text": text}))
+    words = model.predict_text_only(with_sender)
+    (pasted_alone,) = model.read_many([without])
+    assert words == pytest.approx(pasted_alone.probabilities, abs=1e-9)
 
 
 @pytest.mark.parametrize(

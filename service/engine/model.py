@@ -638,15 +638,25 @@ class TextModel:
 
         `full`, the reading with the sender (`read_many`): its probabilities come back as they
         are when the sender added no feature (the same input gives the same numbers), and its
-        input and text row are reused when it did."""
+        input and text row are reused when it did. The words go through the cascade as a
+        message without a sender would, so the two readings of the same words agree: a sure
+        first reading with the sender says nothing of how sure the first reader is without it."""
         if full is None:
             (full,) = self.read_many([analysis])
         item = full.input
         kept = {k: v for k, v in item.features.items() if not k.startswith(SENDER_FEATURES)}
         if len(kept) == len(item.features):
             return full.probabilities
-        reader = self.reader_of(full)
-        row = reader.predict_inputs([replace(item, features=kept)], full.text)[0]
+        words = replace(item, features=kept)
+        row = None
+        if self.fast is not None:
+            fast_row = self.fast.predict_inputs([words], full.text)
+            if self.is_sure(fast_row)[0]:
+                row = fast_row[0]
+        if row is None:
+            if self.reads_embedding and words.embedding is None:
+                (words,) = self.embed([analysis], [words])
+            row = self.predict_inputs([words], full.text)[0]
         return {category: float(p) for category, p in zip(CATEGORIES, row, strict=True)}
 
     def _explainer(self) -> tuple[Any, np.ndarray]:
