@@ -20,7 +20,7 @@ import re2
 from service.engine import advice as advice_text
 from service.engine.analysis import Analysis
 from service.engine.artifact import ModelError, load_model
-from service.engine.model import Reading
+from service.engine.model import SENDER_FEATURES, Reading
 from service.engine.normalize import normalize
 from service.engine.numbers.directory import Directory, NumberListError
 from service.engine.numbers.parse import NumberInfo
@@ -220,6 +220,9 @@ class Analyzer:
         self.directory = directory
         self.ruleset = ruleset
         self.model = model
+        # The last words-alone reading and the reading it came from (`_words_alone`): compared
+        # by identity, and replaced as one tuple, so threads sharing the analyzer never mix them.
+        self._last_words: tuple[Reading, dict[str, float]] | None = None
 
     @classmethod
     def load(
@@ -380,17 +383,36 @@ class Analyzer:
             # A warning about scams is about no account of the person's: `other` (LABELING.md),
             # whichever genuine category the model leans to.
             category = "other"
+        # Which kind of harm a message is (a scam or collection) is in its words: a
+        # collector's mobile or a +852 number moves the model between the two, so where the
+        # sender spoke, the words alone decide between them (`_words_alone`).
+        sender_spoke = reading is not None and _sender_spoke(reading)
+        if category == "abusive" and sender_spoke and not evidence["abusive"]:
+            # "你涉嫌经济犯罪" from a 136 number read as collection: the number made it so.
+            words_category, _ = self._words_reading(analysis, reading)
+            if words_category == "scam":
+                category = "scam"
         if (
             category == "scam"
             and self.model is not None
-            and creditor_pressing(analysis, signals, probabilities)
+            and _debt_talk_unbacked(analysis, signals)
+            and _hears_collection(
+                self._words_alone(analysis, reading) if sender_spoke else probabilities
+            )
         ):
             category = "abusive"
         foreign = analysis.norm is not None and not _reads_as_chinese(analysis.norm.text)
         if category == "abusive":
             # Risk is the harm a message threatens (DESIGN.md): abusive collection is never
             # "risk 0", and a clear threat or insult is high risk, pushed like a scam.
-            risk = max(risk, probabilities["scam"] + probabilities["abusive"])
+            share = probabilities["scam"] + probabilities["abusive"]
+            if sender_spoke and not evidence["abusive"]:
+                # No threat a rule reads: what the sender adds to the words' own share is
+                # what a number alone can carry ("欠錢的又不是我，你客氣一點" from a 136 number
+                # read high and was pushed; alone it is medium).
+                words = self._words_alone(analysis, reading)
+                share = max(words["scam"] + words["abusive"], _capped(share, NUMBER_ALONE_MAX_RISK))
+            risk = max(risk, share)
             if evidence["abusive"] >= ABUSIVE_CONTENT_EVIDENCE:
                 risk = max(risk, ABUSIVE_RULE_RISK)
         if foreign and not evidence["scam"] and not evidence["abusive"]:
@@ -526,10 +548,19 @@ class Analyzer:
             return category, max(words_risk, _capped(risk, NUMBER_ALONE_MAX_RISK))
         return category, risk
 
+    def _words_alone(self, analysis: Analysis, reading: Reading) -> dict[str, float]:
+        """The model's reading of the words alone, as if pasted without a sender (read once
+        per verdict: a verdict may ask several times)."""
+        if self._last_words is not None and self._last_words[0] is reading:
+            return self._last_words[1]
+        words = self.model.predict_text_only(analysis, full=reading)
+        self._last_words = (reading, words)
+        return words
+
     def _words_reading(self, analysis: Analysis, reading: Reading) -> tuple[str, float]:
         """The model's top category and scam risk for the words alone (no sender features); a
         genuine reading of a message about no account of the person's is `other`."""
-        words_only = self.model.predict_text_only(analysis, full=reading)
+        words_only = self._words_alone(analysis, reading)
         category = max(words_only, key=words_only.__getitem__)
         if category == "legit" and not analysis.finance_related:
             category = "other"
@@ -640,20 +671,32 @@ def _content_evidence(signals: list[Signal]) -> dict[str, float]:
     return content
 
 
+def _sender_spoke(reading: Reading) -> bool:
+    """Whether the sender's number gave the model any feature (`SENDER_FEATURES`)."""
+    return any(name.startswith(SENDER_FEATURES) for name in reading.input.features)
+
+
 def creditor_pressing(
     analysis: Analysis, signals: list[Signal], probabilities: dict[str, float]
 ) -> bool:
     """Debt talk that no scam evidence backs (no rule, script or precise number fact, nothing
     asked for), where the model hears collection too (ABUSIVE_SHARE_OF_SCAM): a creditor's
     threat, not an impersonation."""
+    return _debt_talk_unbacked(analysis, signals) and _hears_collection(probabilities)
+
+
+def _debt_talk_unbacked(analysis: Analysis, signals: list[Signal]) -> bool:
+    """Debt talk, asking to borrow nothing, with no scam evidence behind it."""
     if analysis.norm is None:
         return False
     if _content_evidence(signals)["scam"] or any(s.fail_closed for s in signals):
         return False
-    if probabilities["abusive"] < ABUSIVE_SHARE_OF_SCAM * probabilities["scam"]:
-        return False
     text = analysis.norm.text
     return DEBT_TALK.search(text) is not None and BORROW_ASK.search(text) is None
+
+
+def _hears_collection(probabilities: dict[str, float]) -> bool:
+    return probabilities["abusive"] >= ABUSIVE_SHARE_OF_SCAM * probabilities["scam"]
 
 
 def _family_asking_nothing(text: str) -> bool:
