@@ -389,9 +389,14 @@ class Analyzer:
         sender_spoke = reading is not None and _sender_spoke(reading)
         if category == "abusive" and sender_spoke and not evidence["abusive"]:
             # "你涉嫌经济犯罪" from a 136 number read as collection: the number made it so.
-            words_category, _ = self._words_reading(analysis, reading)
-            if words_category == "scam":
+            # (With no evidence at all `_without_content_evidence` has decided; here a rule or a
+            # number fact points to a scam, so words that do not read as collection are one.)
+            words_category, words_risk = self._words_reading(analysis, reading)
+            if words_category != "abusive":
+                # Its risk is the words' own, and what a number alone can add to them.
+                share = probabilities["scam"] + probabilities["abusive"]
                 category = "scam"
+                risk = max(risk, words_risk, _capped(share, NUMBER_ALONE_MAX_RISK))
         if (
             category == "scam"
             and self.model is not None
