@@ -10,7 +10,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -400,9 +400,10 @@ class Analyzer:
         if (
             category == "scam"
             and self.model is not None
-            and _debt_talk_unbacked(analysis, signals)
-            and _hears_collection(
-                self._words_alone(analysis, reading) if sender_spoke else probabilities
+            and creditor_pressing(
+                analysis,
+                signals,
+                (lambda: self._words_alone(analysis, reading)) if sender_spoke else probabilities,
             )
         ):
             category = "abusive"
@@ -682,26 +683,23 @@ def _sender_spoke(reading: Reading) -> bool:
 
 
 def creditor_pressing(
-    analysis: Analysis, signals: list[Signal], probabilities: dict[str, float]
+    analysis: Analysis,
+    signals: list[Signal],
+    probabilities: dict[str, float] | Callable[[], dict[str, float]],
 ) -> bool:
     """Debt talk that no scam evidence backs (no rule, script or precise number fact, nothing
     asked for), where the model hears collection too (ABUSIVE_SHARE_OF_SCAM): a creditor's
-    threat, not an impersonation."""
-    return _debt_talk_unbacked(analysis, signals) and _hears_collection(probabilities)
-
-
-def _debt_talk_unbacked(analysis: Analysis, signals: list[Signal]) -> bool:
-    """Debt talk, asking to borrow nothing, with no scam evidence behind it."""
+    threat, not an impersonation. `probabilities` may be a function giving them, called only
+    for such talk (a words-alone reading costs a model read)."""
     if analysis.norm is None:
         return False
     if _content_evidence(signals)["scam"] or any(s.fail_closed for s in signals):
         return False
     text = analysis.norm.text
-    return DEBT_TALK.search(text) is not None and BORROW_ASK.search(text) is None
-
-
-def _hears_collection(probabilities: dict[str, float]) -> bool:
-    return probabilities["abusive"] >= ABUSIVE_SHARE_OF_SCAM * probabilities["scam"]
+    if DEBT_TALK.search(text) is None or BORROW_ASK.search(text) is not None:
+        return False
+    shares = probabilities() if callable(probabilities) else probabilities
+    return shares["abusive"] >= ABUSIVE_SHARE_OF_SCAM * shares["scam"]
 
 
 def _family_asking_nothing(text: str) -> bool:
