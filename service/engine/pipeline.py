@@ -695,6 +695,9 @@ def creditor_pressing(
         return False
     if _content_evidence(signals)["scam"] or any(s.fail_closed for s in signals):
         return False
+    if any(s.id == "legit_anti_fraud_reminder" for s in signals):
+        # A warning about loan scams speaks of 贷 and collects nothing.
+        return False
     text = analysis.norm.text
     if DEBT_TALK.search(text) is None or BORROW_ASK.search(text) is not None:
         return False
