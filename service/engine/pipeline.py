@@ -6,6 +6,7 @@ instance serves every request of a worker.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -20,7 +21,7 @@ import re2
 from service.engine import advice as advice_text
 from service.engine.analysis import Analysis
 from service.engine.artifact import ModelError, load_model
-from service.engine.model import SENDER_FEATURES, Reading
+from service.engine.model import Reading
 from service.engine.normalize import normalize
 from service.engine.numbers.directory import Directory, NumberListError
 from service.engine.numbers.parse import NumberInfo
@@ -143,6 +144,8 @@ FAMILY_SCAM_ASK = re2.compile(
 # collection, no genuine row's flag changed, and the one scam it took (a fake friend's "能借我
 # 2000元急用吗") is why a request to lend (BORROW_ASK) is never a creditor's.
 ABUSIVE_SHARE_OF_SCAM = 0.15
+# The genuine-notice rule that reads a police or bank warning about scams.
+ANTI_FRAUD_REMINDER = "legit_anti_fraud_reminder"
 # Someone asking the reader to lend them money is not collecting a debt owed to them.
 BORROW_ASK = re2.compile(r"借(?:给)?我(?:[^们]|$)|(?:能|可以|可否|能不能|可不可以)(?:先)?借")
 DEBT_TALK = re2.compile(
@@ -220,9 +223,6 @@ class Analyzer:
         self.directory = directory
         self.ruleset = ruleset
         self.model = model
-        # The last words-alone reading and the reading it came from (`_words_alone`): compared
-        # by identity, and replaced as one tuple, so threads sharing the analyzer never mix them.
-        self._last_words: tuple[Reading, dict[str, float]] | None = None
 
     @classmethod
     def load(
@@ -373,8 +373,16 @@ class Analyzer:
         if self.model is not None:
             category, risk = _content_rule_floor(signals, category, risk)
         evidence = _content_evidence(signals)
+        # The model's reading of the words alone, as if pasted without a sender; read at most
+        # once a verdict, and only where a branch asks (the reading itself when the sender
+        # gave the model nothing).
+        words_alone = (
+            functools.cache(lambda: self.model.predict_text_only(analysis, full=reading))
+            if reading is not None
+            else None
+        )
         if not evidence["scam"] and not evidence["abusive"]:
-            category, risk = self._without_content_evidence(analysis, reading, category, risk)
+            category, risk = self._without_content_evidence(analysis, words_alone, category, risk)
         genuine = _reads_as_genuine(signals)
         if genuine and category in {"scam", "abusive"}:
             category = "legit" if analysis.finance_related else "other"
@@ -384,14 +392,13 @@ class Analyzer:
             # whichever genuine category the model leans to.
             category = "other"
         # Which kind of harm a message is (a scam or collection) is in its words: a
-        # collector's mobile or a +852 number moves the model between the two, so where the
-        # sender spoke, the words alone decide between them (`_words_alone`).
-        sender_spoke = reading is not None and _sender_spoke(reading)
-        if category == "abusive" and sender_spoke and not evidence["abusive"]:
+        # collector's mobile or a +852 number moves the model between the two, so the words
+        # alone decide between them.
+        if category == "abusive" and words_alone is not None and not evidence["abusive"]:
             # "你涉嫌经济犯罪" from a 136 number read as collection: the number made it so.
             # (With no evidence at all `_without_content_evidence` has decided; here a rule or a
             # number fact points to a scam, so words that do not read as collection are one.)
-            words_category, words_risk = self._words_reading(analysis, reading)
+            words_category, words_risk = _words_reading(analysis, words_alone())
             if words_category != "abusive":
                 # Its risk is the words' own, and what a number alone can add to them.
                 share = probabilities["scam"] + probabilities["abusive"]
@@ -403,7 +410,7 @@ class Analyzer:
             and creditor_pressing(
                 analysis,
                 signals,
-                (lambda: self._words_alone(analysis, reading)) if sender_spoke else probabilities,
+                words_alone if words_alone is not None else probabilities,
             )
         ):
             category = "abusive"
@@ -412,11 +419,11 @@ class Analyzer:
             # Risk is the harm a message threatens (DESIGN.md): abusive collection is never
             # "risk 0", and a clear threat or insult is high risk, pushed like a scam.
             share = probabilities["scam"] + probabilities["abusive"]
-            if sender_spoke and not evidence["abusive"]:
+            if words_alone is not None and not evidence["abusive"]:
                 # No threat a rule reads: what the sender adds to the words' own share is
                 # what a number alone can carry ("欠錢的又不是我，你客氣一點" from a 136 number
                 # read high and was pushed; alone it is medium).
-                words = self._words_alone(analysis, reading)
+                words = words_alone()
                 share = max(words["scam"] + words["abusive"], _capped(share, NUMBER_ALONE_MAX_RISK))
             risk = max(risk, share)
             if evidence["abusive"] >= ABUSIVE_CONTENT_EVIDENCE:
@@ -496,12 +503,13 @@ class Analyzer:
     def _without_content_evidence(
         self,
         analysis: Analysis,
-        reading: Reading | None,
+        words_alone: Callable[[], dict[str, float]] | None,
         category: str,
         risk: float,
     ) -> tuple[str, float]:
         """No rule, script or precise number fact backs a warning: keep what the model and the
-        numbers can say, within what they can honestly carry."""
+        numbers can say, within what they can honestly carry. `words_alone`: the model's
+        reading of the words without the sender (None without a model)."""
         norm = analysis.norm
         letters = sum(map(str.isalnum, norm.text)) if norm is not None else 0
         if norm is not None and letters < SHORT_CHAT_CHARS:
@@ -519,11 +527,11 @@ class Analyzer:
             return genuine, _capped(risk, SHORT_CHAT_MAX_RISK)
         if norm is not None and _text_belies_the_reading(norm.text, category):
             return "other", _capped(risk, SHORT_CHAT_MAX_RISK)
-        if category == "abusive" and reading is not None and norm is not None:
+        if category == "abusive" and words_alone is not None and norm is not None:
             # Abusive collection is in the words (threats, insults, exposure); when the words
             # alone read as a genuine message, only the sender (an unlisted mobile, as most
             # collectors' are) made it look abusive: an everyday message, in the words' category.
-            text_category, words_risk = self._words_reading(analysis, reading)
+            text_category, words_risk = _words_reading(analysis, words_alone())
             if text_category in {"legit", "other"}:
                 return text_category, _capped(risk, NUMBER_ALONE_MAX_RISK)
             if text_category == "scam":
@@ -532,12 +540,12 @@ class Analyzer:
                 # it collection. What a number adds is medium at most.
                 return text_category, max(words_risk, _capped(risk, NUMBER_ALONE_MAX_RISK))
             return category, risk
-        if category != "scam" or reading is None:  # no reading: no model to ask
+        if category != "scam" or words_alone is None:  # no reading: no model to ask
             return category, risk
         if norm is None:
             # A call with nothing but its number: at most medium.
             return category, _capped(risk, NUMBER_ALONE_MAX_RISK)
-        text_category, words_risk = self._words_reading(analysis, reading)
+        text_category, words_risk = _words_reading(analysis, words_alone())
         if text_category != "scam":
             # The words read as a genuine message; only the sender made it look like a scam
             # (an unlisted mobile, a +852 bank): medium at most, in the words' category.
@@ -553,24 +561,6 @@ class Analyzer:
             # adds is too: the words' own risk, or medium at most.
             return category, max(words_risk, _capped(risk, NUMBER_ALONE_MAX_RISK))
         return category, risk
-
-    def _words_alone(self, analysis: Analysis, reading: Reading) -> dict[str, float]:
-        """The model's reading of the words alone, as if pasted without a sender (read once
-        per verdict: a verdict may ask several times)."""
-        if self._last_words is not None and self._last_words[0] is reading:
-            return self._last_words[1]
-        words = self.model.predict_text_only(analysis, full=reading)
-        self._last_words = (reading, words)
-        return words
-
-    def _words_reading(self, analysis: Analysis, reading: Reading) -> tuple[str, float]:
-        """The model's top category and scam risk for the words alone (no sender features); a
-        genuine reading of a message about no account of the person's is `other`."""
-        words_only = self._words_alone(analysis, reading)
-        category = max(words_only, key=words_only.__getitem__)
-        if category == "legit" and not analysis.finance_related:
-            category = "other"
-        return category, words_only["scam"]
 
     def _reader(self, reading: Reading | None) -> Any | None:
         """The model whose weights gave `reading` (the cascade's first reader or the full
@@ -677,9 +667,13 @@ def _content_evidence(signals: list[Signal]) -> dict[str, float]:
     return content
 
 
-def _sender_spoke(reading: Reading) -> bool:
-    """Whether the sender's number gave the model any feature (`SENDER_FEATURES`)."""
-    return any(name.startswith(SENDER_FEATURES) for name in reading.input.features)
+def _words_reading(analysis: Analysis, words_only: dict[str, float]) -> tuple[str, float]:
+    """The top category and scam risk of the words-alone reading; a genuine reading of a
+    message about no account of the person's is `other`."""
+    category = max(words_only, key=words_only.__getitem__)
+    if category == "legit" and not analysis.finance_related:
+        category = "other"
+    return category, words_only["scam"]
 
 
 def creditor_pressing(
@@ -695,7 +689,7 @@ def creditor_pressing(
         return False
     if _content_evidence(signals)["scam"] or any(s.fail_closed for s in signals):
         return False
-    if any(s.id == "legit_anti_fraud_reminder" for s in signals):
+    if any(s.id == ANTI_FRAUD_REMINDER for s in signals):
         # A warning about loan scams speaks of 贷 and collects nothing.
         return False
     text = analysis.norm.text
@@ -740,7 +734,7 @@ def _reads_as_genuine(signals: list[Signal]) -> bool:
 def _only_anti_fraud_reminder_rule(signals: list[Signal]) -> bool:
     """The anti-fraud reminder is the only genuine-notice rule that fired."""
     genuine = {s.id for s in signals if s.source == "rule" and s.category == "legit"}
-    return genuine == {"legit_anti_fraud_reminder"}
+    return genuine == {ANTI_FRAUD_REMINDER}
 
 
 def _content_rule_floor(signals: list[Signal], category: str, risk: float) -> tuple[str, float]:
