@@ -187,6 +187,12 @@ def _capped(risk: float, cap: float) -> float:
     return floor + (risk - floor) * CAP_BAND / (1.0 - floor)
 
 
+def _words_and_number(words_share: float, reading_share: float) -> float:
+    """A share the words alone give, and what the sender's number adds to it: the reading with
+    the number counts for as much as a number alone can carry (medium at most)."""
+    return max(words_share, _capped(reading_share, NUMBER_ALONE_MAX_RISK))
+
+
 def level_for(risk: float, category: str) -> str:
     if risk >= HIGH_RISK:
         return "high"
@@ -403,7 +409,7 @@ class Analyzer:
                 # Its risk is the words' own, and what a number alone can add to them.
                 share = probabilities["scam"] + probabilities["abusive"]
                 category = "scam"
-                risk = max(risk, words_risk, _capped(share, NUMBER_ALONE_MAX_RISK))
+                risk = max(risk, _words_and_number(words_risk, share))
         if (
             category == "scam"
             and self.model is not None
@@ -424,7 +430,7 @@ class Analyzer:
                 # what a number alone can carry ("欠錢的又不是我，你客氣一點" from a 136 number
                 # read high and was pushed; alone it is medium).
                 words = words_alone()
-                share = max(words["scam"] + words["abusive"], _capped(share, NUMBER_ALONE_MAX_RISK))
+                share = _words_and_number(words["scam"] + words["abusive"], share)
             risk = max(risk, share)
             if evidence["abusive"] >= ABUSIVE_CONTENT_EVIDENCE:
                 risk = max(risk, ABUSIVE_RULE_RISK)
@@ -538,7 +544,7 @@ class Analyzer:
                 # "领导让你明天把材料交上来，开完会再说。" reads as a scam at medium alone and
                 # from a 136 number read as abusive collection at 0.94, pushed: the number made
                 # it collection. What a number adds is medium at most.
-                return text_category, max(words_risk, _capped(risk, NUMBER_ALONE_MAX_RISK))
+                return text_category, _words_and_number(words_risk, risk)
             return category, risk
         if category != "scam" or words_alone is None:  # no reading: no model to ask
             return category, risk
@@ -559,7 +565,7 @@ class Analyzer:
             # The words read as a scam, short of high; the kind of sender (a 170 number, an
             # unlisted mobile) lifted them there. A number alone is at most medium, so what it
             # adds is too: the words' own risk, or medium at most.
-            return category, max(words_risk, _capped(risk, NUMBER_ALONE_MAX_RISK))
+            return category, _words_and_number(words_risk, risk)
         return category, risk
 
     def _reader(self, reading: Reading | None) -> Any | None:
