@@ -45,6 +45,7 @@ from service.engine.model import (
     structured_matrix,
     with_embeddings,
 )
+from service.engine.neighbours import Neighbours
 from service.engine.normalize import normalize
 from service.engine.sentence import EMBEDDING_DIM, encoder_id, shared_encoder
 from service.paths import CACHE_DIR, CORPUS_DIR, DATA_DIR, REAL_DIR
@@ -717,6 +718,8 @@ def fit_model(
         embedding_scale,
     )
     model.scripts = known_scripts(dataset)
+    if embedding_scale:
+        model.neighbours = meaning_neighbours(dataset)
     hits = _rule_hit_counts(dataset.inputs)
     if rules is not None:
         model.handset = {
@@ -737,6 +740,7 @@ def fit_model(
     info = {
         "candidate": candidate.name,
         "known_scripts": len(model.scripts),
+        "meaning_neighbours": len(model.neighbours) if model.neighbours is not None else 0,
         "C": best_c,
         "structured_scale": best_scale,
         "embedding_scale": embedding_scale,
@@ -765,6 +769,24 @@ def known_scripts(dataset: Dataset) -> KnownScripts:
         elif example.label in {"legit", "other"}:
             genuine.append(text)
     return KnownScripts.build(scams, genuine)
+
+
+def meaning_neighbours(dataset: Dataset) -> Neighbours | None:
+    """The real rows' sentence embeddings, each marked scam or not (neighbours.py); None when
+    no real row has text to read (a model trained on public or synthetic rows alone)."""
+    rows = [
+        row
+        for row, example in enumerate(dataset.examples)
+        if example.source in data.REAL_SOURCES
+        and dataset.inputs[row].embedding is not None
+        and np.any(dataset.inputs[row].embedding)
+    ]
+    if not rows:
+        return None
+    return Neighbours.build(
+        [dataset.inputs[row].embedding for row in rows],
+        [dataset.examples[row].label == "scam" for row in rows],
+    )
 
 
 def _rule_hit_counts(inputs: Sequence[ModelInput]) -> dict[str, int]:

@@ -189,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "candidate": SHIPPED_CANDIDATE,
             "real_share": REAL_SHARE,
             "known_scripts": info["known_scripts"],
+            "meaning_neighbours": info["meaning_neighbours"],
             "fragment_share": FRAGMENT_SHARE,
             "fragments": info["fragments"],
         },
@@ -368,7 +369,9 @@ def write_card(manifest: dict[str, Any], path: Path) -> None:
         "- `model/real/*.jsonl` and `../shared/data/real_quoted`: real messages quoted verbatim "
         "in public pages and code, each with its source (model/real/README.md). They carry "
         f"{hyper.get('real_share', 0):.0%} of the training weight and are the published scripts "
-        f"the known-script index matches ({hyper.get('known_scripts', 0)} scripts).",
+        f"the known-script index matches ({hyper.get('known_scripts', 0)} scripts); their "
+        f"sentence embeddings ({hyper.get('meaning_neighbours', 0)}) are the meaning neighbours "
+        "whose labels move the full model's scam odds (service/engine/neighbours.py).",
         "- `model/corpus/*.jsonl`: written by the project (synthetic); collection scams, "
         "abusive collection, senders and call records the real data lacks.",
         "",

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from service.engine.analysis import Analysis
+from service.engine.neighbours import Neighbours
 from service.engine.normalize import normalize
 from service.engine.schemas import CATEGORIES
 from service.engine.sentence import EMBEDDING_DIM as SENTENCE_DIM
@@ -32,7 +33,8 @@ if TYPE_CHECKING:
 # Bump when the artifact layout or the feature definition changes: old artifacts are refused.
 # 6: the sentence embedding's columns between the n-grams and the structured features.
 # 7: the n-gram-only first reader of the cascade (TextModel.fast) beside the full model.
-FORMAT_VERSION = 7
+# 8: the real rows' meaning neighbours (TextModel.neighbours) move the full model's scam odds.
+FORMAT_VERSION = 8
 
 # Masking tokens: one symbol each, so a character n-gram treats a whole URL or number as one unit.
 # The public FBS corpus was anonymised with placeholders (URL, DIGIT, CELLPHONE, ...); masking our
@@ -455,6 +457,9 @@ class TextModel:
         # (`fast_band`), and only the others pay for the embedding. None: no cascade.
         self.fast: TextModel | None = None
         self.fast_band: tuple[float, float] | None = None
+        # The real training rows nearest in meaning move the full model's scam odds
+        # (service/engine/neighbours.py); None: the model reads no embedding.
+        self.neighbours: Neighbours | None = None
         # (terms by column, centred coefficients): derived from the vocabulary and the
         # classifier on first explanation, never pickled.
         self._explain: tuple[Any, np.ndarray] | None = None
@@ -474,6 +479,7 @@ class TextModel:
         state.setdefault("embedding_scale", 0.0)
         state.setdefault("fast", None)
         state.setdefault("fast_band", None)
+        state.setdefault("neighbours", None)
         state.pop("_terms", None)
         state.setdefault("_explain", None)
         self.__dict__.update(state)
@@ -546,6 +552,10 @@ class TextModel:
             proba[:, CATEGORIES.index(category)] = raw[:, column]
         if self.handset:
             proba = self._apply_handset(inputs, proba)
+        if self.neighbours is not None:
+            proba = self.neighbours.adjust(
+                proba, [item.embedding for item in inputs], CATEGORIES.index("scam")
+            )
         return proba
 
     def _apply_handset(self, inputs: Sequence[ModelInput], proba: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ loaded with `allow_pickle=False`: nothing in it can run code.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Sequence
@@ -40,6 +41,8 @@ from service.engine.model import (
     calibration_inputs,
     embedding_block,
 )
+from service.engine.neighbours import Neighbours
+from service.engine.neighbours import Settings as NeighbourSettings
 from service.engine.npz import write_npz
 from service.engine.sentence import encoder_id
 
@@ -47,8 +50,9 @@ from service.engine.sentence import encoder_id
 # follows it). A model with Latin-letter word n-grams writes WORD_ARRAYS_VERSION: its word
 # arrays must not be read by code that would ignore them.
 # 5 and 6: the known scripts' shingles moved from the JSON metadata to arrays.
-ARRAYS_VERSION = 5
-WORD_ARRAYS_VERSION = 6
+# 7 and 8: the real rows' meaning neighbours (neighbours_*).
+ARRAYS_VERSION = 7
+WORD_ARRAYS_VERSION = 8
 # sklearn's char analyzer collapses whitespace runs before taking n-grams.
 _WHITE_SPACES = re.compile(r"\s\s+")
 # Zip entries carry this date (the earliest a zip can hold): the bytes depend on the arrays only.
@@ -371,6 +375,7 @@ class CompiledModel(TextModel):
         # The cascade's n-gram-only first reader and when it is sure (TextModel.read_many).
         self.fast: CompiledModel | None = None
         self.fast_band: tuple[float, float] | None = None
+        self.neighbours: Neighbours | None = None
         self._explain: tuple[Any, np.ndarray] | None = None
 
     # -- scoring ------------------------------------------------------------------------------
@@ -550,6 +555,7 @@ def compile_model(model: TextModel) -> CompiledModel:
         compiled.fast_band = model.fast_band
     compiled.handset = dict(model.handset)
     compiled.scripts = model.scripts
+    compiled.neighbours = getattr(model, "neighbours", None)
     compiled.data_files = getattr(model, "data_files", None)
     return compiled
 
@@ -640,6 +646,11 @@ def _meta(model: CompiledModel) -> dict[str, Any]:
             "structured_scale": model.fast.structured_scale,
             "handset": {name: list(value) for name, value in sorted(model.fast.handset.items())},
         },
+        # The real rows' meaning neighbours (their arrays are neighbours_*): how they are read;
+        # None without them.
+        "neighbours": None
+        if model.neighbours is None
+        else dataclasses.asdict(model.neighbours.settings),
     }
 
 
@@ -669,6 +680,8 @@ def write_arrays(model: CompiledModel, path: Path) -> None:
         )
     if model.scripts is not None:
         arrays.update({f"scripts_{name}": a for name, a in model.scripts.arrays.items()})
+    if model.neighbours is not None:
+        arrays.update({f"neighbours_{name}": a for name, a in model.neighbours.arrays.items()})
     write_npz(path, arrays, compress=False)
 
 
@@ -720,6 +733,13 @@ def read_arrays(path: Path) -> CompiledModel:
             model.scripts = KnownScripts(
                 [Script(*row) for row in meta["scripts"]],
                 {name: arrays[f"scripts_{name}"] for name in SCRIPT_ARRAYS},
+            )
+        if meta.get("neighbours") is not None:
+            model.neighbours = Neighbours(
+                arrays["neighbours_vectors"],
+                arrays["neighbours_scam"],
+                arrays["neighbours_projection"],
+                NeighbourSettings(**meta["neighbours"]),
             )
     model.handset = {name: (str(c), float(w)) for name, (c, w) in meta["handset"].items()}
     model.data_files = meta.get("data_files")
