@@ -834,15 +834,22 @@ def test_large_text_is_remembered(client: FlaskClient) -> None:
 def test_model_phrases_in_one_clause_are_one_reason(
     client: FlaskClient, analyzer: Analyzer
 ) -> None:
-    text = "您好，您在我平台的借款已逾期，请今天内处理，不处理将影响您的征信，详询 17123456789"
-    verdict = analyzer.check(parse_record({"text": text, "sender": "17123456789"}))
-    phrase_starts = [
-        s.span[0] for s in verdict.signals if s.id == "model_phrase" and s.span is not None
-    ]
-    clauses = [m.span() for m in re.finditer(r"[^，]+", text)]
-    clauses_of_phrases = {next(c for c in clauses if c[0] <= at < c[1]) for at in phrase_starts}
     # Which n-grams the model weighs changes with each retrain (model 5023d5: 影响 and 的征信,
-    # both in 不处理将影响您的征信); what this test needs is more than one in some clause.
+    # both in 不处理将影响您的征信; model dd1b9c: 不处理 and 您的个人征信 in the second message);
+    # what this test needs is a message with more than one phrase in some clause.
+    candidates = [
+        "您好，您在我平台的借款已逾期，请今天内处理，不处理将影响您的征信，详询 17123456789",
+        "您在我平台的借款已逾期三天，今天不处理将影响您的个人征信，详询 17123456789",
+    ]
+    for text in candidates:
+        verdict = analyzer.check(parse_record({"text": text, "sender": "17123456789"}))
+        phrase_starts = [
+            s.span[0] for s in verdict.signals if s.id == "model_phrase" and s.span is not None
+        ]
+        clauses = [m.span() for m in re.finditer(r"[^，]+", text)]
+        clauses_of_phrases = {next(c for c in clauses if c[0] <= at < c[1]) for at in phrase_starts}
+        if len(clauses_of_phrases) < len(phrase_starts):
+            break
     assert len(clauses_of_phrases) < len(phrase_starts)
     _, page = _verdict_page(client, text, "17123456789")
     quoted = [
