@@ -3,6 +3,8 @@ they were labelled, never a message with nothing to read, never by the batch it 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
@@ -113,3 +115,51 @@ def test_the_shipped_model_carries_the_neighbours_of_every_real_row() -> None:
     # Every real row with a text, but those whose texts repeat once masked (deduplicated in
     # training too): at least nine in ten.
     assert 0.9 * len(real) <= len(model.neighbours) <= len(real)
+
+
+def _model_score(verdict: Any) -> float:
+    return next(s.score for s in verdict.signals if s.id == "model")
+
+
+def test_evidence_meaning_cannot_see_keeps_the_neighbours_from_lowering_a_scam() -> None:
+    """A lender's phishing notice sits among the genuine notices it imitates: its neighbours
+    lower its scam odds, but the look-alike link that gives it away is not in its meaning."""
+    from service.engine.pipeline import Analyzer
+    from service.engine.schemas import parse_record
+
+    analyzer = Analyzer.load()
+    record = parse_record(
+        {
+            "text": "【广发银行】您的信用卡分期账户多收利息268.00元已核准退还，请于当日登录 "
+            "cgb-tk.cn/r8 领取，逾期视为自动放弃。"
+        }
+    )
+    (reading,) = analyzer.model.read_many([analyzer.analyze(record)])
+    # What the test is about: the neighbours read it as a genuine notice.
+    assert reading.plain is not None and reading.probabilities["scam"] < reading.plain["scam"]
+    verdict = analyzer.check(record)
+    assert any(s.id == "brand_link_mismatch" for s in verdict.signals)
+    assert _model_score(verdict) == round(reading.plain["scam"], 4)
+    assert verdict.category == "scam"
+
+
+def test_without_such_evidence_the_neighbours_lowering_stands() -> None:
+    """Genuine notices the neighbours read as genuine keep the lowered reading."""
+    from service.engine.pipeline import Analyzer
+
+    analyzer = Analyzer.load()
+    genuine = [e for e in data.load_real() if e.label in {"legit", "other"} and e.record.text]
+    analyses = [analyzer.analyze(e.record) for e in genuine]
+    lowered = [
+        (example, reading)
+        for example, reading in zip(genuine, analyzer.model.read_many(analyses), strict=True)
+        if reading.plain is not None and reading.probabilities["scam"] < reading.plain["scam"]
+    ]
+    assert len(lowered) >= 20
+    kept = 0
+    for example, reading in lowered:
+        verdict = analyzer.check(example.record)
+        if not any(s.category == "scam" and s.source != "model" for s in verdict.signals):
+            assert _model_score(verdict) == round(reading.probabilities["scam"], 4)
+            kept += 1
+    assert kept >= 10

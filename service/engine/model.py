@@ -329,6 +329,13 @@ class Reading:
     # Read by the cascade's n-gram-only first reader (TextModel.fast), its verdict sure enough
     # that the sentence embedding was never computed.
     fast: bool = False
+    # The full model's probabilities before the meaning neighbours moved them; None where no
+    # neighbours read the message (the first reader's readings, a model without them).
+    plain: dict[str, float] | None = None
+
+
+def _by_category(row: np.ndarray) -> dict[str, float]:
+    return {category: float(p) for category, p in zip(CATEGORIES, row, strict=True)}
 
 
 def model_input(analysis: Analysis) -> ModelInput:
@@ -542,9 +549,12 @@ class TextModel:
         scikit-learn; service/engine/scorer.py computes the same numbers from arrays)."""
         return self.classifier.predict_proba(self.matrix(inputs, text))
 
-    def predict_inputs(self, inputs: Sequence[ModelInput], text: Rows | None = None) -> np.ndarray:
+    def predict_inputs(
+        self, inputs: Sequence[ModelInput], text: Rows | None = None, neighbours: bool = True
+    ) -> np.ndarray:
         """Probabilities, one row per input, columns in CATEGORIES order. `text`, the inputs'
-        TF-IDF rows when the caller has them (`text_rows`), saves transforming the texts."""
+        TF-IDF rows when the caller has them (`text_rows`), saves transforming the texts.
+        `neighbours`: whether the meaning neighbours, if the model has them, move the scam odds."""
         raw = self._raw_proba(inputs, text)
         # A category absent from the training rows (possible in evaluation splits) gets 0.
         proba = np.zeros((raw.shape[0], len(CATEGORIES)))
@@ -552,7 +562,7 @@ class TextModel:
             proba[:, CATEGORIES.index(category)] = raw[:, column]
         if self.handset:
             proba = self._apply_handset(inputs, proba)
-        if self.neighbours is not None:
+        if neighbours and self.neighbours is not None:
             proba = self.neighbours.adjust(
                 proba, [item.embedding for item in inputs], CATEGORIES.index("scam")
             )
@@ -608,19 +618,26 @@ class TextModel:
             rows = self.fast.predict_inputs(inputs, text)
             sure = self.is_sure(rows)
         unsure = np.flatnonzero(~sure)
+        plain: dict[int, dict[str, float]] = {}
         if len(unsure):
             picked = self.embed([analyses[i] for i in unsure], [inputs[i] for i in unsure])
-            rows[unsure] = self.predict_inputs(
-                picked, text if len(unsure) == len(inputs) else text.take(unsure)
+            full = self.predict_inputs(
+                picked, text if len(unsure) == len(inputs) else text.take(unsure), False
             )
+            rows[unsure] = full
+            if self.neighbours is not None:
+                rows[unsure] = self.neighbours.adjust(
+                    full, [item.embedding for item in picked], CATEGORIES.index("scam")
+                )
+                plain = {
+                    number: _by_category(row)
+                    for number, row in zip(unsure.tolist(), full, strict=True)
+                }
             for number, item in zip(unsure.tolist(), picked, strict=True):
                 inputs[number] = item
         return [
             Reading(
-                {category: float(p) for category, p in zip(CATEGORIES, row, strict=True)},
-                item,
-                text.row(number),
-                bool(sure[number]),
+                _by_category(row), item, text.row(number), bool(sure[number]), plain.get(number)
             )
             for number, (item, row) in enumerate(zip(inputs, rows, strict=True))
         ]
@@ -642,7 +659,7 @@ class TextModel:
         return self.fast if reading.fast and self.fast is not None else self
 
     def predict_text_only(
-        self, analysis: Analysis, full: Reading | None = None
+        self, analysis: Analysis, full: Reading | None = None, neighbours: bool = True
     ) -> dict[str, float]:
         """The reading of the words alone: what the sender's number adds is left out.
 
@@ -650,13 +667,14 @@ class TextModel:
         are when the sender added no feature (the same input gives the same numbers), and its
         input and text row are reused when it did. The words go through the cascade as a
         message without a sender would, so the two readings of the same words agree: a sure
-        first reading with the sender says nothing of how sure the first reader is without it."""
+        first reading with the sender says nothing of how sure the first reader is without it.
+        `neighbours`: whether the meaning neighbours move the full model's reading."""
         if full is None:
             (full,) = self.read_many([analysis])
         item = full.input
         kept = {k: v for k, v in item.features.items() if not k.startswith(SENDER_FEATURES)}
         if len(kept) == len(item.features):
-            return full.probabilities
+            return full.plain if not neighbours and full.plain is not None else full.probabilities
         words = replace(item, features=kept)
         row = None
         if self.fast is not None:
@@ -666,8 +684,8 @@ class TextModel:
         if row is None:
             if self.reads_embedding and words.embedding is None:
                 (words,) = self.embed([analysis], [words])
-            row = self.predict_inputs([words], full.text)[0]
-        return {category: float(p) for category, p in zip(CATEGORIES, row, strict=True)}
+            row = self.predict_inputs([words], full.text, neighbours)[0]
+        return _by_category(row)
 
     def _explainer(self) -> tuple[Any, np.ndarray]:
         """Terms by column and coefficients centred over the categories (softmax is unchanged

@@ -57,6 +57,10 @@ PRECISE_NUMBER_SIGNALS = frozenset(
     {"international_lookalike_official", "public_service_with_link", "lookalike_domain"}
 )
 
+# Number facts the meaning neighbours' lowering of a scam reading stands against
+# (_evidence_unseen_by_meaning) leave out these: the kind of sender and a short link.
+NOT_UNSEEN_BY_MEANING = frozenset({"virtual_mobile_sender", "international_sender", "short_link"})
+
 # A message with fewer letters and digits than this ("行行行", "在吗？") is a few words of chat:
 # without a rule, a known script or a number fact, it never reaches medium.
 SHORT_CHAT_CHARS = 10
@@ -367,8 +371,16 @@ class Analyzer:
         script = self._known_script(analysis)
         if script is not None:
             signals.append(script)
+        # A lender's phishing notice sits among the genuine notices it imitates; the look-alike
+        # link or the QQ number that gives it away is not in its meaning. With such evidence the
+        # meaning neighbours may raise the scam odds, never lower them, and the words alone are
+        # read without them.
+        unseen = _evidence_unseen_by_meaning(signals)
         if reading is not None:
             probabilities = reading.probabilities
+            plain = reading.plain
+            if unseen and plain is not None and probabilities["scam"] < plain["scam"]:
+                probabilities = plain
             model_slot = Signal(id="model", source="model", score=round(probabilities["scam"], 4))
         else:
             probabilities = rule_prior_probabilities(signals, analysis.finance_related)
@@ -383,7 +395,9 @@ class Analyzer:
         # once a verdict, and only where a branch asks (the reading itself when the sender
         # gave the model nothing).
         words_alone = (
-            functools.cache(lambda: self.model.predict_text_only(analysis, full=reading))
+            functools.cache(
+                lambda: self.model.predict_text_only(analysis, full=reading, neighbours=not unseen)
+            )
             if reading is not None
             else None
         )
@@ -671,6 +685,20 @@ def _content_evidence(signals: list[Signal]) -> dict[str, float]:
         if counted and signal.category in content:
             content[signal.category] += signal.weight or 0.0
     return content
+
+
+def _evidence_unseen_by_meaning(signals: list[Signal]) -> bool:
+    """A scam rule, a known script or a fact about a number or link in the message (not the kind
+    of sender, not a short link: genuine notices use both): what the meaning neighbours, which
+    read what a message says, cannot weigh. With it they may raise the scam odds, not lower them."""
+    return any(
+        signal.category == "scam"
+        and (
+            signal.source in {"rule", "script"}
+            or (signal.source == "numbers" and signal.id not in NOT_UNSEEN_BY_MEANING)
+        )
+        for signal in signals
+    )
 
 
 def _words_reading(analysis: Analysis, words_only: dict[str, float]) -> tuple[str, float]:
