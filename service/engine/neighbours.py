@@ -98,13 +98,17 @@ class Neighbours:
 
     def scam_share(self, embedding: np.ndarray) -> float:
         """The weighted scam share among the K rows nearest to `embedding`."""
+        with _one_blas_thread():
+            return self._share(embedding)
+
+    def _share(self, embedding: np.ndarray) -> float:
+        """`scam_share`, inside the caller's one-thread limit."""
         settings = self.settings
         prior = settings.prior * 0.5
         if not len(self) or not np.any(embedding):
             return 0.5
         query = _unit(np.asarray(embedding, dtype=np.float32) @ self.projection)
-        with _one_blas_thread():
-            similarity = self._search @ query
+        similarity = self._search @ query
         k = min(settings.k, len(similarity))
         nearest = np.argpartition(-similarity, k - 1)[:k]
         weights = np.clip(similarity[nearest], 0.0, None).astype(np.float64) ** settings.power
@@ -118,11 +122,14 @@ class Neighbours:
         (`scam_share`); the other categories keep their proportions. A row without an
         embedding (a call record, an empty text) is left as it is."""
         adjusted = np.array(proba, dtype=np.float64)
-        for row, embedding in enumerate(embeddings):
-            if embedding is None or not np.any(embedding):
-                continue
+        read = [(row, e) for row, e in enumerate(embeddings) if e is not None and np.any(e)]
+        if not read:
+            return adjusted
+        # One thread limit for the batch: entering one costs about as much as a search.
+        with _one_blas_thread():
+            shares = [(row, self._share(embedding)) for row, embedding in read]
+        for row, share in shares:
             scam = float(np.clip(adjusted[row, scam_column], 1e-12, 1.0 - 1e-12))
-            share = self.scam_share(embedding)
             moved = _sigmoid(_logit(scam) + self.settings.weight * _logit(share))
             rest = adjusted[row].sum() - adjusted[row, scam_column]
             if rest > 0:
