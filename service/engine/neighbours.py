@@ -25,12 +25,12 @@ never depend on the batch it came in, as its embedding does not (SentenceEncoder
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+
+from service.engine.sentence import blas_controller
 
 ARRAY_NAMES = ("vectors", "scam", "projection")
 
@@ -148,21 +148,11 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
-@functools.cache
-def _blas_limit() -> Any:
-    """threadpoolctl's limiter (loaded once: it scans the process's libraries), or None."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return None
-    return ThreadpoolController()
-
-
 @contextlib.contextmanager
 def _one_blas_thread() -> Iterator[None]:
     """One BLAS thread for a small product: a second thread costs more to wake than it saves,
     and a server's workers already use every core."""
-    controller = _blas_limit()
+    controller = blas_controller()
     if controller is None:
         yield
         return

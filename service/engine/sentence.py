@@ -139,13 +139,21 @@ def _unpacked_backend(pieces: _Pieces, cache: Path | None) -> Any:
     _read_arrays(backend, directory)
     backend.sp = pieces
     backend.threads = 1
+    controller = blas_controller()
+    backend._threadpool = controller.limit if controller is not None else None
+    return backend
+
+
+@functools.cache
+def blas_controller() -> Any | None:
+    """threadpoolctl's controller of the process's BLAS, made once (it scans the loaded
+    libraries), or None without threadpoolctl. The encoder and the meaning neighbours
+    (neighbours.py) limit their products to one thread with it."""
     try:
         from threadpoolctl import ThreadpoolController
-
-        backend._threadpool = ThreadpoolController().limit
     except ImportError:
-        backend._threadpool = None
-    return backend
+        return None
+    return ThreadpoolController()
 
 
 class SentenceEncoder:
