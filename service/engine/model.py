@@ -563,10 +563,14 @@ class TextModel:
         if self.handset:
             proba = self._apply_handset(inputs, proba)
         if neighbours and self.neighbours is not None:
-            proba = self.neighbours.adjust(
-                proba, [item.embedding for item in inputs], CATEGORIES.index("scam")
-            )
+            proba = self._moved_by_neighbours(proba, inputs)
         return proba
+
+    def _moved_by_neighbours(self, proba: np.ndarray, inputs: Sequence[ModelInput]) -> np.ndarray:
+        """The full model's probabilities with the scam odds moved by the meaning neighbours."""
+        assert self.neighbours is not None
+        embeddings = [item.embedding for item in inputs]
+        return self.neighbours.adjust(proba, embeddings, CATEGORIES.index("scam"))
 
     def _apply_handset(self, inputs: Sequence[ModelInput], proba: np.ndarray) -> np.ndarray:
         adjusted = proba.copy()
@@ -626,9 +630,7 @@ class TextModel:
             )
             rows[unsure] = full
             if self.neighbours is not None:
-                rows[unsure] = self.neighbours.adjust(
-                    full, [item.embedding for item in picked], CATEGORIES.index("scam")
-                )
+                rows[unsure] = self._moved_by_neighbours(full, picked)
                 plain = {
                     number: _by_category(row)
                     for number, row in zip(unsure.tolist(), full, strict=True)
