@@ -13,7 +13,8 @@ from model import data
 from model.fit import sentence_embeddings
 from model.real_eval import fold_of_group
 from service.engine.neighbours import Neighbours, Settings
-from service.engine.schemas import CATEGORIES
+from service.engine.pipeline import Analyzer
+from service.engine.schemas import CATEGORIES, parse_record
 
 SCAM = CATEGORIES.index("scam")
 # Every seventh source group is held out: the index never saw its pages.
@@ -106,10 +107,8 @@ def test_the_index_keeps_no_empty_rows_and_round_trips_its_arrays(
     ]
 
 
-def test_the_shipped_model_carries_the_neighbours_of_every_real_row() -> None:
-    from service.engine.pipeline import Analyzer
-
-    model = Analyzer.load().model
+def test_the_shipped_model_carries_the_neighbours_of_every_real_row(analyzer: Analyzer) -> None:
+    model = analyzer.model
     assert model.neighbours is not None and model.fast.neighbours is None
     real, _ = data.deduplicate(data.load_real() + data.load_real_quoted())
     # Every real row with a text, but those whose texts repeat once masked (deduplicated in
@@ -121,13 +120,11 @@ def _model_score(verdict: Any) -> float:
     return next(s.score for s in verdict.signals if s.id == "model")
 
 
-def test_evidence_meaning_cannot_see_keeps_the_neighbours_from_lowering_a_scam() -> None:
+def test_evidence_meaning_cannot_see_keeps_the_neighbours_from_lowering_a_scam(
+    analyzer: Analyzer,
+) -> None:
     """A lender's phishing notice sits among the genuine notices it imitates: its neighbours
     lower its scam odds, but the look-alike link that gives it away is not in its meaning."""
-    from service.engine.pipeline import Analyzer
-    from service.engine.schemas import parse_record
-
-    analyzer = Analyzer.load()
     record = parse_record(
         {
             "text": "【广发银行】您的信用卡分期账户多收利息268.00元已核准退还，请于当日登录 "
@@ -143,11 +140,8 @@ def test_evidence_meaning_cannot_see_keeps_the_neighbours_from_lowering_a_scam()
     assert verdict.category == "scam"
 
 
-def test_without_such_evidence_the_neighbours_lowering_stands() -> None:
+def test_without_such_evidence_the_neighbours_lowering_stands(analyzer: Analyzer) -> None:
     """Genuine notices the neighbours read as genuine keep the lowered reading."""
-    from service.engine.pipeline import Analyzer
-
-    analyzer = Analyzer.load()
     genuine = [e for e in data.load_real() if e.label in {"legit", "other"} and e.record.text]
     analyses = [analyzer.analyze(e.record) for e in genuine]
     lowered = [
