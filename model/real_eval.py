@@ -2,6 +2,7 @@
 
     python -m model.real_eval [--candidates char_lr,char_word_lr,char_svm] [--ablation]
                               [--folds 5] [--out model/reports/real.md]
+                              [--fold-models DIR] [--dump RUN.jsonl]
 
 Real rows are model/real/*.jsonl (harvested, each with its source) and ../shared/data/real_quoted.
 They are grouped by source (rows sharing a page, a repository or a publisher are one group,
@@ -59,6 +60,7 @@ from model.fit import (
 )
 from model.real_corpus import fraud_type_of
 from service.engine.pipeline import HIGH_RISK, Analyzer
+from service.engine.sentence import encoder_id
 
 log = logging.getLogger("model.real_eval")
 
@@ -166,6 +168,87 @@ def grouped_folds(dataset: Dataset, folds: int = FOLDS, seed: int = SEED) -> lis
     return tests
 
 
+# The code whose change changes what a fit makes from the same rows: a fold model kept by
+# FoldModels is reused only while these files are as they were.
+_ROOT = Path(__file__).resolve().parents[1]
+FIT_CODE = tuple(
+    _ROOT / name
+    for name in (
+        "model/fit.py",
+        "model/data.py",
+        "service/engine/model.py",
+        "service/engine/neighbours.py",
+        "service/engine/known_scripts.py",
+    )
+)
+
+
+class FoldModels:
+    """Fold models kept on disk between runs (`--fold-models DIR`).
+
+    Fitting the five grouped folds is most of a run's 40 minutes; the verdict on the held-out
+    rows is three. A change that acts after the model has read a message (the pipeline's caps,
+    categories and evidence, the advice) is then measured on the same fitted folds in minutes.
+    A fold's model is reused only when everything that made it is the same: its training rows
+    (labels, sources, the model inputs that rules, numbers and normalisation made of them), the
+    candidate, the training weights, the sentence encoder and the fitting code (FIT_CODE);
+    otherwise the fold is fitted anew and kept under its own key.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.reused = 0
+        self.fitted = 0
+
+    @staticmethod
+    def key(
+        subset: Dataset,
+        candidate: Candidate,
+        real_share: float,
+        source_power: float | None,
+        fragment_share: float,
+    ) -> str:
+        digest = hashlib.sha256()
+        # The embeddings a fit reads are a function of the texts and the encoder.
+        setting = (candidate, real_share, source_power, fragment_share, encoder_id())
+        digest.update(repr(setting).encode())
+        for path in FIT_CODE:
+            digest.update(path.read_bytes())
+        items = zip(subset.examples, subset.inputs, strict=True)
+        for example, item in items:
+            digest.update(
+                json.dumps(
+                    [
+                        example.uid,
+                        example.label,
+                        example.source,
+                        item.text,
+                        sorted(item.features.items()),
+                    ],
+                    ensure_ascii=False,
+                ).encode()
+            )
+        for parent, item in zip(subset.fragment_parents, subset.fragment_inputs, strict=True):
+            digest.update(json.dumps([parent, item.text], ensure_ascii=False).encode())
+        return digest.hexdigest()[:20]
+
+    def model(self, key: str, fit: Any) -> Any:
+        """The model kept under `key`, or `fit()`'s, kept there for the next run."""
+        import joblib
+
+        path = self.directory / f"fold-{key}.joblib"
+        if path.is_file():
+            self.reused += 1
+            return joblib.load(path)
+        model = fit()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        staging = path.with_suffix(f".{os.getpid()}.partial")
+        joblib.dump(model, staging)
+        staging.rename(path)
+        self.fitted += 1
+        return model
+
+
 def judge(
     dataset: Dataset,
     analyzer: Analyzer,
@@ -175,17 +258,29 @@ def judge(
     real_share: float = REAL_SHARE,
     source_power: float | None = None,
     fragment_share: float = FRAGMENT_SHARE,
+    fold_models: FoldModels | None = None,
 ) -> Judged:
-    """Fit on `train`, then give the full verdict on every `test` row."""
-    model, _ = fit_model(
-        dataset.subset(train),
-        [r.id for r in analyzer.ruleset.rules],
-        analyzer.ruleset.rules,
-        candidate=candidate,
-        real_share=real_share,
-        source_power=source_power,
-        fragment_share=fragment_share,
-    )
+    """Fit on `train` (or reuse the fit `fold_models` kept of the same rows), then give the
+    full verdict on every `test` row."""
+    subset = dataset.subset(train)
+
+    def fitted() -> Any:
+        model, _ = fit_model(
+            subset,
+            [r.id for r in analyzer.ruleset.rules],
+            analyzer.ruleset.rules,
+            candidate=candidate,
+            real_share=real_share,
+            source_power=source_power,
+            fragment_share=fragment_share,
+        )
+        return model
+
+    if fold_models is None:
+        model = fitted()
+    else:
+        key = FoldModels.key(subset, candidate, real_share, source_power, fragment_share)
+        model = fold_models.model(key, fitted)
     records = [dataset.examples[i].record for i in test]
     cache = {id(r): analyzer.analyze(r) for r in records}
     replay = _Replay(analyzer, model, cache)
@@ -227,6 +322,7 @@ def cross_validate(
     train_without: frozenset[str] = frozenset(),
     source_power: float | None = None,
     fragment_share: float = FRAGMENT_SHARE,
+    fold_models: FoldModels | None = None,
 ) -> Judged:
     """Out-of-fold verdicts for every real row; training rows limited to `sources` and never
     from the real batches in `train_without` (those are still judged where they are held out)."""
@@ -241,7 +337,15 @@ def cross_validate(
         started = time.perf_counter()
         parts.append(
             judge(
-                dataset, analyzer, train, test, candidate, real_share, source_power, fragment_share
+                dataset,
+                analyzer,
+                train,
+                test,
+                candidate,
+                real_share,
+                source_power,
+                fragment_share,
+                fold_models,
             )
         )
         log.info(
@@ -782,6 +886,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--dump", type=Path, help="write every real row's out-of-fold verdict here (JSONL)"
     )
     parser.add_argument(
+        "--fold-models",
+        type=Path,
+        metavar="DIR",
+        help="keep each fold's fitted model in DIR and reuse it while its training rows, "
+        "candidate and fitting code are the same: a change to what happens after the model "
+        "reads (the verdict, the neighbours' use) is measured in minutes",
+    )
+    parser.add_argument(
         "--compare",
         type=Path,
         nargs="+",
@@ -809,6 +921,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dataset = build_dataset(analyzer, sources=frozenset(sources), fragments=args.fragment_share > 0)
     folds = grouped_folds(dataset, args.folds)
     shipped = CANDIDATES[SHIPPED_CANDIDATE]
+    fold_models = FoldModels(args.fold_models) if args.fold_models else None
     results: dict[str, Any] = {"folds": args.folds}
 
     headline: dict[str, dict[str, Any]] = {}
@@ -823,6 +936,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             train_without=frozenset(b for b in args.train_without.split(",") if b),
             source_power=args.real_source_power,
             fragment_share=args.fragment_share,
+            fold_models=fold_models,
         )
         summary = summarize(dataset, judged)
         if args.dump and name == names[0]:
@@ -859,9 +973,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.real_share,
             args.real_source_power,
             args.fragment_share,
+            fold_models,
         ),
     )
     headline[f"{SHIPPED_CANDIDATE}: real_quoted held out whole"] = whole
+    if fold_models is not None:
+        log.info("fold models: %d reused, %d fitted", fold_models.reused, fold_models.fitted)
     details.append(detail_markdown("real_quoted held out whole", whole))
 
     ablation: dict[str, dict[str, Any]] = {}

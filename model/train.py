@@ -111,6 +111,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--dump", type=Path, help="also write every real row's out-of-fold verdict here (JSONL)"
     )
+    parser.add_argument(
+        "--fold-models",
+        type=Path,
+        metavar="DIR",
+        help="keep the grouped folds' fitted models in DIR (`python -m model.real_eval "
+        "--fold-models DIR` then reuses them) and reuse those already there",
+    )
     args = parser.parse_args(argv)
     if os.environ.get(PINNED_FLAG) != "1":
         # numpy and OpenBLAS read these settings when they load: start again with them set.
@@ -133,9 +140,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The headline: real messages, grouped by source (model/real_eval.py has the full report).
 
     shipped = CANDIDATES[SHIPPED_CANDIDATE]
-    grouped = real_eval.cross_validate(dataset, analyzer, real_eval.grouped_folds(dataset), shipped)
+    fold_models = real_eval.FoldModels(args.fold_models) if args.fold_models else None
+    grouped = real_eval.cross_validate(
+        dataset, analyzer, real_eval.grouped_folds(dataset), shipped, fold_models=fold_models
+    )
     train_rows, test_rows = real_eval.real_quoted_split(dataset)
-    whole = real_eval.judge(dataset, analyzer, train_rows, test_rows, shipped)
+    whole = real_eval.judge(
+        dataset, analyzer, train_rows, test_rows, shipped, fold_models=fold_models
+    )
     grouped_summary = real_eval.summarize(dataset, grouped)
     whole_summary = real_eval.summarize(dataset, whole)
     measured_real = {

@@ -1,0 +1,68 @@
+"""model/real_eval.py FoldModels: a grouped run's fitted folds are reused only while what made
+them is the same, so a verdict-level change is measured on the very models a full run fits."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from model import data
+from model.fit import CANDIDATES, Dataset
+from model.real_eval import FoldModels, judge
+from service.engine.model import model_input
+from service.engine.pipeline import Analyzer
+
+
+@pytest.fixture(scope="module")
+def quoted_dataset(rules_only_analyzer: Analyzer) -> Dataset:
+    """real_quoted alone: a few hundred real rows, fitted in seconds by the n-gram candidate."""
+    examples, stats = data.deduplicate(data.load_real_quoted())
+    if len(examples) < 100:
+        pytest.skip("real_quoted not available")
+    analyses = [rules_only_analyzer.analyze(e.record) for e in examples]
+    inputs = [model_input(analysis) for analysis in analyses]
+    texts = [analysis.norm.text if analysis.norm is not None else "" for analysis in analyses]
+    return Dataset(examples, inputs, stats, texts)
+
+
+def _halves(dataset: Dataset) -> tuple[list[int], list[int]]:
+    rows = list(range(len(dataset.examples)))
+    return rows[::2], rows[1::2]
+
+
+def test_a_kept_fold_gives_the_verdicts_its_fit_gave(
+    quoted_dataset: Dataset, rules_only_analyzer: Analyzer, tmp_path: Path
+) -> None:
+    train, test = _halves(quoted_dataset)
+    candidate = CANDIDATES["char_lr"]
+    first = FoldModels(tmp_path)
+    fitted = judge(quoted_dataset, rules_only_analyzer, train, test, candidate, fold_models=first)
+    assert (first.fitted, first.reused) == (1, 0)
+    assert len(list(tmp_path.glob("fold-*.joblib"))) == 1
+
+    again = FoldModels(tmp_path)
+    reused = judge(quoted_dataset, rules_only_analyzer, train, test, candidate, fold_models=again)
+    assert (again.fitted, again.reused) == (0, 1)
+    assert reused == fitted
+    # The kept model is the model a run without the cache fits: same verdicts, same risks.
+    assert judge(quoted_dataset, rules_only_analyzer, train, test, candidate) == fitted
+
+
+def test_other_rows_another_label_or_another_candidate_fit_anew(quoted_dataset: Dataset) -> None:
+    train, _ = _halves(quoted_dataset)
+    candidate = CANDIDATES["char_lr"]
+    subset = quoted_dataset.subset(train)
+    key = FoldModels.key(subset, candidate, 0.5, None, 0.0)
+    assert FoldModels.key(subset, candidate, 0.5, None, 0.0) == key
+
+    relabelled = list(subset.examples)
+    relabelled[0] = dataclasses.replace(
+        relabelled[0], label="other" if relabelled[0].label == "scam" else "scam"
+    )
+    changed = dataclasses.replace(subset, examples=relabelled)
+    assert FoldModels.key(changed, candidate, 0.5, None, 0.0) != key
+    assert FoldModels.key(quoted_dataset.subset(train[1:]), candidate, 0.5, None, 0.0) != key
+    assert FoldModels.key(subset, CANDIDATES["char_word_lr"], 0.5, None, 0.0) != key
+    assert FoldModels.key(subset, candidate, 0.6, None, 0.0) != key
