@@ -29,6 +29,23 @@ def rules_only_analyzer() -> Analyzer:
 
 
 @pytest.fixture(scope="session")
+def quoted_dataset(rules_only_analyzer: Analyzer) -> Any:
+    """real_quoted alone (~400 real rows from many publishers) as a training Dataset: small
+    enough for the n-gram candidates to fit in seconds."""
+    from model import data
+    from model.fit import Dataset
+    from service.engine.model import model_input
+
+    examples, stats = data.deduplicate(data.load_real_quoted())
+    if len(examples) < 100:
+        pytest.skip("real_quoted not available")
+    analyses = [rules_only_analyzer.analyze(e.record) for e in examples]
+    inputs = [model_input(analysis) for analysis in analyses]
+    texts = [analysis.norm.text if analysis.norm is not None else "" for analysis in analyses]
+    return Dataset(examples, inputs, stats, texts)
+
+
+@pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A throw-away SQLite file for the store, so tests never touch the developer's database."""
     return f"sqlite:///{tmp_path_factory.mktemp('store') / 'dunscan.sqlite3'}"

@@ -6,25 +6,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import pytest
-
-from model import data
 from model.fit import CANDIDATES, Dataset
 from model.real_eval import FoldModels, judge
-from service.engine.model import model_input
 from service.engine.pipeline import Analyzer
-
-
-@pytest.fixture(scope="module")
-def quoted_dataset(rules_only_analyzer: Analyzer) -> Dataset:
-    """real_quoted alone: a few hundred real rows, fitted in seconds by the n-gram candidate."""
-    examples, stats = data.deduplicate(data.load_real_quoted())
-    if len(examples) < 100:
-        pytest.skip("real_quoted not available")
-    analyses = [rules_only_analyzer.analyze(e.record) for e in examples]
-    inputs = [model_input(analysis) for analysis in analyses]
-    texts = [analysis.norm.text if analysis.norm is not None else "" for analysis in analyses]
-    return Dataset(examples, inputs, stats, texts)
 
 
 def _halves(dataset: Dataset) -> tuple[list[int], list[int]]:

@@ -13,20 +13,7 @@ from model import data, fit, probe
 from model.fit import Dataset
 from model.real_eval import grouped_folds
 from service.engine.known_scripts import SHIPPED_THRESHOLDS
-from service.engine.model import model_input
 from service.engine.pipeline import Analyzer
-
-
-@pytest.fixture(scope="module")
-def quoted_dataset(rules_only_analyzer: Analyzer) -> Dataset:
-    """real_quoted alone (~400 real rows from many publishers): small enough to fit in seconds."""
-    examples, stats = data.deduplicate(data.load_real_quoted())
-    if len(examples) < 100:
-        pytest.skip("real_quoted not available")
-    analyses = [rules_only_analyzer.analyze(e.record) for e in examples]
-    inputs = [model_input(analysis) for analysis in analyses]
-    texts = [analysis.norm.text if analysis.norm is not None else "" for analysis in analyses]
-    return Dataset(examples, inputs, stats, texts)
 
 
 def test_every_held_out_row_is_scored_once_by_a_model_that_never_saw_its_source(
