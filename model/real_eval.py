@@ -33,7 +33,7 @@ import os
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -207,10 +207,13 @@ class FoldModels:
         real_share: float,
         source_power: float | None,
         fragment_share: float,
+        rules_version: str,
     ) -> str:
+        """What a fit of `subset` depends on, hashed (20 hex digits name the kept file)."""
         digest = hashlib.sha256()
-        # The embeddings a fit reads are a function of the texts and the encoder.
-        setting = (candidate, real_share, source_power, fragment_share, encoder_id())
+        # The embeddings a fit reads are a function of the texts and the encoder; the rule
+        # files give the structured columns, a rule that never fires included.
+        setting = (candidate, real_share, source_power, fragment_share, encoder_id(), rules_version)
         digest.update(repr(setting).encode())
         for path in FIT_CODE:
             digest.update(path.read_bytes())
@@ -232,7 +235,7 @@ class FoldModels:
             digest.update(json.dumps([parent, item.text], ensure_ascii=False).encode())
         return digest.hexdigest()[:20]
 
-    def model(self, key: str, fit: Any) -> Any:
+    def model(self, key: str, fit: Callable[[], Any]) -> Any:
         """The model kept under `key`, or `fit()`'s, kept there for the next run."""
         import joblib
 
@@ -279,7 +282,9 @@ def judge(
     if fold_models is None:
         model = fitted()
     else:
-        key = FoldModels.key(subset, candidate, real_share, source_power, fragment_share)
+        key = FoldModels.key(
+            subset, candidate, real_share, source_power, fragment_share, analyzer.ruleset.version
+        )
         model = fold_models.model(key, fitted)
     records = [dataset.examples[i].record for i in test]
     cache = {id(r): analyzer.analyze(r) for r in records}

@@ -34,19 +34,23 @@ def test_a_kept_fold_gives_the_verdicts_its_fit_gave(
     assert judge(quoted_dataset, rules_only_analyzer, train, test, candidate) == fitted
 
 
-def test_other_rows_another_label_or_another_candidate_fit_anew(quoted_dataset: Dataset) -> None:
+def test_other_rows_labels_candidate_weights_or_rules_fit_anew(quoted_dataset: Dataset) -> None:
     train, _ = _halves(quoted_dataset)
     candidate = CANDIDATES["char_lr"]
     subset = quoted_dataset.subset(train)
-    key = FoldModels.key(subset, candidate, 0.5, None, 0.0)
-    assert FoldModels.key(subset, candidate, 0.5, None, 0.0) == key
+    key = FoldModels.key(subset, candidate, 0.5, None, 0.0, "rules-1")
+    assert FoldModels.key(subset, candidate, 0.5, None, 0.0, "rules-1") == key
 
     relabelled = list(subset.examples)
     relabelled[0] = dataclasses.replace(
         relabelled[0], label="other" if relabelled[0].label == "scam" else "scam"
     )
     changed = dataclasses.replace(subset, examples=relabelled)
-    assert FoldModels.key(changed, candidate, 0.5, None, 0.0) != key
-    assert FoldModels.key(quoted_dataset.subset(train[1:]), candidate, 0.5, None, 0.0) != key
-    assert FoldModels.key(subset, CANDIDATES["char_word_lr"], 0.5, None, 0.0) != key
-    assert FoldModels.key(subset, candidate, 0.6, None, 0.0) != key
+    assert FoldModels.key(changed, candidate, 0.5, None, 0.0, "rules-1") != key
+    assert (
+        FoldModels.key(quoted_dataset.subset(train[1:]), candidate, 0.5, None, 0.0, "rules-1")
+        != key
+    )
+    assert FoldModels.key(subset, CANDIDATES["char_word_lr"], 0.5, None, 0.0, "rules-1") != key
+    assert FoldModels.key(subset, candidate, 0.6, None, 0.0, "rules-1") != key
+    assert FoldModels.key(subset, candidate, 0.5, None, 0.0, "rules-2") != key
