@@ -11,6 +11,7 @@ from service.engine.pipeline import (
     FOREIGN_MODEL_MAX_RISK,
     HIGH_RISK,
     LEGIT_MAX_RISK,
+    LOOKALIKE_LINK_SIGNALS,
     MEDIUM_RISK,
     NUMBER_ALONE_MAX_RISK,
     SHORT_CHAT_MAX_RISK,
@@ -185,8 +186,7 @@ def test_a_cap_holds_back_the_risk_without_flattening_it(analyzer: Analyzer) -> 
     # scams, and on foreign text its reading stays below high; the risks keep their order, so a
     # cut on risk can still tell one held-back message from another.
     texts = [
-        "Westpac: A new payee has been added 07/02. If you didn’t make this change please visit "
-        "[FAKE LINK].",
+        "Claim your tax refund of $825.09NZD, follow the link below,",
         "Medicare: You have been in close contact with someone who has contracted Omicron. You "
         "must receive a PCR test kit at:",
         "HALIFAX: We would like to verify a recent payment from your account. Please follow our "
@@ -196,6 +196,25 @@ def test_a_cap_holds_back_the_risk_without_flattening_it(analyzer: Analyzer) -> 
     assert all(v.category == "scam" and v.level == "medium" for v in verdicts)
     assert all(MEDIUM_RISK <= v.risk < HIGH_RISK for v in verdicts)
     assert len({v.risk for v in verdicts}) == len(texts)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "【广发银行】您的信用卡分期账户多收利息268.00元已核准退还，请于当日登录 cgb-tk.cn/r8 领取，"
+        "逾期视为自动放弃。",
+        "【建设银行】您尾号1234的储蓄卡本月账单已出，详情请登录 ccb-zd.cn 查看。",
+    ],
+)
+def test_a_link_dressed_as_the_brands_own_domain_is_never_a_genuine_notice(
+    analyzer: Analyzer, text: str
+) -> None:
+    # Their words read as the bank's notices they copy (legit, without this check); the domain
+    # carries the bank's name with a dash, where the bank's own notice links to its real domain.
+    verdict = _check(analyzer, text=text)
+    assert any(s.id in LOOKALIKE_LINK_SIGNALS for s in verdict.signals)
+    assert verdict.category == "scam"
+    assert verdict.level != "low"
 
 
 @pytest.mark.parametrize(

@@ -57,6 +57,13 @@ PRECISE_NUMBER_SIGNALS = frozenset(
     {"international_lookalike_official", "public_service_with_link", "lookalike_domain"}
 )
 
+# A link dressed as a brand's own domain (its name with a dash and a cheap suffix, as a rule or
+# the link check reads it). A genuine notice links to the brand's real domain, so a message with
+# one is not a genuine notice (`legit`), whatever its words read like.
+LOOKALIKE_LINK_SIGNALS = frozenset(
+    {"lookalike_domain", "link_lookalike_domain", "en_lookalike_brand_link"}
+)
+
 # Number facts the meaning neighbours' lowering of a scam reading stands against
 # (_evidence_unseen_by_meaning) leave out these: the kind of sender and a short link.
 NOT_UNSEEN_BY_MEANING = frozenset({"virtual_mobile_sender", "international_sender", "short_link"})
@@ -466,6 +473,10 @@ class Analyzer:
                     category = "other"
                 risk = _capped(risk, UNEXPLAINED_MAX_RISK)
         signals.append(model_slot)
+        if category == "legit" and any(s.id in LOOKALIKE_LINK_SIGNALS for s in signals):
+            # "【广发银行】…请于当日登录 cgb-tk.cn/r8 领取" reads as the bank's notice it copies.
+            category = "scam"
+            risk = max(risk, MEDIUM_RISK)
         if category != "scam" and any(s.fail_closed for s in signals):
             # A request for a code, a password, a fee or a transfer is never legit (DESIGN.md);
             # the strongest non-scam reading becomes at most a medium-risk scam.
